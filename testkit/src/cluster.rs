@@ -1,0 +1,384 @@
+//! A whole cluster: etcd, apiserver, registry with the demo images,
+//! scheduler, controller-manager and N kubelets, each with its own containerd.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::reaper::{Guard, Live};
+use crate::{
+    free_port, kubectl_async, kubectl_ok, try_bin, wait_for_or, ApiServer, Containerd, Error,
+    Etcd, Process, Registry, TestDir,
+};
+
+pub const SCHEDULER: &str = "ferrokube-scheduler";
+pub const CONTROLLER_MANAGER: &str = "ferrokube-controller-manager";
+pub const KUBELET: &str = "ferrokube-kubelet";
+
+/// Where node slots are locked, so concurrent clusters (in this or another
+/// test process) never share a bridge name or a pod CIDR.
+const SLOT_DIR: &str = "/tmp/ferrokube-testkit-node-slots";
+
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub nodes: usize,
+    pub scheduler_args: Vec<String>,
+    pub controller_manager_args: Vec<String>,
+    pub apiserver_args: Vec<String>,
+    /// Extra flags for every kubelet.
+    pub kubelet_args: Vec<String>,
+    /// How long to wait for every node to be Ready.
+    pub ready_timeout: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            nodes: 1,
+            scheduler_args: Vec::new(),
+            controller_manager_args: Vec::new(),
+            apiserver_args: Vec::new(),
+            kubelet_args: Vec::new(),
+            ready_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// One node: a kubelet and its containerd.
+#[derive(Debug)]
+pub struct ClusterNode {
+    pub name: String,
+    /// `10.88.<slot>.0/24`.
+    pub pod_cidr: String,
+    /// `fk<slot>`.
+    pub bridge: String,
+    /// The kubelet's HTTPS port.
+    pub port: u16,
+    pub kubeconfig: PathBuf,
+    pub root_dir: PathBuf,
+    kubelet: Process,
+    pub containerd: Containerd,
+    _bridge: Guard,
+    dir: TestDir,
+    _slot: Flock<File>,
+}
+
+impl ClusterNode {
+    /// `kill -9` the kubelet (its containers keep running, as upstream).
+    pub fn kill_kubelet(&mut self) {
+        self.kubelet.kill();
+    }
+
+    /// Start the kubelet again with the same flags.
+    pub fn start_kubelet(&mut self) -> Result<(), Error> {
+        self.kubelet.start_again()
+    }
+
+    pub fn kubelet(&mut self) -> &mut Process {
+        &mut self.kubelet
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Field order is drop order: nodes go first, etcd last.
+#[derive(Debug)]
+pub struct Cluster {
+    pub nodes: Vec<ClusterNode>,
+    pub scheduler: Process,
+    pub controller_manager: Process,
+    pub apiserver: ApiServer,
+    pub registry: Registry,
+    pub etcd: Etcd,
+    dir: TestDir,
+}
+
+/// Lock the lowest free node slot (0..=250); the lock dies with the process.
+fn take_slot() -> Result<(u8, Flock<File>), Error> {
+    std::fs::create_dir_all(SLOT_DIR).map_err(|e| Error::io("creating node slot dir", e))?;
+    for slot in 0..=250u8 {
+        let path = Path::new(SLOT_DIR).join(format!("slot-{slot}"));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            return Ok((slot, lock));
+        }
+    }
+    Err(Error::io(
+        "taking a node slot",
+        std::io::Error::other("all 251 node slots are in use"),
+    ))
+}
+
+impl Cluster {
+    /// Start everything and wait until every node is Ready; panics with the
+    /// logs of what failed.
+    pub async fn start(opts: ClusterOptions) -> Cluster {
+        match Self::try_start(opts).await {
+            Ok(c) => c,
+            Err(e) => panic!("starting cluster: {e}"),
+        }
+    }
+
+    pub async fn try_start(opts: ClusterOptions) -> Result<Cluster, Error> {
+        // Fail fast, before starting anything, if a binary is missing.
+        let scheduler_bin = try_bin(SCHEDULER)?;
+        let cm_bin = try_bin(CONTROLLER_MANAGER)?;
+        let kubelet_bin = try_bin(KUBELET)?;
+
+        let dir = TestDir::new("cluster")?;
+        let etcd = Etcd::try_start().await?;
+        let apiserver = ApiServer::try_start(&etcd, &opts.apiserver_args).await?;
+        let registry = Registry::try_start().await?;
+        registry.push_images().await?;
+
+        let kc = apiserver.issue_kubeconfig("system:kube-scheduler", &[]);
+        let mut args = vec![
+            "--kubeconfig".to_string(),
+            kc.display().to_string(),
+            "--port".into(),
+            free_port().to_string(),
+        ];
+        args.extend(opts.scheduler_args.iter().cloned());
+        let scheduler = Process::spawn("scheduler", &scheduler_bin, args, dir.path())?;
+
+        let kc = apiserver.issue_kubeconfig("system:kube-controller-manager", &[]);
+        let mut args = vec![
+            "--kubeconfig".to_string(),
+            kc.display().to_string(),
+            "--port".into(),
+            free_port().to_string(),
+        ];
+        args.extend(opts.controller_manager_args.iter().cloned());
+        let controller_manager =
+            Process::spawn("controller-manager", &cm_bin, args, dir.path())?;
+
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            scheduler,
+            controller_manager,
+            apiserver,
+            registry,
+            etcd,
+            dir,
+        };
+        for i in 0..opts.nodes {
+            let node = cluster.start_node(i, &kubelet_bin, &opts.kubelet_args).await?;
+            cluster.nodes.push(node);
+        }
+        cluster.wait_nodes_ready(opts.ready_timeout).await?;
+        Ok(cluster)
+    }
+
+    async fn start_node(&self, i: usize, kubelet_bin: &Path, extra: &[String]) -> Result<ClusterNode, Error> {
+        let (slot, lock) = take_slot()?;
+        let name = format!("node-{i}");
+        let pod_cidr = format!("10.88.{slot}.0/24");
+        let bridge = format!("fk{slot}");
+        // A bridge left by a crashed earlier run would carry a stale address.
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let bridge_guard = Guard::new(Live::Link(bridge.clone()));
+        let containerd = Containerd::try_start().await?;
+        let dir = TestDir::new(&format!("kubelet{i}"))?;
+        let root_dir = dir.subdir("root")?;
+        let kubeconfig = self
+            .apiserver
+            .issue_kubeconfig(&format!("system:node:{name}"), &["system:nodes"]);
+        let port = free_port();
+        let mut args = vec![
+            "--kubeconfig".to_string(),
+            kubeconfig.display().to_string(),
+            "--node-name".into(),
+            name.clone(),
+            "--node-ip".into(),
+            "127.0.0.1".into(),
+            "--containerd-socket".into(),
+            containerd.socket.display().to_string(),
+            "--root-dir".into(),
+            root_dir.display().to_string(),
+            "--pod-cidr".into(),
+            pod_cidr.clone(),
+            "--port".into(),
+            port.to_string(),
+            "--registry-mirror".into(),
+            format!("docker.io=http://{}", self.registry.addr),
+            "--client-ca-file".into(),
+            self.apiserver.ca_file().display().to_string(),
+            "--cni-bin-dir".into(),
+            "/usr/lib/cni".into(),
+            "--bridge-name".into(),
+            bridge.clone(),
+        ];
+        args.extend(extra.iter().cloned());
+        let kubelet = Process::spawn(&format!("kubelet-{name}"), kubelet_bin, args, dir.path())?;
+        Ok(ClusterNode {
+            name,
+            pod_cidr,
+            bridge,
+            port,
+            kubeconfig,
+            root_dir,
+            kubelet,
+            containerd,
+            _bridge: bridge_guard,
+            dir,
+            _slot: lock,
+        })
+    }
+
+    /// Wait until every node of this cluster is registered and Ready.
+    pub async fn wait_nodes_ready(&mut self, timeout: Duration) -> Result<(), Error> {
+        let client = self.apiserver.client().await;
+        let nodes: Api<Node> = Api::all(client);
+        let want: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        let res = wait_for_or(timeout, "every node Ready", || {
+            let nodes = nodes.clone();
+            let want = want.clone();
+            async move {
+                let list = nodes.list(&ListParams::default()).await.ok()?;
+                let ready = list.items.iter().filter(|n| {
+                    want.iter().any(|w| Some(w) == n.metadata.name.as_ref()) && node_is_ready(n)
+                });
+                (ready.count() == want.len()).then_some(())
+            }
+        })
+        .await;
+        if let Err(e) = res {
+            // Name a crashed component rather than just "timed out".
+            self.check_running()?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// An error for the first component that has exited.
+    pub fn check_running(&mut self) -> Result<(), Error> {
+        self.scheduler.check_running()?;
+        self.controller_manager.check_running()?;
+        self.apiserver.process().check_running()?;
+        for n in &mut self.nodes {
+            n.containerd.process().check_running()?;
+        }
+        Ok(())
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.apiserver.kubeconfig
+    }
+
+    /// A kube client as admin.
+    pub async fn client(&self) -> kube::Client {
+        self.apiserver.client().await
+    }
+
+    /// kubectl.1.33 against this cluster.
+    pub async fn kubectl<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        kubectl_async(self.kubeconfig(), args).await
+    }
+
+    /// kubectl.1.33; stdout, or an error carrying stdout+stderr.
+    pub async fn kubectl_ok<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<String, Error> {
+        kubectl_ok(self.kubeconfig(), args).await
+    }
+
+    pub fn node(&self, name: &str) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut ClusterNode> {
+        self.nodes.iter_mut().find(|n| n.name == name)
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// Print every component's log tail (for a shared cluster, whose drop
+    /// never runs while a test is failing).
+    pub fn print_logs(&self) {
+        let mut logs: Vec<(String, PathBuf)> = vec![
+            ("etcd".into(), self.etcd.dir().join("etcd.log")),
+            ("apiserver".into(), self.apiserver.dir().join("apiserver.log")),
+            ("scheduler".into(), self.scheduler.log_path().to_path_buf()),
+            (
+                "controller-manager".into(),
+                self.controller_manager.log_path().to_path_buf(),
+            ),
+        ];
+        for n in &self.nodes {
+            logs.push((format!("kubelet {}", n.name), n.kubelet.log_path().to_path_buf()));
+            logs.push((
+                format!("containerd {}", n.name),
+                n.containerd.dir().join("containerd.log"),
+            ));
+        }
+        for (name, path) in logs {
+            eprintln!(
+                "----- {name} log ({}) -----\n{}\n----- end {name} -----",
+                path.display(),
+                crate::process::log_tail(&path, 16 * 1024)
+            );
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Ready=True among the node's conditions.
+pub fn node_is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeStatus};
+
+    fn node(ready: &str) -> Node {
+        Node {
+            status: Some(NodeStatus {
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".into(),
+                    status: ready.into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_ready_true_counts_as_ready() {
+        assert!(node_is_ready(&node("True")));
+        assert!(!node_is_ready(&node("Unknown")));
+        assert!(!node_is_ready(&Node::default()));
+    }
+
+    #[test]
+    fn node_slots_are_exclusive() {
+        let (a, _la) = take_slot().unwrap();
+        let (b, _lb) = take_slot().unwrap();
+        assert_ne!(a, b);
+    }
+}
