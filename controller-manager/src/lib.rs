@@ -1,1 +1,121 @@
+//! ferrokube's controller-manager: the control loops that keep the desired
+//! state true.
+//!
+//! Start at [`run`]: it parses nothing itself, takes [`options::Options`],
+//! builds the shared informers ([`runtime::Informers`]), registers each
+//! enabled loop from [`controllers`], and serves /healthz and /metrics
+//! ([`server`]). Each loop is a pure `plan` function plus a thin reconciler.
 
+pub mod controllers;
+pub mod events;
+pub mod metrics;
+pub mod options;
+pub mod podutil;
+pub mod runtime;
+pub mod server;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use controllers::Ctx;
+use options::Options;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad --controllers: {0}")]
+    Controllers(#[from] options::SelectionError),
+    #[error("cannot read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot build a client config: {0}")]
+    Config(#[from] kube::config::InferConfigError),
+    #[error("cannot build the client: {0}")]
+    Client(#[from] kube::Error),
+    #[error("cannot serve on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election failed: {0}")]
+    LeaderElection(String),
+}
+
+pub async fn client(opts: &Options) -> Result<Client, Error> {
+    let config = match &opts.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|source| Error::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                })?
+        }
+        None => Config::infer().await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Register and start every enabled controller; returns at once.
+pub fn start_controllers(ctx: &Ctx, enabled: &[&str]) {
+    let mut inf = runtime::Informers::new(ctx.client.clone());
+    for name in enabled {
+        let register: fn(&mut runtime::Informers, &Ctx) = match *name {
+            "replicaset-controller" => controllers::replicaset::register,
+            "deployment-controller" => controllers::deployment::register,
+            "garbage-collector-controller" => controllers::garbagecollector::register,
+            "namespace-controller" => controllers::namespace::register,
+            "serviceaccount-controller" => controllers::serviceaccount::register,
+            "node-lifecycle-controller" => controllers::nodelifecycle::register,
+            "job-controller" => controllers::job::register,
+            "daemonset-controller" => controllers::daemonset::register,
+            "statefulset-controller" => controllers::statefulset::register,
+            "endpoints-controller" => controllers::endpoints::register,
+            "endpointslice-controller" => controllers::endpointslice::register,
+            "pod-garbage-collector-controller" => controllers::podgc::register,
+            _ => continue,
+        };
+        tracing::info!(controller = name, "starting");
+        register(&mut inf, ctx);
+    }
+    inf.start();
+}
+
+pub async fn run(opts: Options) -> Result<(), Error> {
+    let enabled = options::enabled_controllers(&opts.controllers)?;
+    let client = client(&opts).await?;
+    let metrics = metrics::Metrics::default();
+    if opts.port != 0 {
+        let addr = opts.listen_addr();
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        let app = server::app(metrics.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        });
+    }
+    let ctx = Ctx {
+        client: client.clone(),
+        metrics,
+        opts: opts.clone(),
+    };
+    if opts.leader_elect {
+        leader::run_as_leader(&ctx, &enabled).await
+    } else {
+        start_controllers(&ctx, &enabled);
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+mod leader;

@@ -1,0 +1,137 @@
+//! Core/v1 Events, as upstream's event recorder writes them (kubectl
+//! describe reads /api/v1 events by involvedObject).
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::PostParams;
+use kube::{Api, Client, Resource, ResourceExt};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+#[derive(Clone)]
+pub struct Recorder {
+    client: Client,
+    component: &'static str,
+}
+
+/// An ObjectReference to `obj`, as the involvedObject of an Event.
+pub fn object_reference<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectReference {
+    let meta = obj.meta();
+    ObjectReference {
+        api_version: Some(K::api_version(&()).to_string()),
+        kind: Some(K::kind(&()).to_string()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..Default::default()
+    }
+}
+
+/// The Event a recorder would write; pure so it can be tested.
+pub fn build_event(component: &str, involved: ObjectReference, ty: EventType, reason: &str, message: &str) -> Event {
+    let now = Timestamp::now();
+    let ns = involved
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    let name = format!("{}.{:x}", involved.name.clone().unwrap_or_default(), now.as_nanosecond());
+    Event {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(ns),
+            ..Default::default()
+        },
+        involved_object: involved,
+        reason: Some(reason.to_string()),
+        message: Some(message.to_string()),
+        type_: Some(match ty {
+            EventType::Normal => "Normal".into(),
+            EventType::Warning => "Warning".into(),
+        }),
+        count: Some(1),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        event_time: None::<MicroTime>,
+        source: Some(EventSource {
+            component: Some(component.to_string()),
+            host: None,
+        }),
+        reporting_component: Some(component.to_string()),
+        reporting_instance: Some(component.to_string()),
+        ..Default::default()
+    }
+}
+
+impl Recorder {
+    pub fn new(client: Client, component: &'static str) -> Self {
+        Recorder { client, component }
+    }
+
+    /// Write an Event about `obj` without waiting; failures are only logged,
+    /// as events are best effort upstream too.
+    pub fn record<K: Resource<DynamicType = ()>>(&self, obj: &K, ty: EventType, reason: &str, message: &str) {
+        self.record_ref(object_reference(obj), ty, reason, message)
+    }
+
+    pub fn record_ref(&self, involved: ObjectReference, ty: EventType, reason: &str, message: &str) {
+        let ev = build_event(self.component, involved, ty, reason, message);
+        let api: Api<Event> = Api::namespaced(self.client.clone(), ev.metadata.namespace.as_deref().unwrap_or("default"));
+        tokio::spawn(async move {
+            if let Err(e) = api.create(&PostParams::default(), &ev).await {
+                tracing::debug!(event = %ev.name_any(), error = %e, "event not written");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+
+    #[test]
+    fn event_names_the_object_and_its_namespace() {
+        let rs = ReplicaSet {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("prod".into()),
+                uid: Some("u1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let ev = build_event(
+            "replicaset-controller",
+            object_reference(&rs),
+            EventType::Normal,
+            "SuccessfulCreate",
+            "Created pod: web-abc",
+        );
+        assert_eq!(ev.metadata.namespace.as_deref(), Some("prod"));
+        assert!(ev.metadata.name.unwrap().starts_with("web."));
+        assert_eq!(ev.involved_object.kind.as_deref(), Some("ReplicaSet"));
+        assert_eq!(ev.involved_object.api_version.as_deref(), Some("apps/v1"));
+        assert_eq!(ev.type_.as_deref(), Some("Normal"));
+        assert_eq!(ev.source.unwrap().component.as_deref(), Some("replicaset-controller"));
+    }
+
+    #[test]
+    fn cluster_scoped_objects_get_events_in_default() {
+        let node = k8s_openapi::api::core::v1::Node {
+            metadata: ObjectMeta {
+                name: Some("n1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let ev = build_event("node-controller", object_reference(&node), EventType::Normal, "NodeNotReady", "x");
+        assert_eq!(ev.metadata.namespace.as_deref(), Some("default"));
+    }
+}
