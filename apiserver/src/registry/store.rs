@@ -1,0 +1,586 @@
+//! The generic Store (upstream pkg/registry/generic/registry/store.go): create, get, update,
+//! patch, delete and deletecollection written once for every resource, configured by its row.
+
+use super::strategy::{self, Part};
+use super::Registry;
+use crate::patch::{self, PatchError, PatchType};
+use crate::resources::{ResourceRow, StrategyKind};
+use crate::status::{ApiError, Target};
+use crate::storage::{guaranteed_update, DynStorage, StorageError, UpdateDecision, UpdateOutcome};
+use crate::validation;
+use crate::watch_cache::{decode, Obj, WatchCache};
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::sync::{Arc, Weak};
+
+pub struct Store {
+    pub row: &'static ResourceRow,
+    pub storage: DynStorage,
+    pub cache: Arc<WatchCache>,
+    pub etcd_prefix: String,
+    registry: Weak<Registry>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_manager: Option<String>,
+    /// Server-side apply only.
+    pub force: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub propagation_policy: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug)]
+pub enum DeleteOutcome {
+    /// The object is gone; here is its last state.
+    Deleted(Value),
+    /// The object is marked for deletion (grace period or finalizers) and still exists.
+    Pending(Value),
+}
+
+/// Errors inside a storage retry loop: either the backend's or an API answer.
+pub(crate) enum OpError {
+    Storage(StorageError),
+    Api(ApiError),
+    /// The object does not exist and the write creates it (server-side apply).
+    CreateInstead(Value),
+}
+
+impl From<StorageError> for OpError {
+    fn from(e: StorageError) -> Self {
+        OpError::Storage(e)
+    }
+}
+
+impl From<ApiError> for OpError {
+    fn from(e: ApiError) -> Self {
+        OpError::Api(e)
+    }
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Maps a backend error onto the API's answer for `target`.
+pub fn storage_error(target: Target, e: StorageError) -> ApiError {
+    match e {
+        StorageError::NotFound { .. } => ApiError::NotFound(target),
+        StorageError::AlreadyExists { .. } => ApiError::AlreadyExists(target),
+        StorageError::Conflict { .. } => ApiError::conflict(target),
+        StorageError::Compacted { requested, compacted } => {
+            ApiError::Expired(format!("too old resource version: {requested} ({compacted})"))
+        }
+        StorageError::Unavailable(m) => ApiError::ServiceUnavailable(format!("etcd unavailable: {m}")),
+        StorageError::Internal(m) => ApiError::Internal(m),
+    }
+}
+
+pub(crate) fn map_op(target: &Target, e: OpError) -> ApiError {
+    match e {
+        OpError::Storage(s) => storage_error(target.clone(), s),
+        OpError::Api(a) => a,
+        OpError::CreateInstead(_) => ApiError::NotFound(target.clone()),
+    }
+}
+
+pub(crate) fn patch_error(e: PatchError, target: &Target) -> ApiError {
+    match e {
+        PatchError::Malformed(m) => ApiError::BadRequest(m),
+        PatchError::NotApplicable(m) => ApiError::UnprocessableEntity(m),
+        PatchError::Conflict { message, causes } => ApiError::Conflict { target: target.clone(), message, causes },
+    }
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"].as_object_mut().expect("metadata is an object")
+}
+
+/// Stamps `rv` into a stored value for returning to a client.
+fn with_rv(mut v: Value, rv: i64) -> Value {
+    meta_mut(&mut v).insert("resourceVersion".into(), json!(rv.to_string()));
+    v
+}
+
+fn parse_stored(bytes: &[u8]) -> Result<Value, OpError> {
+    serde_json::from_slice(bytes).map_err(|e| OpError::Storage(StorageError::Internal(format!("corrupt stored object: {e}"))))
+}
+
+fn encode(v: &Value) -> Bytes {
+    let mut v = v.clone();
+    // resourceVersion lives in etcd's mod_revision, not in the value.
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char).collect()
+}
+
+impl Store {
+    pub(super) fn new(row: &'static ResourceRow, storage: DynStorage, etcd_prefix: &str, registry: Weak<Registry>) -> Self {
+        let cache = WatchCache::start(storage.clone(), row.key_prefix(etcd_prefix, None), row.info.kind, row.api_version());
+        Store { row, storage, cache, etcd_prefix: etcd_prefix.to_string(), registry }
+    }
+
+    pub fn target(&self, name: &str) -> Target {
+        Target::new(self.row.group(), self.row.plural(), name)
+    }
+
+    pub fn key(&self, ns: Option<&str>, name: &str) -> String {
+        self.row.key(&self.etcd_prefix, ns, name)
+    }
+
+    pub fn prefix(&self, ns: Option<&str>) -> String {
+        self.row.key_prefix(&self.etcd_prefix, ns)
+    }
+
+    fn registry(&self) -> Result<Arc<Registry>, ApiError> {
+        self.registry.upgrade().ok_or_else(|| ApiError::ServiceUnavailable("apiserver is shutting down".into()))
+    }
+
+    /// Checks apiVersion/kind of a request body against this resource and fills them in.
+    pub fn check_type(&self, obj: &mut Value) -> Result<(), ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::BadRequest("the object provided is not a JSON object".into()));
+        }
+        let want_av = self.row.api_version();
+        match obj.get("apiVersion").and_then(Value::as_str) {
+            Some(av) if !av.is_empty() && av != want_av => {
+                return Err(ApiError::BadRequest(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({want_av})"
+                )))
+            }
+            _ => obj["apiVersion"] = json!(want_av),
+        }
+        match obj.get("kind").and_then(Value::as_str) {
+            Some(k) if !k.is_empty() && k != self.row.kind() => {
+                return Err(ApiError::BadRequest(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({})",
+                    self.row.kind()
+                )))
+            }
+            _ => obj["kind"] = json!(self.row.kind()),
+        }
+        if obj.get("metadata").is_some_and(|m| !m.is_object() && !m.is_null()) {
+            return Err(ApiError::BadRequest("metadata must be an object".into()));
+        }
+        Ok(())
+    }
+
+    fn check_namespace_field(&self, obj: &mut Value, ns: Option<&str>) -> Result<(), ApiError> {
+        if !self.row.namespaced() {
+            meta_mut(obj).remove("namespace");
+            return Ok(());
+        }
+        let ns = ns.unwrap_or("default");
+        match meta_str(obj, "namespace") {
+            Some(n) if !n.is_empty() && n != ns => Err(ApiError::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request".into(),
+            )),
+            _ => {
+                meta_mut(obj).insert("namespace".into(), json!(ns));
+                Ok(())
+            }
+        }
+    }
+
+    /// Refuses objects in a namespace that does not exist or is being deleted.
+    async fn check_namespace_exists(&self, ns: Option<&str>, name: &str) -> Result<(), ApiError> {
+        let Some(ns) = ns.filter(|_| self.row.namespaced()) else { return Ok(()) };
+        let reg = self.registry()?;
+        let Some(nss) = reg.store("", "v1", "namespaces") else { return Ok(()) };
+        let key = nss.key(None, ns);
+        let value = match nss.cache.get(&key) {
+            Some(o) => o.value.clone(),
+            None => match self.storage.get(&key).await.map_err(|e| storage_error(nss.target(ns), e))? {
+                Some(kv) => serde_json::from_slice(&kv.value).unwrap_or(Value::Null),
+                None => return Err(ApiError::NotFound(Target::new("", "namespaces", ns))),
+            },
+        };
+        if value.pointer("/metadata/deletionTimestamp").is_some() || value.pointer("/status/phase") == Some(&json!("Terminating")) {
+            return Err(ApiError::Forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                self.row.plural()
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_create(&self, obj: &Value, name: &str) -> Result<(), ApiError> {
+        let causes = validation::validate_create(&self.row.gvk(), obj);
+        if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(self.target(name), self.row.kind(), causes)) }
+    }
+
+    /// Create: fills server metadata, runs defaulting, admission and validation, then
+    /// writes only if the key is absent.
+    pub async fn create(&self, ns: Option<&str>, mut obj: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+        self.check_type(&mut obj)?;
+        self.check_namespace_field(&mut obj, ns)?;
+        let mut name = meta_str(&obj, "name").unwrap_or("").to_string();
+        if name.is_empty() {
+            if let Some(gen) = meta_str(&obj, "generateName").filter(|g| !g.is_empty()) {
+                name = format!("{gen}{}", random_suffix());
+                meta_mut(&mut obj).insert("name".into(), json!(name));
+            }
+        }
+        self.check_namespace_exists(ns, &name).await?;
+        validation::default_object(&self.row.gvk(), &mut obj);
+        {
+            let m = meta_mut(&mut obj);
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            m.insert("creationTimestamp".into(), json!(now()));
+            for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+                m.remove(k);
+            }
+        }
+        strategy::prepare_for_create(self.row, &mut obj);
+        crate::admission::admit_create(&*self.registry()?, self.row, &mut obj).await?;
+        self.validate_create(&obj, &name)?;
+        if let Some(manager) = &opts.field_manager {
+            patch::record_update(&self.row.gvk(), None, &mut obj, manager, &now());
+        }
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let key = self.key(ns, &name);
+        let rev = self.storage.create(&key, encode(&obj)).await.map_err(|e| storage_error(self.target(&name), e))?;
+        Ok(with_rv(obj, rev))
+    }
+
+    /// Get: `resourceVersion=0` may be served from the cache, otherwise from storage.
+    pub async fn get(&self, ns: Option<&str>, name: &str, from_cache: bool) -> Result<Value, ApiError> {
+        let key = self.key(ns, name);
+        if from_cache && self.cache.is_ready() {
+            return match self.cache.get(&key) {
+                Some(o) => Ok(o.value.clone()),
+                None => Err(ApiError::NotFound(self.target(name))),
+            };
+        }
+        match self.storage.get(&key).await.map_err(|e| storage_error(self.target(name), e))? {
+            Some(kv) => decode(&key, &kv.value, kv.mod_revision)
+                .map(|o| o.value.clone())
+                .ok_or_else(|| ApiError::Internal("corrupt stored object".into())),
+            None => Err(ApiError::NotFound(self.target(name))),
+        }
+    }
+
+    /// A cached object by name, for list-heavy callers.
+    pub fn cached(&self, ns: Option<&str>, name: &str) -> Option<Obj> {
+        self.cache.get(&self.key(ns, name))
+    }
+
+    /// The shared write path of update and patch: `mutate` turns the current object (with its
+    /// resourceVersion) into the desired one; the strategy and validation do the rest.
+    pub(crate) async fn write<F>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        opts: &WriteOptions,
+        mut mutate: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnMut(Option<&Value>) -> Result<Value, ApiError>,
+    {
+        let key = self.key(ns, name);
+        let target = self.target(name);
+        let gvk = self.row.gvk();
+        let row = self.row;
+        let mut dry: Option<Value> = None;
+        let outcome = guaranteed_update::<OpError, _>(&*self.storage, &key, |current| {
+            let Some(current) = current else {
+                // Create through update (server-side apply of a new object).
+                let mut obj = mutate(None)?;
+                meta_mut(&mut obj).insert("name".into(), json!(name));
+                return Err(OpError::CreateInstead(obj));
+            };
+            let old = with_rv(parse_stored(&current.value)?, current.mod_revision);
+            let mut new = mutate(Some(&old))?;
+            if !new.is_object() {
+                return Err(ApiError::BadRequest("the object provided is not a JSON object".into()).into());
+            }
+            self.check_type(&mut new)?;
+            if let Some(n) = meta_str(&new, "name") {
+                if n != name {
+                    return Err(ApiError::BadRequest(format!(
+                        "the name of the object ({n}) does not match the name on the URL ({name})"
+                    ))
+                    .into());
+                }
+            }
+            self.check_namespace_field(&mut new, ns)?;
+            let rv_ok = match meta_str(&new, "resourceVersion") {
+                None | Some("") => true,
+                Some(rv) => rv == current.mod_revision.to_string(),
+            };
+            if !rv_ok {
+                return Err(ApiError::conflict(target.clone()).into());
+            }
+            if part == Part::Main {
+                validation::default_object(&gvk, &mut new);
+            }
+            let mut new = strategy::prepare_for_update(row, part, &old, new);
+            let old_uid = meta_str(&old, "uid").unwrap_or("");
+            if let Some(uid) = meta_str(&new, "uid") {
+                if uid != old_uid {
+                    return Err(ApiError::Conflict {
+                        target: target.clone(),
+                        message: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"),
+                        causes: vec![],
+                    }
+                    .into());
+                }
+            }
+            meta_mut(&mut new).insert("uid".into(), json!(old_uid));
+            let causes = validation::validate_update(&gvk, &new, &old);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(target.clone(), row.kind(), causes).into());
+            }
+            if let Some(manager) = &opts.field_manager {
+                patch::record_update(&gvk, Some(&old), &mut new, manager, &now());
+            }
+            let mut old_cmp = old.clone();
+            meta_mut(&mut old_cmp).remove("resourceVersion");
+            let mut new_cmp = new.clone();
+            meta_mut(&mut new_cmp).remove("resourceVersion");
+            if strip_managed_time(&old_cmp) == strip_managed_time(&new_cmp) {
+                return Ok(UpdateDecision::Unchanged);
+            }
+            // An object being deleted whose last finalizer went away is removed now.
+            let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
+            let grace = new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+            if deleting && grace == 0 && !strategy::blocks_deletion(row, &new) {
+                if opts.dry_run {
+                    dry = Some(new);
+                    return Ok(UpdateDecision::Unchanged);
+                }
+                return Ok(UpdateDecision::Delete);
+            }
+            if opts.dry_run {
+                dry = Some(new);
+                return Ok(UpdateDecision::Unchanged);
+            }
+            Ok(UpdateDecision::Write(encode(&new)))
+        })
+        .await;
+        match outcome {
+            Ok(_) if dry.is_some() => Ok(dry.unwrap_or_default()),
+            Ok(UpdateOutcome::Written(kv)) | Ok(UpdateOutcome::Unchanged(kv)) => {
+                Ok(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, kv.mod_revision))
+            }
+            Ok(UpdateOutcome::Deleted(kv, rev)) => Ok(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, rev)),
+            Err(OpError::CreateInstead(obj)) => self.create(ns, obj, opts).await,
+            Err(OpError::Storage(StorageError::NotFound { .. })) => Err(ApiError::NotFound(target)),
+            Err(e) => Err(map_op(&target, e)),
+        }
+    }
+
+    /// Update (PUT) of the main resource or a subresource part. Creating through PUT is refused.
+    pub async fn update(&self, ns: Option<&str>, name: &str, obj: Value, part: Part, opts: &WriteOptions) -> Result<Value, ApiError> {
+        let target = self.target(name);
+        self.write(ns, name, part, opts, |current| match current {
+            Some(_) => Ok(obj.clone()),
+            None => Err(ApiError::NotFound(target.clone())),
+        })
+        .await
+    }
+
+    /// PATCH of any of the four types; apply creates a missing object.
+    pub async fn patch(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        body: &[u8],
+        patch_type: PatchType,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let target = self.target(name);
+        let gvk = self.row.gvk();
+        let applied: Option<Value> = if patch_type == PatchType::Apply {
+            let v: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+            if !v.is_object() {
+                return Err(ApiError::BadRequest("apply patch must be an object".into()));
+            }
+            Some(v)
+        } else {
+            None
+        };
+        let manager = opts.field_manager.clone();
+        if patch_type == PatchType::Apply && manager.as_deref().unwrap_or("").is_empty() {
+            return Err(ApiError::BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set".into()));
+        }
+        let force = opts.force;
+        let mut write_opts = opts.clone();
+        if patch_type == PatchType::Apply {
+            // Apply records its own managedFields entry.
+            write_opts.field_manager = None;
+        }
+        self.write(ns, name, part, &write_opts, |current| match (&applied, current) {
+            (Some(applied), current) => {
+                let mut applied = applied.clone();
+                if applied.get("metadata").is_none_or(Value::is_null) {
+                    applied["metadata"] = json!({});
+                }
+                if current.is_none() {
+                    meta_mut(&mut applied).insert("name".into(), json!(name));
+                }
+                patch::server_side_apply(&gvk, current, &applied, manager.as_deref().unwrap_or(""), force, &now())
+                    .map_err(|e| patch_error(e, &target))
+            }
+            (None, Some(current)) => {
+                let mut patched = patch::apply_patch(&gvk, current, body, patch_type).map_err(|e| patch_error(e, &target))?;
+                // A patch that does not name a resourceVersion is unconditional.
+                if body_sets_rv(body, patch_type) {
+                    return Ok(patched);
+                }
+                if patched.get("metadata").is_some_and(Value::is_object) {
+                    meta_mut(&mut patched).remove("resourceVersion");
+                }
+                Ok(patched)
+            }
+            (None, None) => Err(ApiError::NotFound(target.clone())),
+        })
+        .await
+    }
+
+    /// Delete with preconditions, grace period and finalizers.
+    pub async fn delete(&self, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome, ApiError> {
+        let key = self.key(ns, name);
+        let target = self.target(name);
+        let row = self.row;
+        let mut pending: Option<Value> = None;
+        let mut dry: Option<Value> = None;
+        let outcome = guaranteed_update::<OpError, _>(&*self.storage, &key, |current| {
+            let Some(current) = current else { return Err(ApiError::NotFound(target.clone()).into()) };
+            let mut obj = parse_stored(&current.value)?;
+            let uid = meta_str(&obj, "uid").unwrap_or("").to_string();
+            if let Some(want) = opts.uid.as_deref().filter(|u| !u.is_empty()) {
+                if want != uid {
+                    return Err(ApiError::Conflict {
+                        target: target.clone(),
+                        message: format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+                        causes: vec![],
+                    }
+                    .into());
+                }
+            }
+            if let Some(want) = opts.resource_version.as_deref().filter(|r| !r.is_empty()) {
+                let have = current.mod_revision.to_string();
+                if want != have {
+                    return Err(ApiError::Conflict {
+                        target: target.clone(),
+                        message: format!(
+                            "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {have}"
+                        ),
+                        causes: vec![],
+                    }
+                    .into());
+                }
+            }
+            let grace = strategy::grace_period(row, &obj, opts.grace_period_seconds);
+            let mut changed = false;
+            if let Some(f) = strategy::propagation_finalizer(opts.propagation_policy.as_deref()) {
+                if !strategy::finalizers(&obj).iter().any(|x| x == f) && row.strategy != StrategyKind::Namespace {
+                    let m = meta_mut(&mut obj);
+                    let list = m.entry("finalizers").or_insert_with(|| json!([]));
+                    if let Some(a) = list.as_array_mut() {
+                        a.push(json!(f));
+                        changed = true;
+                    }
+                }
+            }
+            let already = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+            let deleting = obj.pointer("/metadata/deletionTimestamp").is_some();
+            if strategy::blocks_deletion(row, &obj) || grace > 0 {
+                let new_grace = already.map_or(grace, |a| a.min(grace));
+                if !deleting || already != Some(new_grace) {
+                    let ts = chrono::Utc::now() + chrono::Duration::seconds(new_grace);
+                    let m = meta_mut(&mut obj);
+                    m.insert("deletionTimestamp".into(), json!(ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(new_grace));
+                    changed = true;
+                }
+                if row.strategy == StrategyKind::Namespace && obj.pointer("/status/phase") != Some(&json!("Terminating")) {
+                    obj["status"]["phase"] = json!("Terminating");
+                    changed = true;
+                }
+                if strategy::blocks_deletion(row, &obj) || new_grace > 0 {
+                    let out = with_rv(obj.clone(), current.mod_revision);
+                    if opts.dry_run {
+                        dry = Some(out);
+                        return Ok(UpdateDecision::Unchanged);
+                    }
+                    pending = Some(obj.clone());
+                    return Ok(if changed { UpdateDecision::Write(encode(&obj)) } else { UpdateDecision::Unchanged });
+                }
+            }
+            if opts.dry_run {
+                dry = Some(with_rv(obj, current.mod_revision));
+                return Ok(UpdateDecision::Unchanged);
+            }
+            pending = None;
+            Ok(UpdateDecision::Delete)
+        })
+        .await;
+        if let Some(d) = dry {
+            return Ok(DeleteOutcome::Deleted(d));
+        }
+        match outcome {
+            Ok(UpdateOutcome::Deleted(kv, _)) => {
+                Ok(DeleteOutcome::Deleted(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, kv.mod_revision)))
+            }
+            Ok(UpdateOutcome::Written(kv)) | Ok(UpdateOutcome::Unchanged(kv)) => {
+                let _ = pending;
+                Ok(DeleteOutcome::Pending(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, kv.mod_revision)))
+            }
+            Err(OpError::Storage(StorageError::NotFound { .. })) => Err(ApiError::NotFound(target)),
+            Err(e) => Err(map_op(&target, e)),
+        }
+    }
+}
+
+/// Whether a patch body itself names metadata.resourceVersion (then it is a precondition).
+fn body_sets_rv(body: &[u8], patch_type: PatchType) -> bool {
+    match patch_type {
+        PatchType::Json => std::str::from_utf8(body).is_ok_and(|s| s.contains("/metadata/resourceVersion")),
+        _ => serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.pointer("/metadata/resourceVersion").cloned())
+            .is_some_and(|v| !v.is_null()),
+    }
+}
+
+/// managedFields timestamps change on every write; a no-op check ignores them.
+fn strip_managed_time(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(mf) = v.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
+        for e in mf {
+            if let Some(o) = e.as_object_mut() {
+                o.remove("time");
+            }
+        }
+    }
+    v
+}

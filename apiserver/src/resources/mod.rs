@@ -1,0 +1,211 @@
+//! The table of served resources. Routes, discovery, OpenAPI, storage keys, tables and
+//! strategies are all derived from these rows: adding a resource means adding a row.
+
+use crate::types::{Gvk, ResourceInfo};
+
+/// How `kubectl get` prints a kind (see `table.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Printer {
+    Pod,
+    Node,
+    Namespace,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    Service,
+    Endpoints,
+    Event,
+    ConfigMap,
+    Secret,
+    Lease,
+    ServiceAccount,
+    PriorityClass,
+    Default,
+}
+
+/// Which per-kind rules apply on create, update and delete (see `registry/strategy.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrategyKind {
+    Generic,
+    Pod,
+    Node,
+    Namespace,
+    Service,
+    /// Objects whose spec changes bump metadata.generation and whose status is a subresource.
+    Workload,
+    /// Objects without spec/status split (configmaps, secrets, events, ...).
+    Data,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResourceRow {
+    pub info: ResourceInfo,
+    /// The storage path segment: `/registry/<storage_name>/...`.
+    pub storage_name: &'static str,
+    pub printer: Printer,
+    pub strategy: StrategyKind,
+}
+
+impl ResourceRow {
+    pub fn gvk(&self) -> Gvk {
+        self.info.gvk()
+    }
+    pub fn group(&self) -> &'static str {
+        self.info.group
+    }
+    pub fn plural(&self) -> &'static str {
+        self.info.plural
+    }
+    pub fn kind(&self) -> &'static str {
+        self.info.kind
+    }
+    pub fn namespaced(&self) -> bool {
+        self.info.namespaced
+    }
+    pub fn api_version(&self) -> String {
+        self.gvk().api_version()
+    }
+    pub fn has_subresource(&self, sub: &str) -> bool {
+        self.info.subresources.contains(&sub)
+    }
+    /// The key prefix of all objects, or of the objects in `ns`.
+    pub fn key_prefix(&self, etcd_prefix: &str, ns: Option<&str>) -> String {
+        match ns {
+            Some(ns) if self.namespaced() => format!("{etcd_prefix}/{}/{ns}/", self.storage_name),
+            _ => format!("{etcd_prefix}/{}/", self.storage_name),
+        }
+    }
+    pub fn key(&self, etcd_prefix: &str, ns: Option<&str>, name: &str) -> String {
+        format!("{}{name}", self.key_prefix(etcd_prefix, ns))
+    }
+}
+
+const ALL: &[&str] = &["all"];
+const NONE: &[&str] = &[];
+
+#[allow(clippy::too_many_arguments)]
+const fn row(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    namespaced: bool,
+    subresources: &'static [&'static str],
+    short_names: &'static [&'static str],
+    categories: &'static [&'static str],
+    storage_name: &'static str,
+    printer: Printer,
+    strategy: StrategyKind,
+) -> ResourceRow {
+    ResourceRow {
+        info: ResourceInfo { group, version, kind, plural, singular, namespaced, subresources, short_names, categories },
+        storage_name,
+        printer,
+        strategy,
+    }
+}
+
+use Printer as P;
+use StrategyKind as S;
+
+/// Every served resource, in discovery order.
+pub static RESOURCES: &[ResourceRow] = &[
+    row("", "v1", "Namespace", "namespaces", "namespace", false, &["status", "finalize"], &["ns"], NONE, "namespaces", P::Namespace, S::Namespace),
+    row("", "v1", "Pod", "pods", "pod", true, &["status", "binding", "log", "exec"], &["po"], ALL, "pods", P::Pod, S::Pod),
+    row("", "v1", "Node", "nodes", "node", false, &["status"], &["no"], NONE, "nodes", P::Node, S::Node),
+    row("", "v1", "Event", "events", "event", true, NONE, &["ev"], NONE, "events", P::Event, S::Data),
+    row("", "v1", "ConfigMap", "configmaps", "configmap", true, NONE, &["cm"], NONE, "configmaps", P::ConfigMap, S::Data),
+    row("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, NONE, "secrets", P::Secret, S::Data),
+    row("", "v1", "Service", "services", "service", true, &["status"], &["svc"], ALL, "services", P::Service, S::Service),
+    row("", "v1", "Endpoints", "endpoints", "endpoints", true, NONE, &["ep"], NONE, "endpoints", P::Endpoints, S::Data),
+    row("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, NONE, &["sa"], NONE, "serviceaccounts", P::ServiceAccount, S::Data),
+    row("apps", "v1", "Deployment", "deployments", "deployment", true, &["status", "scale"], &["deploy"], ALL, "deployments", P::Deployment, S::Workload),
+    row("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["status", "scale"], &["rs"], ALL, "replicasets", P::ReplicaSet, S::Workload),
+    row("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["status"], &["ds"], ALL, "daemonsets", P::DaemonSet, S::Workload),
+    row("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["status", "scale"], &["sts"], ALL, "statefulsets", P::StatefulSet, S::Workload),
+    row("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, NONE, NONE, NONE, "controllerrevisions", P::Default, S::Data),
+    row("batch", "v1", "Job", "jobs", "job", true, &["status"], NONE, ALL, "jobs", P::Job, S::Workload),
+    row("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE, NONE, NONE, "leases", P::Lease, S::Generic),
+    row("events.k8s.io", "v1", "Event", "events", "event", true, NONE, &["ev"], NONE, "events.k8s.io/events", P::Default, S::Data),
+    row("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE, NONE, NONE, "endpointslices", P::Default, S::Data),
+    row("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["status"], &["pdb"], NONE, "poddisruptionbudgets", P::Default, S::Workload),
+    row("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, NONE, &["pc"], NONE, "priorityclasses", P::PriorityClass, S::Data),
+];
+
+/// The `ResourceInfo`s, for the OpenAPI documents.
+pub fn infos() -> Vec<ResourceInfo> {
+    RESOURCES.iter().map(|r| r.info.clone()).collect()
+}
+
+/// The row serving `plural` in `group`/`version`.
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceRow> {
+    RESOURCES.iter().find(|r| r.info.group == group && r.info.version == version && r.info.plural == plural)
+}
+
+pub fn by_kind(group: &str, kind: &str) -> Option<&'static ResourceRow> {
+    RESOURCES.iter().find(|r| r.info.group == group && r.info.kind == kind)
+}
+
+/// The served group-versions, core first, in the order of the table.
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in RESOURCES {
+        if !out.contains(&(r.info.group, r.info.version)) {
+            out.push((r.info.group, r.info.version));
+        }
+    }
+    out
+}
+
+/// The verbs of a resource (or of one of its subresources), as discovery lists them.
+pub fn verbs(row: &ResourceRow, sub: Option<&str>) -> &'static [&'static str] {
+    match sub {
+        None => &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        Some("status") | Some("scale") => &["get", "patch", "update"],
+        Some("binding") => &["create"],
+        Some("finalize") => &["update"],
+        Some("log") => &["get"],
+        Some("exec") => &["create", "get"],
+        Some(_) => {
+            let _ = row;
+            &["get"]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_issue_resource_is_served() {
+        for (g, p) in [
+            ("", "namespaces"), ("", "pods"), ("", "nodes"), ("", "events"), ("", "configmaps"), ("", "secrets"),
+            ("", "services"), ("", "endpoints"), ("", "serviceaccounts"), ("apps", "deployments"),
+            ("apps", "replicasets"), ("apps", "daemonsets"), ("apps", "statefulsets"), ("batch", "jobs"),
+            ("coordination.k8s.io", "leases"), ("events.k8s.io", "events"), ("discovery.k8s.io", "endpointslices"),
+            ("policy", "poddisruptionbudgets"), ("scheduling.k8s.io", "priorityclasses"),
+        ] {
+            assert!(lookup(g, "v1", p).is_some(), "{g}/{p}");
+        }
+    }
+
+    #[test]
+    fn keys_follow_upstream_layout() {
+        let pods = lookup("", "v1", "pods").unwrap();
+        assert_eq!(pods.key("/registry", Some("default"), "web"), "/registry/pods/default/web");
+        let ns = lookup("", "v1", "namespaces").unwrap();
+        assert_eq!(ns.key("/registry", None, "kube-system"), "/registry/namespaces/kube-system");
+    }
+
+    #[test]
+    fn storage_names_are_unique() {
+        let mut names: Vec<_> = RESOURCES.iter().map(|r| r.storage_name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), RESOURCES.len());
+    }
+}

@@ -1,0 +1,283 @@
+//! The etcd backend: values under `<prefix>/<resource>/...`, resourceVersion = mod_revision,
+//! compare-and-swap through transactions on mod_revision.
+
+use super::*;
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse, WatchOptions};
+use futures::{FutureExt, StreamExt};
+use std::time::Duration;
+
+pub struct EtcdStorage {
+    client: Client,
+}
+
+fn map_err(e: etcd_client::Error) -> StorageError {
+    match &e {
+        etcd_client::Error::GRpcStatus(s) => {
+            let msg = s.message();
+            if msg.contains("compacted") {
+                return StorageError::Compacted { requested: 0, compacted: 0 };
+            }
+            match s.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                    StorageError::Unavailable(msg.to_string())
+                }
+                _ => StorageError::Internal(msg.to_string()),
+            }
+        }
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => StorageError::Unavailable(e.to_string()),
+        _ => StorageError::Internal(e.to_string()),
+    }
+}
+
+fn kv_of(kv: &etcd_client::KeyValue) -> KeyValue {
+    KeyValue {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        value: Bytes::copy_from_slice(kv.value()),
+        mod_revision: kv.mod_revision(),
+        create_revision: kv.create_revision(),
+    }
+}
+
+impl EtcdStorage {
+    /// Connects lazily: the server starts even while etcd is down and recovers when it returns.
+    pub async fn connect(endpoints: &[String]) -> StorageResult<Self> {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        let client = Client::connect(endpoints, Some(opts)).await.map_err(map_err)?;
+        Ok(EtcdStorage { client })
+    }
+
+    fn kv(&self) -> etcd_client::KvClient {
+        self.client.kv_client()
+    }
+
+    /// The mod revision of `key` now, read in the failed branch of a txn.
+    fn current_from(resp: &etcd_client::TxnResponse) -> Option<KeyValue> {
+        resp.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(g) => g.kvs().first().map(kv_of),
+            _ => None,
+        })
+    }
+}
+
+impl Storage for EtcdStorage {
+    fn create(&self, key: &str, value: Bytes) -> BoxFuture<'_, StorageResult<i64>> {
+        let key = key.to_string();
+        async move {
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key.clone(), value.to_vec(), None)]);
+            let resp = self.kv().txn(txn).await.map_err(map_err)?;
+            if !resp.succeeded() {
+                return Err(StorageError::AlreadyExists { key });
+            }
+            Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+        }
+        .boxed()
+    }
+
+    fn get(&self, key: &str) -> BoxFuture<'_, StorageResult<Option<KeyValue>>> {
+        let key = key.to_string();
+        async move {
+            let resp = self.kv().get(key, None).await.map_err(map_err)?;
+            Ok(resp.kvs().first().map(kv_of))
+        }
+        .boxed()
+    }
+
+    fn list(&self, prefix: &str, opts: ListOptions) -> BoxFuture<'_, StorageResult<ListResult>> {
+        let prefix = prefix.to_string();
+        async move {
+            let start = opts.start_key.clone().unwrap_or_else(|| prefix.clone());
+            let mut o = GetOptions::new().with_range(prefix_end(&prefix));
+            if opts.revision > 0 {
+                o = o.with_revision(opts.revision);
+            }
+            if opts.limit > 0 {
+                o = o.with_limit(opts.limit);
+            }
+            let resp = self.kv().get(start, Some(o)).await.map_err(|e| match map_err(e) {
+                StorageError::Compacted { .. } => StorageError::Compacted { requested: opts.revision, compacted: 0 },
+                other => other,
+            })?;
+            let revision = if opts.revision > 0 {
+                opts.revision
+            } else {
+                resp.header().map(|h| h.revision()).unwrap_or_default()
+            };
+            Ok(ListResult { items: resp.kvs().iter().map(kv_of).collect(), revision, more: resp.more() })
+        }
+        .boxed()
+    }
+
+    fn update(&self, key: &str, value: Bytes, expected_revision: i64) -> BoxFuture<'_, StorageResult<i64>> {
+        let key = key.to_string();
+        async move {
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, expected_revision)])
+                .and_then([TxnOp::put(key.clone(), value.to_vec(), None)])
+                .or_else([TxnOp::get(key.clone(), None)]);
+            let resp = self.kv().txn(txn).await.map_err(map_err)?;
+            if !resp.succeeded() {
+                let current = Self::current_from(&resp).map(Box::new);
+                return Err(StorageError::Conflict { key, current });
+            }
+            Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+        }
+        .boxed()
+    }
+
+    fn delete(&self, key: &str, expected_revision: Option<i64>) -> BoxFuture<'_, StorageResult<(KeyValue, i64)>> {
+        let key = key.to_string();
+        async move {
+            let mut kv = self.kv();
+            let current = kv.get(key.clone(), None).await.map_err(map_err)?;
+            let Some(cur) = current.kvs().first().map(kv_of) else {
+                return Err(StorageError::NotFound { key });
+            };
+            if expected_revision.is_some_and(|r| r != cur.mod_revision) {
+                return Err(StorageError::Conflict { key, current: Some(Box::new(cur)) });
+            }
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, cur.mod_revision)])
+                .and_then([TxnOp::delete(key.clone(), None)])
+                .or_else([TxnOp::get(key.clone(), None)]);
+            let resp = kv.txn(txn).await.map_err(map_err)?;
+            if !resp.succeeded() {
+                return match Self::current_from(&resp) {
+                    None => Err(StorageError::NotFound { key }),
+                    Some(c) => Err(StorageError::Conflict { key, current: Some(Box::new(c)) }),
+                };
+            }
+            Ok((cur, resp.header().map(|h| h.revision()).unwrap_or_default()))
+        }
+        .boxed()
+    }
+
+    fn watch(
+        &self,
+        prefix: &str,
+        start_revision: i64,
+        progress: Arc<tokio::sync::Notify>,
+    ) -> BoxFuture<'_, StorageResult<EventStream>> {
+        let prefix = prefix.to_string();
+        async move {
+            let mut opts = WatchOptions::new().with_range(prefix_end(&prefix)).with_prev_key();
+            if start_revision > 0 {
+                opts = opts.with_start_revision(start_revision);
+            }
+            let mut client = self.client.watch_client();
+            let stream = client.watch(prefix.clone(), Some(opts)).await.map_err(map_err)?;
+            let (mut sender, mut responses) = stream.split();
+            // The first response says whether the watch was created or refused as compacted.
+            let first = responses.message().await.map_err(map_err)?;
+            let mut pending = Vec::new();
+            if let Some(first) = first {
+                if first.compact_revision() > 0 || first.canceled() {
+                    return Err(StorageError::Compacted { requested: start_revision, compacted: first.compact_revision() });
+                }
+                pending.extend(convert_events(&first));
+            }
+            let task = tokio::spawn(async move {
+                loop {
+                    progress.notified().await;
+                    if sender.request_progress().await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let guard = Arc::new(AbortOnDrop(task));
+            let live = futures::stream::unfold((responses, guard), |(mut responses, guard)| async move {
+                match responses.message().await {
+                    Ok(Some(resp)) => {
+                        if resp.compact_revision() > 0 {
+                            let err = StorageError::Compacted { requested: 0, compacted: resp.compact_revision() };
+                            return Some((vec![Err(err)], (responses, guard)));
+                        }
+                        if resp.canceled() {
+                            let err = StorageError::Unavailable(format!("watch canceled: {}", resp.cancel_reason()));
+                            return Some((vec![Err(err)], (responses, guard)));
+                        }
+                        let mut events: Vec<_> = convert_events(&resp).into_iter().map(Ok).collect();
+                        if events.is_empty() && !resp.created() {
+                            // A progress notification: everything up to the header revision was sent.
+                            events.push(Ok(StorageEvent {
+                                kind: EventKind::Progress,
+                                key: String::new(),
+                                value: Bytes::new(),
+                                mod_revision: resp.header().map(|h| h.revision()).unwrap_or_default(),
+                                prev: None,
+                            }));
+                        }
+                        Some((events, (responses, guard)))
+                    }
+                    Ok(None) => Some((
+                        vec![Err(StorageError::Unavailable("watch stream ended".into()))],
+                        (responses, guard),
+                    )),
+                    Err(e) => Some((vec![Err(map_err(e))], (responses, guard))),
+                }
+            })
+            .flat_map(futures::stream::iter);
+            Ok(futures::stream::iter(pending.into_iter().map(Ok)).chain(live).boxed())
+        }
+        .boxed()
+    }
+
+    fn current_revision(&self) -> BoxFuture<'_, StorageResult<i64>> {
+        async move {
+            // A count-only read of a key nobody writes is the cheapest way to learn the revision.
+            let resp = self
+                .kv()
+                .get("/ferrokube-revision-probe", Some(GetOptions::new().with_count_only()))
+                .await
+                .map_err(map_err)?;
+            Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+        }
+        .boxed()
+    }
+
+    fn compact(&self, revision: i64) -> BoxFuture<'_, StorageResult<()>> {
+        async move {
+            self.kv().compact(revision, None).await.map_err(map_err)?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn convert_events(resp: &etcd_client::WatchResponse) -> Vec<StorageEvent> {
+    resp.events()
+        .iter()
+        .filter_map(|e| {
+            let kv = e.kv()?;
+            let prev = e.prev_kv().map(|p| Bytes::copy_from_slice(p.value()));
+            Some(match e.event_type() {
+                etcd_client::EventType::Put => StorageEvent {
+                    kind: EventKind::Put,
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    value: Bytes::copy_from_slice(kv.value()),
+                    mod_revision: kv.mod_revision(),
+                    prev,
+                },
+                etcd_client::EventType::Delete => StorageEvent {
+                    kind: EventKind::Delete,
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    value: prev.clone().unwrap_or_default(),
+                    mod_revision: kv.mod_revision(),
+                    prev,
+                },
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,184 @@
+//! The storage interface every resource is kept behind (upstream k8s.io/apiserver/pkg/storage):
+//! keys and opaque values, revisions from the backend, optimistic concurrency on mod revision.
+//! `etcd` is the real backend; `memory` keeps the same contract for unit tests.
+
+pub mod etcd;
+pub mod memory;
+/// The backend conformance suite; both backends run it (memory in unit tests, etcd in
+/// `tests/storage_etcd.rs`).
+#[doc(hidden)]
+pub mod tests;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use std::sync::Arc;
+
+/// One stored value with its revisions (the resourceVersion is `mod_revision`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Bytes,
+    pub mod_revision: i64,
+    pub create_revision: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+    /// No change: the backend has seen everything up to `mod_revision` (etcd progress notify).
+    Progress,
+}
+
+/// A change seen by a watch. For a delete, `value` is the last value before deletion and
+/// `mod_revision` the revision of the deletion itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageEvent {
+    pub kind: EventKind,
+    pub key: String,
+    pub value: Bytes,
+    pub mod_revision: i64,
+    /// The value before this change, when there was one.
+    pub prev: Option<Bytes>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    /// 0 = the latest revision.
+    pub revision: i64,
+    /// Start at this key (inclusive), for continuation.
+    pub start_key: Option<String>,
+    /// 0 = no limit.
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListResult {
+    pub items: Vec<KeyValue>,
+    /// The revision the list was read at.
+    pub revision: i64,
+    /// More keys remain after the last item.
+    pub more: bool,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StorageError {
+    #[error("key not found: {key}")]
+    NotFound { key: String },
+    #[error("key exists: {key}")]
+    AlreadyExists { key: String },
+    /// The compare on mod_revision failed; `current` is the value now stored, if any.
+    #[error("conflict on {key}")]
+    Conflict { key: String, current: Option<Box<KeyValue>> },
+    #[error("required revision {requested} has been compacted (compacted up to {compacted})")]
+    Compacted { requested: i64, compacted: i64 },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+pub type EventStream = BoxStream<'static, StorageResult<StorageEvent>>;
+
+/// The backend contract. Revisions are global and increase with every write.
+pub trait Storage: Send + Sync + 'static {
+    /// Creates `key` if it does not exist; returns the new revision.
+    fn create(&self, key: &str, value: Bytes) -> BoxFuture<'_, StorageResult<i64>>;
+    fn get(&self, key: &str) -> BoxFuture<'_, StorageResult<Option<KeyValue>>>;
+    /// Keys under `prefix` in key order, read at one revision.
+    fn list(&self, prefix: &str, opts: ListOptions) -> BoxFuture<'_, StorageResult<ListResult>>;
+    /// Replaces `key` only if its mod revision is still `expected_revision`; returns the new revision.
+    fn update(&self, key: &str, value: Bytes, expected_revision: i64) -> BoxFuture<'_, StorageResult<i64>>;
+    /// Deletes `key`, only if its mod revision is `expected_revision` when given. Returns the
+    /// deleted value and the revision of the deletion.
+    fn delete(&self, key: &str, expected_revision: Option<i64>) -> BoxFuture<'_, StorageResult<(KeyValue, i64)>>;
+    /// Changes under `prefix` from `start_revision` (inclusive); `Compacted` if that is gone.
+    /// Each notification of `progress` asks for a `Progress` event once the watch is caught up.
+    fn watch(
+        &self,
+        prefix: &str,
+        start_revision: i64,
+        progress: Arc<tokio::sync::Notify>,
+    ) -> BoxFuture<'_, StorageResult<EventStream>>;
+    /// The backend's current revision.
+    fn current_revision(&self) -> BoxFuture<'_, StorageResult<i64>>;
+    /// Drops history up to `revision`.
+    fn compact(&self, revision: i64) -> BoxFuture<'_, StorageResult<()>>;
+}
+
+pub type DynStorage = Arc<dyn Storage>;
+
+/// What `guaranteed_update` asks of the caller after reading the current value.
+pub enum UpdateDecision {
+    /// Write this value.
+    Write(Bytes),
+    /// Leave the object as it is (a no-op update).
+    Unchanged,
+    /// Delete the object (e.g. the last finalizer of a deleting object went away).
+    Delete,
+}
+
+/// What `guaranteed_update` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Written(KeyValue),
+    Unchanged(KeyValue),
+    Deleted(KeyValue, i64),
+}
+
+/// Upstream's GuaranteedUpdate: read, let `try_update` decide, write with a compare on the
+/// revision read, and retry from a fresh read on conflict. `try_update` sees `None` when the
+/// key is absent and may create it (create-on-update / apply).
+pub async fn guaranteed_update<E, F>(storage: &dyn Storage, key: &str, mut try_update: F) -> Result<UpdateOutcome, E>
+where
+    E: From<StorageError>,
+    F: FnMut(Option<&KeyValue>) -> Result<UpdateDecision, E>,
+{
+    let mut current = storage.get(key).await?;
+    // Bounded: a hot key under constant contention still terminates with a Conflict.
+    for _ in 0..32 {
+        let decision = try_update(current.as_ref())?;
+        let result = match (&decision, &current) {
+            (UpdateDecision::Unchanged, Some(kv)) => return Ok(UpdateOutcome::Unchanged(kv.clone())),
+            (UpdateDecision::Unchanged, None) => return Err(StorageError::NotFound { key: key.into() }.into()),
+            (UpdateDecision::Write(v), None) => storage.create(key, v.clone()).await.map(|rev| (v.clone(), rev, rev)),
+            (UpdateDecision::Write(v), Some(kv)) => {
+                storage.update(key, v.clone(), kv.mod_revision).await.map(|rev| (v.clone(), rev, kv.create_revision))
+            }
+            (UpdateDecision::Delete, None) => return Err(StorageError::NotFound { key: key.into() }.into()),
+            (UpdateDecision::Delete, Some(kv)) => match storage.delete(key, Some(kv.mod_revision)).await {
+                Ok((old, rev)) => return Ok(UpdateOutcome::Deleted(old, rev)),
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok((value, rev, create_revision)) => {
+                return Ok(UpdateOutcome::Written(KeyValue {
+                    key: key.into(),
+                    value,
+                    mod_revision: rev,
+                    create_revision,
+                }))
+            }
+            Err(StorageError::Conflict { current: c, .. }) => current = c.map(|b| *b),
+            Err(StorageError::AlreadyExists { .. }) => current = storage.get(key).await?,
+            Err(StorageError::NotFound { .. }) => current = None,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StorageError::Conflict { key: key.into(), current: None }.into())
+}
+
+/// The end of a prefix range: the prefix with its last byte incremented.
+pub fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}

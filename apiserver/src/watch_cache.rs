@@ -1,0 +1,407 @@
+//! One cache per resource (upstream's cacher): a single storage watch keeps a decoded copy of
+//! every object plus a window of recent events; watchers and lists are served from it.
+
+use crate::storage::{DynStorage, EventKind, ListOptions, StorageError, StorageEvent};
+use bytes::Bytes;
+use parking_lot::RwLock;
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
+
+/// How many past events a watcher can resume from.
+const HISTORY: usize = 10_000;
+
+/// A decoded object with its resourceVersion set, and its JSON encoding (serialized once).
+#[derive(Debug)]
+pub struct CachedObject {
+    pub key: String,
+    pub value: Value,
+    pub json: Bytes,
+    pub rv: i64,
+}
+
+pub type Obj = Arc<CachedObject>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CacheEvent {
+    pub kind: EventType,
+    pub object: Obj,
+    /// The object before this change (selectors need it to turn a change into ADDED/DELETED).
+    pub prev: Option<Obj>,
+    pub rv: i64,
+}
+
+struct State {
+    objects: BTreeMap<String, Obj>,
+    revision: i64,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// Events after this revision are all in `history`.
+    oldest: i64,
+    ready: bool,
+}
+
+/// What a watcher gets when it starts: the past it asked for, then the live feed.
+pub struct Subscription {
+    pub initial: Vec<Arc<CacheEvent>>,
+    pub live: broadcast::Receiver<Arc<CacheEvent>>,
+    /// The revision the initial part is at; live events at or below it are skipped.
+    pub start_rv: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("too old resource version: {requested} ({oldest})")]
+    TooOld { requested: i64, oldest: i64 },
+    #[error("the watch cache is not ready yet")]
+    NotReady,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub struct WatchCache {
+    prefix: String,
+    kind: &'static str,
+    api_version: String,
+    storage: DynStorage,
+    state: RwLock<State>,
+    events: broadcast::Sender<Arc<CacheEvent>>,
+    revision_tx: tokio::sync::watch::Sender<i64>,
+    progress: Arc<Notify>,
+}
+
+/// Decodes a stored value and stamps its resourceVersion; None for a value that is not an object.
+pub fn decode(key: &str, value: &[u8], rv: i64) -> Option<Obj> {
+    let mut v: Value = serde_json::from_slice(value).ok()?;
+    let meta = v.as_object_mut()?.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+    meta.as_object_mut()?.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    let json = Bytes::from(serde_json::to_vec(&v).ok()?);
+    Some(Arc::new(CachedObject { key: key.into(), value: v, json, rv }))
+}
+
+impl WatchCache {
+    /// Starts the cache's reflector task; the cache becomes ready after its first list.
+    pub fn start(storage: DynStorage, prefix: String, kind: &'static str, api_version: String) -> Arc<Self> {
+        let (events, _) = broadcast::channel(HISTORY);
+        let (revision_tx, _) = tokio::sync::watch::channel(0);
+        let cache = Arc::new(WatchCache {
+            prefix,
+            kind,
+            api_version,
+            storage,
+            state: RwLock::new(State {
+                objects: BTreeMap::new(),
+                revision: 0,
+                history: VecDeque::new(),
+                oldest: 0,
+                ready: false,
+            }),
+            events,
+            revision_tx,
+            progress: Arc::new(Notify::new()),
+        });
+        let weak = Arc::downgrade(&cache);
+        tokio::spawn(async move { reflect(weak).await });
+        cache
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.state.read().revision
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.state.read().ready
+    }
+
+    /// Objects under `prefix` (a namespace's or all), in key order, and the cache revision.
+    pub fn snapshot(&self, prefix: &str) -> (Vec<Obj>, i64) {
+        let st = self.state.read();
+        let items = st.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, o)| o.clone()).collect();
+        (items, st.revision)
+    }
+
+    pub fn get(&self, key: &str) -> Option<Obj> {
+        self.state.read().objects.get(key).cloned()
+    }
+
+    /// Waits until the cache has seen `revision` (asking the backend for progress), up to `timeout`.
+    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
+        let mut rx = self.revision_tx.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.is_ready() && *rx.borrow_and_update() >= revision {
+                return true;
+            }
+            self.progress.notify_one();
+            let step = tokio::time::Instant::now() + Duration::from_millis(50);
+            if tokio::time::timeout_at(step.min(deadline), rx.changed()).await.is_err() && tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+
+    /// Waits until the cache reflects the backend's current revision: a consistent read.
+    pub async fn wait_fresh(&self, timeout: Duration) -> Result<i64, CacheError> {
+        let rev = self.storage.current_revision().await?;
+        if self.wait_for(rev, timeout).await { Ok(rev) } else { Err(CacheError::NotReady) }
+    }
+
+    /// Starts a watch. `from = None` gives synthetic ADDED events for the current state under
+    /// `prefix`; `Some(rv)` gives the events after `rv`.
+    pub fn subscribe(&self, prefix: &str, from: Option<i64>) -> Result<Subscription, CacheError> {
+        let st = self.state.read();
+        if !st.ready {
+            return Err(CacheError::NotReady);
+        }
+        let live = self.events.subscribe();
+        match from {
+            None => {
+                let initial = st
+                    .objects
+                    .range(prefix.to_string()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(_, o)| Arc::new(CacheEvent { kind: EventType::Added, object: o.clone(), prev: None, rv: o.rv }))
+                    .collect();
+                Ok(Subscription { initial, live, start_rv: st.revision })
+            }
+            Some(rv) => {
+                if rv < st.oldest {
+                    return Err(CacheError::TooOld { requested: rv, oldest: st.oldest + 1 });
+                }
+                let initial = st
+                    .history
+                    .iter()
+                    .filter(|e| e.rv > rv && e.object.key.starts_with(prefix))
+                    .cloned()
+                    .collect();
+                Ok(Subscription { initial, live, start_rv: st.revision.max(rv) })
+            }
+        }
+    }
+
+    fn publish(&self, st: &mut State, event: CacheEvent) {
+        let event = Arc::new(event);
+        st.history.push_back(event.clone());
+        while st.history.len() > HISTORY {
+            if let Some(e) = st.history.pop_front() {
+                st.oldest = e.rv;
+            }
+        }
+        let _ = self.events.send(event);
+    }
+
+    fn apply(&self, e: StorageEvent) {
+        let mut st = self.state.write();
+        if e.kind == EventKind::Progress {
+            st.revision = st.revision.max(e.mod_revision);
+        } else if e.mod_revision > st.revision {
+            let prev = st.objects.get(&e.key).cloned();
+            match e.kind {
+                EventKind::Put => {
+                    if let Some(obj) = decode(&e.key, &e.value, e.mod_revision) {
+                        st.objects.insert(e.key.clone(), obj.clone());
+                        let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
+                        self.publish(&mut st, CacheEvent { kind, object: obj, prev, rv: e.mod_revision });
+                    }
+                }
+                EventKind::Delete => {
+                    st.objects.remove(&e.key);
+                    let last = prev.as_ref().map(|p| p.value.clone());
+                    let obj = last.and_then(|v| decode(&e.key, &serde_json::to_vec(&v).unwrap_or_default(), e.mod_revision));
+                    if let Some(obj) = obj {
+                        self.publish(&mut st, CacheEvent { kind: EventType::Deleted, object: obj, prev, rv: e.mod_revision });
+                    }
+                }
+                EventKind::Progress => {}
+            }
+            st.revision = e.mod_revision;
+        }
+        let rev = st.revision;
+        drop(st);
+        self.revision_tx.send_replace(rev);
+    }
+
+    /// Replaces the state with a fresh list, emitting the differences as events so that
+    /// watchers stay consistent across a relist.
+    fn replace(&self, items: Vec<crate::storage::KeyValue>, revision: i64) {
+        let mut st = self.state.write();
+        let mut fresh = BTreeMap::new();
+        for kv in items {
+            if let Some(obj) = decode(&kv.key, &kv.value, kv.mod_revision) {
+                fresh.insert(kv.key.clone(), obj);
+            }
+        }
+        if st.ready {
+            let old = std::mem::take(&mut st.objects);
+            for (k, o) in &fresh {
+                match old.get(k) {
+                    Some(p) if p.rv == o.rv => {}
+                    Some(p) => self.publish(&mut st, CacheEvent { kind: EventType::Modified, object: o.clone(), prev: Some(p.clone()), rv: revision }),
+                    None => self.publish(&mut st, CacheEvent { kind: EventType::Added, object: o.clone(), prev: None, rv: revision }),
+                }
+            }
+            for (k, p) in &old {
+                if !fresh.contains_key(k) {
+                    let gone = decode(k, &p.json, revision).unwrap_or_else(|| p.clone());
+                    self.publish(&mut st, CacheEvent { kind: EventType::Deleted, object: gone, prev: Some(p.clone()), rv: revision });
+                }
+            }
+        } else {
+            st.oldest = revision;
+        }
+        st.objects = fresh;
+        st.revision = revision;
+        st.ready = true;
+        drop(st);
+        self.revision_tx.send_replace(revision);
+    }
+}
+
+/// The reflector: list, then watch from the list's revision; relist on compaction, retry
+/// with backoff while the backend is down. Ends when the cache is dropped.
+async fn reflect(weak: std::sync::Weak<WatchCache>) {
+    use futures::StreamExt;
+    let mut need_list = true;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(cache) = weak.upgrade() else { return };
+        if need_list {
+            match cache.storage.list(&cache.prefix, ListOptions::default()).await {
+                Ok(list) => {
+                    cache.replace(list.items, list.revision);
+                    need_list = false;
+                }
+                Err(e) => {
+                    tracing::debug!(prefix = %cache.prefix, error = %e, "watch cache list failed");
+                    drop(cache);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        let from = cache.revision() + 1;
+        let stream = cache.storage.watch(&cache.prefix, from, cache.progress.clone()).await;
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(StorageError::Compacted { .. }) => {
+                need_list = true;
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(prefix = %cache.prefix, error = %e, "watch cache watch failed");
+                drop(cache);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let weak_inner = Arc::downgrade(&cache);
+        drop(cache);
+        while let Some(item) = stream.next().await {
+            let Some(cache) = weak_inner.upgrade() else { return };
+            match item {
+                Ok(e) => cache.apply(e),
+                Err(StorageError::Compacted { .. }) => {
+                    need_list = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryStorage;
+    use crate::storage::Storage;
+
+    async fn cache_with(storage: Arc<MemoryStorage>) -> Arc<WatchCache> {
+        let c = WatchCache::start(storage, "/r/pods/".into(), "Pod", "v1".into());
+        assert!(c.wait_fresh(Duration::from_secs(5)).await.is_ok());
+        c
+    }
+
+    fn pod(name: &str) -> Bytes {
+        Bytes::from(serde_json::to_vec(&serde_json::json!({"metadata": {"name": name}})).unwrap())
+    }
+
+    #[tokio::test]
+    async fn lists_and_resumes_from_history() {
+        let s = Arc::new(MemoryStorage::new());
+        let r1 = s.create("/r/pods/d/a", pod("a")).await.unwrap();
+        let c = cache_with(s.clone()).await;
+        let (items, _) = c.snapshot("/r/pods/");
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].value["metadata"]["resourceVersion"], r1.to_string());
+        let r2 = s.create("/r/pods/d/b", pod("b")).await.unwrap();
+        assert!(c.wait_for(r2, Duration::from_secs(5)).await);
+        let sub = c.subscribe("/r/pods/", Some(r1)).unwrap();
+        assert_eq!(sub.initial.len(), 1);
+        assert_eq!(sub.initial[0].kind, EventType::Added);
+        assert_eq!(sub.initial[0].rv, r2);
+        let sub0 = c.subscribe("/r/pods/d/", None).unwrap();
+        assert_eq!(sub0.initial.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn consistent_read_waits_for_other_prefixes_revisions() {
+        let s = Arc::new(MemoryStorage::new());
+        let c = cache_with(s.clone()).await;
+        // A write elsewhere moves the global revision; progress must catch the cache up.
+        s.create("/r/nodes/n1", pod("n1")).await.unwrap();
+        let rev = c.wait_fresh(Duration::from_secs(5)).await.unwrap();
+        assert!(c.revision() >= rev);
+    }
+
+    #[tokio::test]
+    async fn too_old_revision_is_reported() {
+        let s = Arc::new(MemoryStorage::new());
+        let c = cache_with(s.clone()).await;
+        let err = c.subscribe("/r/pods/", Some(0)).err();
+        assert!(matches!(err, Some(CacheError::TooOld { .. })), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn relist_emits_the_difference() {
+        let s = Arc::new(MemoryStorage::new());
+        s.create("/r/pods/d/a", pod("a")).await.unwrap();
+        let c = cache_with(s.clone()).await;
+        let mut sub = c.subscribe("/r/pods/", Some(c.revision())).unwrap();
+        let (_, rev) = c.snapshot("/r/pods/");
+        c.replace(vec![], rev + 1);
+        let e = sub.live.recv().await.unwrap();
+        assert_eq!(e.kind, EventType::Deleted);
+        assert_eq!(e.object.value["metadata"]["name"], "a");
+    }
+}
