@@ -7,6 +7,7 @@
 //! ([`server`]). Each loop is a pure `plan` function plus a thin reconciler.
 
 pub mod controllers;
+pub mod discovery;
 pub mod events;
 pub mod metrics;
 pub mod options;
