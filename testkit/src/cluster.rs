@@ -137,6 +137,9 @@ impl Cluster {
         let cm_bin = try_bin(CONTROLLER_MANAGER)?;
         let kubelet_bin = try_bin(KUBELET)?;
 
+        // Pods on different nodes reach each other through the host's routes
+        // between the bridges (what hack/install-deps.sh also sets).
+        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         let dir = TestDir::new("cluster")?;
         let etcd = Etcd::try_start().await?;
         let apiserver = ApiServer::try_start(&etcd, &opts.apiserver_args).await?;

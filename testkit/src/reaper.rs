@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 
-use nix::sys::signal::{kill, Signal};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
 /// One thing to undo.
@@ -45,6 +48,50 @@ extern "C" fn at_exit() {
     }
 }
 
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: nix::libc::c_int) {
+    // Only async-signal-safe work here: hand the signal to the cleanup thread.
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) on a pipe fd is async-signal-safe.
+        unsafe {
+            nix::libc::write(fd, &b as *const u8 as *const nix::libc::c_void, 1);
+        }
+    }
+}
+
+/// On SIGINT/SIGTERM (Ctrl-C, `timeout`), undo everything, then exit as the
+/// signal would have: atexit hooks do not run when a signal kills us.
+fn install_signal_cleanup() {
+    let Ok((rd, wr)) = nix::unistd::pipe() else {
+        return;
+    };
+    SIGNAL_PIPE.store(wr.as_raw_fd(), Ordering::Relaxed);
+    std::mem::forget(wr);
+    let spawned = std::thread::Builder::new()
+        .name("testkit-reaper".into())
+        .spawn(move || {
+            let mut f = std::fs::File::from(rd);
+            let mut b = [0u8; 1];
+            if std::io::Read::read_exact(&mut f, &mut b).is_ok() {
+                at_exit();
+                std::process::exit(128 + b[0] as i32);
+            }
+        });
+    if spawned.is_err() {
+        return;
+    }
+    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only calls write(2).
+        unsafe {
+            let _ = sigaction(sig, &action);
+        }
+    }
+}
+
 /// Record `live`; undone by [`release`] or at process exit.
 pub fn register(live: Live) -> u64 {
     HOOK.call_once(|| {
@@ -52,6 +99,7 @@ pub fn register(live: Live) -> u64 {
         unsafe {
             nix::libc::atexit(at_exit);
         }
+        install_signal_cleanup();
     });
     let id = {
         let mut n = NEXT.lock().unwrap_or_else(|p| p.into_inner());
