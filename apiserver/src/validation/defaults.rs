@@ -1,0 +1,497 @@
+//! Upstream's defaulting (`SetDefaults_*` in k8s.io/kubernetes pkg/apis/*/v1 plus the admission
+//! plugins that every cluster runs, such as DefaultTolerationSeconds and Priority).
+
+use crate::types::Gvk;
+use serde_json::{json, Map, Value};
+
+type Obj = Map<String, Value>;
+
+fn set(map: &mut Obj, key: &str, value: Value) {
+    if map.get(key).is_none_or(Value::is_null) {
+        map.insert(key.to_string(), value);
+    }
+}
+
+/// The object at `key`, created empty when absent; None when something else is there.
+fn child<'a>(map: &'a mut Obj, key: &str) -> Option<&'a mut Obj> {
+    set(map, key, json!({}));
+    map.get_mut(key).and_then(Value::as_object_mut)
+}
+
+fn existing<'a>(map: &'a mut Obj, key: &str) -> Option<&'a mut Obj> {
+    map.get_mut(key).and_then(Value::as_object_mut)
+}
+
+fn each_object<'a>(map: &'a mut Obj, key: &str) -> impl Iterator<Item = &'a mut Obj> {
+    map.get_mut(key)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flat_map(|items| items.iter_mut().filter_map(Value::as_object_mut))
+}
+
+pub fn default_object(gvk: &Gvk, obj: &mut Value) {
+    let Some(root) = obj.as_object_mut() else {
+        return;
+    };
+    match (gvk.group.as_str(), gvk.kind.as_str()) {
+        ("", "Pod") => {
+            if let Some(spec) = existing(root, "spec") {
+                pod_spec(spec);
+                default_tolerations(spec, 300, 300);
+            }
+            if root.get("spec").is_some_and(Value::is_object) {
+                let qos = qos_class(root.get("spec").unwrap_or(&Value::Null));
+                if let Some(status) = child(root, "status") {
+                    set(status, "phase", json!("Pending"));
+                    set(status, "qosClass", json!(qos));
+                }
+            }
+        }
+        ("", "PodTemplate") => template(root),
+        ("", "ReplicationController") => {
+            if let Some(spec) = existing(root, "spec") {
+                set(spec, "replicas", json!(1));
+                template(spec);
+            }
+        }
+        ("", "Namespace") => {
+            if let Some(spec) = child(root, "spec") {
+                set(spec, "finalizers", json!(["kubernetes"]));
+            }
+            if let Some(status) = child(root, "status") {
+                set(status, "phase", json!("Active"));
+            }
+            let name = root.get("metadata").and_then(|m| m.get("name")).cloned();
+            if let (Some(name), Some(meta)) = (name, child(root, "metadata")) {
+                if let Some(labels) = child(meta, "labels") {
+                    labels.insert("kubernetes.io/metadata.name".into(), name);
+                }
+            }
+        }
+        ("", "Secret") => {
+            set(root, "type", json!("Opaque"));
+            secret_string_data(root);
+        }
+        ("", "Service") => {
+            if let Some(spec) = child(root, "spec") {
+                service_spec(spec);
+            }
+        }
+        ("", "Endpoints") => {
+            for subset in each_object(root, "subsets") {
+                for port in each_object(subset, "ports") {
+                    set(port, "protocol", json!("TCP"));
+                }
+            }
+        }
+        ("discovery.k8s.io", "EndpointSlice") => {
+            for port in each_object(root, "ports") {
+                set(port, "protocol", json!("TCP"));
+            }
+        }
+        ("apps", "Deployment") => {
+            if let Some(spec) = existing(root, "spec") {
+                set(spec, "replicas", json!(1));
+                set(spec, "revisionHistoryLimit", json!(10));
+                set(spec, "progressDeadlineSeconds", json!(600));
+                if let Some(strategy) = child(spec, "strategy") {
+                    set(strategy, "type", json!("RollingUpdate"));
+                    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                        if let Some(ru) = child(strategy, "rollingUpdate") {
+                            set(ru, "maxUnavailable", json!("25%"));
+                            set(ru, "maxSurge", json!("25%"));
+                        }
+                    }
+                }
+                template(spec);
+            }
+        }
+        ("apps", "ReplicaSet") => {
+            if let Some(spec) = existing(root, "spec") {
+                set(spec, "replicas", json!(1));
+                template(spec);
+            }
+        }
+        ("apps", "DaemonSet") => {
+            if let Some(spec) = existing(root, "spec") {
+                set(spec, "revisionHistoryLimit", json!(10));
+                if let Some(strategy) = child(spec, "updateStrategy") {
+                    set(strategy, "type", json!("RollingUpdate"));
+                    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                        if let Some(ru) = child(strategy, "rollingUpdate") {
+                            set(ru, "maxUnavailable", json!(1));
+                            set(ru, "maxSurge", json!(0));
+                        }
+                    }
+                }
+                template(spec);
+            }
+        }
+        ("apps", "StatefulSet") => {
+            if let Some(spec) = existing(root, "spec") {
+                set(spec, "replicas", json!(1));
+                set(spec, "podManagementPolicy", json!("OrderedReady"));
+                set(spec, "revisionHistoryLimit", json!(10));
+                set(
+                    spec,
+                    "persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                );
+                if let Some(strategy) = child(spec, "updateStrategy") {
+                    set(strategy, "type", json!("RollingUpdate"));
+                    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                        if let Some(ru) = child(strategy, "rollingUpdate") {
+                            set(ru, "partition", json!(0));
+                        }
+                    }
+                }
+                template(spec);
+            }
+        }
+        ("batch", "Job") => {
+            if let Some(spec) = existing(root, "spec") {
+                job_spec(spec);
+            }
+        }
+        ("batch", "CronJob") => {
+            if let Some(spec) = existing(root, "spec") {
+                set(spec, "concurrencyPolicy", json!("Allow"));
+                set(spec, "suspend", json!(false));
+                set(spec, "successfulJobsHistoryLimit", json!(3));
+                set(spec, "failedJobsHistoryLimit", json!(1));
+                if let Some(job) = existing(spec, "jobTemplate").and_then(|t| existing(t, "spec")) {
+                    job_spec(job);
+                }
+            }
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            set(root, "preemptionPolicy", json!("PreemptLowerPriority"))
+        }
+        _ => {}
+    }
+}
+
+/// `stringData` is write-only: its entries overwrite `data`, base64-encoded (v1 conversion).
+fn secret_string_data(root: &mut Obj) {
+    use base64::Engine;
+    let Some(Value::Object(string_data)) = root.remove("stringData") else {
+        return;
+    };
+    let Some(data) = child(root, "data") else {
+        return;
+    };
+    for (k, v) in string_data {
+        if let Some(s) = v.as_str() {
+            data.insert(
+                k,
+                json!(base64::engine::general_purpose::STANDARD.encode(s)),
+            );
+        }
+    }
+}
+
+fn job_spec(spec: &mut Obj) {
+    let neither = spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null);
+    if neither {
+        spec.insert("completions".into(), json!(1));
+    }
+    set(spec, "parallelism", json!(1));
+    set(spec, "backoffLimit", json!(6));
+    set(spec, "completionMode", json!("NonIndexed"));
+    set(spec, "suspend", json!(false));
+    set(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    template(spec);
+}
+
+/// `spec.template.spec` of a workload gets the pod spec defaults.
+fn template(spec: &mut Obj) {
+    if let Some(pod) = existing(spec, "template").and_then(|t| existing(t, "spec")) {
+        pod_spec(pod);
+    }
+}
+
+pub fn pod_spec(spec: &mut Obj) {
+    set(spec, "restartPolicy", json!("Always"));
+    set(spec, "dnsPolicy", json!("ClusterFirst"));
+    set(spec, "terminationGracePeriodSeconds", json!(30));
+    set(spec, "schedulerName", json!("default-scheduler"));
+    set(spec, "securityContext", json!({}));
+    set(spec, "enableServiceLinks", json!(true));
+    set(spec, "priority", json!(0));
+    set(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+    set(spec, "serviceAccountName", json!("default"));
+    let sa = spec
+        .get("serviceAccountName")
+        .cloned()
+        .unwrap_or(Value::Null);
+    set(spec, "serviceAccount", sa);
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        for c in each_object(spec, list) {
+            container(c);
+        }
+    }
+    for volume in each_object(spec, "volumes") {
+        for (source, mode_key) in [
+            ("configMap", "defaultMode"),
+            ("secret", "defaultMode"),
+            ("projected", "defaultMode"),
+            ("downwardAPI", "defaultMode"),
+        ] {
+            if let Some(src) = existing(volume, source) {
+                set(src, mode_key, json!(420));
+            }
+        }
+        if let Some(hp) = existing(volume, "hostPath") {
+            set(hp, "type", json!(""));
+        }
+    }
+}
+
+fn container(c: &mut Obj) {
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    set(c, "imagePullPolicy", json!(image_pull_policy(&image)));
+    set(c, "terminationMessagePath", json!("/dev/termination-log"));
+    set(c, "terminationMessagePolicy", json!("File"));
+    set(c, "resources", json!({}));
+    for port in each_object(c, "ports") {
+        set(port, "protocol", json!("TCP"));
+    }
+    for env in each_object(c, "env") {
+        if let Some(field_ref) = existing(env, "valueFrom").and_then(|v| existing(v, "fieldRef")) {
+            set(field_ref, "apiVersion", json!("v1"));
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = existing(c, probe) {
+            set(p, "timeoutSeconds", json!(1));
+            set(p, "periodSeconds", json!(10));
+            set(p, "successThreshold", json!(1));
+            set(p, "failureThreshold", json!(3));
+            if let Some(get) = existing(p, "httpGet") {
+                set(get, "scheme", json!("HTTP"));
+                set(get, "path", json!("/"));
+            }
+        }
+    }
+}
+
+/// `Always` for `:latest` or an untagged image (a digest counts as a tag), else `IfNotPresent`.
+pub fn image_pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) if tag != "latest" => "IfNotPresent",
+        _ => "Always",
+    }
+}
+
+/// The DefaultTolerationSeconds admission plugin: every pod tolerates not-ready and unreachable
+/// nodes for a while unless it says otherwise.
+pub fn default_tolerations(spec: &mut Obj, not_ready_seconds: i64, unreachable_seconds: i64) {
+    set(spec, "tolerations", json!([]));
+    let Some(list) = spec.get_mut("tolerations").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (key, secs) in [
+        ("node.kubernetes.io/not-ready", not_ready_seconds),
+        ("node.kubernetes.io/unreachable", unreachable_seconds),
+    ] {
+        let present = list.iter().any(|t| {
+            let k = t.get("key").and_then(Value::as_str);
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            let op_exists = t.get("operator").and_then(Value::as_str) == Some("Exists");
+            (k == Some(key) && (effect.is_empty() || effect == "NoExecute"))
+                || (k.is_none() && op_exists)
+        });
+        if !present {
+            list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs}));
+        }
+    }
+}
+
+/// Upstream's QoS classes: Guaranteed when every container has equal, complete requests and
+/// limits; BestEffort when none has any; Burstable otherwise.
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        let has = |m: Option<&Map<String, Value>>| {
+            m.is_some_and(|m| m.keys().any(|k| k == "cpu" || k == "memory"))
+        };
+        if has(requests) || has(limits) {
+            any = true;
+        }
+        let complete = ["cpu", "memory"].iter().all(|r| {
+            let l = limits.and_then(|m| m.get(*r));
+            let q = requests.and_then(|m| m.get(*r)).or(l);
+            l.is_some() && q == l
+        });
+        if !complete {
+            guaranteed = false;
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+fn service_spec(spec: &mut Obj) {
+    set(spec, "type", json!("ClusterIP"));
+    set(spec, "sessionAffinity", json!("None"));
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if ty != "ExternalName" {
+        set(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if ty == "NodePort" || ty == "LoadBalancer" {
+        set(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if ty == "LoadBalancer" {
+        set(spec, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    for port in each_object(spec, "ports") {
+        set(port, "protocol", json!("TCP"));
+        if let Some(p) = port.get("port").cloned() {
+            set(port, "targetPort", p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busybox_pod_gets_upstream_defaults() {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bb"},
+                             "spec": {"containers": [{"name": "bb", "image": "busybox", "ports": [{"containerPort": 80}]}]}});
+        default_object(&Gvk::new("", "v1", "Pod"), &mut pod);
+        let spec = &pod["spec"];
+        assert_eq!(spec["restartPolicy"], "Always");
+        assert_eq!(spec["dnsPolicy"], "ClusterFirst");
+        assert_eq!(spec["terminationGracePeriodSeconds"], 30);
+        assert_eq!(spec["schedulerName"], "default-scheduler");
+        assert_eq!(spec["securityContext"], json!({}));
+        assert_eq!(spec["enableServiceLinks"], true);
+        let c = &spec["containers"][0];
+        assert_eq!(c["imagePullPolicy"], "Always");
+        assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(c["terminationMessagePolicy"], "File");
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(spec["tolerations"].as_array().unwrap().len(), 2);
+        assert_eq!(pod["status"]["phase"], "Pending");
+        assert_eq!(pod["status"]["qosClass"], "BestEffort");
+        let again = pod.clone();
+        default_object(&Gvk::new("", "v1", "Pod"), &mut pod);
+        assert_eq!(pod, again, "defaulting is idempotent");
+    }
+
+    #[test]
+    fn image_pull_policy_by_tag() {
+        assert_eq!(image_pull_policy("busybox"), "Always");
+        assert_eq!(image_pull_policy("busybox:latest"), "Always");
+        assert_eq!(image_pull_policy("nginx:1.0"), "IfNotPresent");
+        assert_eq!(image_pull_policy("localhost:5000/nginx"), "Always");
+        assert_eq!(image_pull_policy("nginx@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn deployment_service_job_namespace_defaults() {
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "n", "image": "nginx:1.0"}]}}}});
+        default_object(&Gvk::new("apps", "v1", "Deployment"), &mut d);
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
+        assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
+        assert_eq!(
+            d["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        let mut s = json!({"spec": {"ports": [{"port": 80}]}});
+        default_object(&Gvk::new("", "v1", "Service"), &mut s);
+        assert_eq!(s["spec"]["type"], "ClusterIP");
+        assert_eq!(s["spec"]["sessionAffinity"], "None");
+        assert_eq!(
+            s["spec"]["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        let mut j =
+            json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}});
+        default_object(&Gvk::new("batch", "v1", "Job"), &mut j);
+        assert_eq!(j["spec"]["completions"], 1);
+        assert_eq!(j["spec"]["parallelism"], 1);
+        assert_eq!(j["spec"]["backoffLimit"], 6);
+        assert_eq!(j["spec"]["completionMode"], "NonIndexed");
+        assert_eq!(j["spec"]["suspend"], false);
+        assert!(j["spec"].get("manualSelector").is_none());
+        let mut ns = json!({"metadata": {"name": "team"}});
+        default_object(&Gvk::new("", "v1", "Namespace"), &mut ns);
+        assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+        assert_eq!(ns["status"]["phase"], "Active");
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team"
+        );
+    }
+
+    #[test]
+    fn odd_shapes_do_not_panic() {
+        for v in [
+            json!(null),
+            json!([1]),
+            json!({"spec": 3}),
+            json!({"spec": {"containers": "x"}}),
+            json!({"metadata": 1}),
+        ] {
+            for kind in ["Pod", "Namespace", "Service"] {
+                let mut v = v.clone();
+                default_object(&Gvk::new("", "v1", kind), &mut v);
+            }
+            let mut v = v.clone();
+            default_object(&Gvk::new("apps", "v1", "Deployment"), &mut v);
+        }
+    }
+
+    #[test]
+    fn secret_string_data_moves_into_data() {
+        let mut s = json!({"stringData": {"pw": "hello"}, "data": {"a": "Yg=="}});
+        default_object(&Gvk::new("", "v1", "Secret"), &mut s);
+        assert_eq!(
+            s,
+            json!({"data": {"a": "Yg==", "pw": "aGVsbG8="}, "type": "Opaque"})
+        );
+    }
+
+    #[test]
+    fn qos_classes() {
+        assert_eq!(qos_class(&json!({"containers": [{}]})), "BestEffort");
+        let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
+        assert_eq!(qos_class(&g), "Guaranteed");
+        let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
+        assert_eq!(qos_class(&b), "Burstable");
+    }
+}
