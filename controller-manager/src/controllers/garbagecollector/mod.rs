@@ -1,0 +1,321 @@
+//! The garbage collector: follows ownerReferences across every discovered
+//! resource and carries out Background, Foreground and Orphan deletion.
+
+pub mod graph;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy};
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::{Ctx, Result};
+use crate::discovery::{self, Resource};
+use crate::runtime::{run_workers, Informers, Key, WorkQueue};
+use graph::{decide, Decision, Graph, Node, OwnerState, Propagation, ORPHAN};
+
+pub const NAME: &str = "garbage-collector-controller";
+
+/// Resources the GC never watches: high churn and never owners upstream.
+const IGNORED: &[&str] = &["events"];
+
+struct State {
+    ctx: Ctx,
+    graph: Mutex<Graph>,
+    resources: RwLock<Vec<Resource>>,
+    queue: WorkQueue<Key>,
+    synced: AtomicUsize,
+}
+
+impl State {
+    fn graph(&self) -> std::sync::MutexGuard<'_, Graph> {
+        self.graph.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn resource(&self, i: usize) -> Option<Resource> {
+        self.resources.read().unwrap_or_else(|p| p.into_inner()).get(i).cloned()
+    }
+    fn resource_for(&self, api_version: &str, kind: &str) -> Option<Resource> {
+        self.resources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|r| {
+                r.ar.kind == kind
+                    && (r.ar.api_version == api_version
+                        || r.ar.group == api_version.split('/').next().filter(|_| api_version.contains('/')).unwrap_or(""))
+            })
+            .cloned()
+    }
+    fn enqueue(&self, uids: Vec<String>) {
+        for u in uids {
+            self.queue.add(Key::cluster(&u));
+        }
+    }
+}
+
+fn to_node(resource: usize, obj: &DynamicObject) -> Node {
+    Node {
+        resource,
+        namespace: obj.metadata.namespace.clone(),
+        name: obj.name_any(),
+        uid: obj.metadata.uid.clone().unwrap_or_default(),
+        resource_version: obj.metadata.resource_version.clone(),
+        owners: obj.metadata.owner_references.clone().unwrap_or_default(),
+        deleting: obj.metadata.deletion_timestamp.is_some(),
+        finalizers: obj.metadata.finalizers.clone().unwrap_or_default(),
+    }
+}
+
+pub fn register(_inf: &mut Informers, ctx: &Ctx) {
+    let state = Arc::new(State {
+        ctx: ctx.clone(),
+        graph: Mutex::new(Graph::default()),
+        resources: RwLock::new(Vec::new()),
+        queue: WorkQueue::default(),
+        synced: AtomicUsize::new(0),
+    });
+    tokio::spawn(async move {
+        let mut watched = 0;
+        let mut started_workers = false;
+        loop {
+            match discovery::deletable_resources(&state.ctx.client).await {
+                Ok(found) => {
+                    let fresh: Vec<Resource> = {
+                        let mut rs = state.resources.write().unwrap_or_else(|p| p.into_inner());
+                        let new: Vec<Resource> = found
+                            .into_iter()
+                            .filter(|r| r.supports("watch") && !IGNORED.contains(&r.ar.plural.as_str()))
+                            .filter(|r| !rs.iter().any(|o| o.ar.group == r.ar.group && o.ar.plural == r.ar.plural))
+                            .collect();
+                        rs.extend(new.iter().cloned());
+                        new
+                    };
+                    for r in fresh {
+                        spawn_watch(state.clone(), watched, r);
+                        watched += 1;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "garbage collector discovery failed"),
+            }
+            if !started_workers && watched > 0 {
+                // Act only on a complete graph, or a slow watch would make owners look gone.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                while state.synced.load(Ordering::SeqCst) < watched && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let st = state.clone();
+                run_workers(NAME, state.queue.clone(), 10, state.ctx.metrics.clone(), move |key| {
+                    let st = st.clone();
+                    async move { process(&st, &key.name).await }
+                });
+                started_workers = true;
+            }
+            // New resource types (CRDs) join the graph on the next round.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+    });
+}
+
+fn spawn_watch(state: Arc<State>, index: usize, r: Resource) {
+    tokio::spawn(async move {
+        let api: Api<DynamicObject> = Api::all_with(state.ctx.client.clone(), &r.ar);
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut first_sync = true;
+        let mut relist: HashMap<String, ()> = HashMap::new();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(Event::Init) => relist.clear(),
+                Ok(Event::InitApply(obj)) | Ok(Event::Apply(obj)) => {
+                    let node = to_node(index, &obj);
+                    relist.insert(node.uid.clone(), ());
+                    let todo = state.graph().upsert(node);
+                    state.enqueue(todo);
+                }
+                Ok(Event::Delete(obj)) => {
+                    let todo = state.graph().remove(obj.metadata.uid.as_deref().unwrap_or_default());
+                    state.enqueue(todo);
+                }
+                Ok(Event::InitDone) => {
+                    if first_sync {
+                        first_sync = false;
+                        state.synced.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        // Objects of this resource deleted while the watch was down.
+                        let gone: Vec<String> = {
+                            let g = state.graph();
+                            g.all_uids_of(index).into_iter().filter(|u| !relist.contains_key(u)).collect()
+                        };
+                        for u in gone {
+                            let todo = state.graph().remove(&u);
+                            state.enqueue(todo);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(resource = %r.ar.plural, error = %e, "gc watch error");
+                    if first_sync {
+                        // A resource that cannot be watched must not hold the GC back.
+                        first_sync = false;
+                        state.synced.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
+
+impl Graph {
+    pub fn all_uids_of(&self, index: usize) -> Vec<String> {
+        self.uids().filter(|(_, n)| n.resource == index).map(|(u, _)| u.clone()).collect()
+    }
+}
+
+async fn owner_state(st: &State, dependent: &Node, o: &OwnerReference) -> OwnerState {
+    if let Some(n) = st.graph().get(&o.uid) {
+        return if n.waiting_for_dependents() {
+            OwnerState::Waiting
+        } else {
+            OwnerState::Solid
+        };
+    }
+    // Not in the graph: ask the API before believing it is gone.
+    let Some(r) = st.resource_for(&o.api_version, &o.kind) else {
+        tracing::debug!(kind = %o.kind, "unresolvable owner kind; leaving the dependent alone");
+        return OwnerState::Solid;
+    };
+    let api: Api<DynamicObject> = match (&dependent.namespace, r.namespaced) {
+        (Some(ns), true) => Api::namespaced_with(st.ctx.client.clone(), ns, &r.ar),
+        (None, true) => return OwnerState::Dangling,
+        _ => Api::all_with(st.ctx.client.clone(), &r.ar),
+    };
+    match api.get_opt(&o.name).await {
+        Ok(Some(obj)) if obj.metadata.uid.as_deref() == Some(o.uid.as_str()) => {
+            let n = to_node(0, &obj);
+            if n.waiting_for_dependents() {
+                OwnerState::Waiting
+            } else {
+                OwnerState::Solid
+            }
+        }
+        Ok(_) => OwnerState::Dangling,
+        Err(_) => OwnerState::Solid,
+    }
+}
+
+fn api_for(st: &State, n: &Node) -> Option<Api<DynamicObject>> {
+    let r = st.resource(n.resource)?;
+    Some(match &n.namespace {
+        Some(ns) => Api::namespaced_with(st.ctx.client.clone(), ns, &r.ar),
+        None => Api::all_with(st.ctx.client.clone(), &r.ar),
+    })
+}
+
+fn ok_if_gone(r: std::result::Result<(), kube::Error>) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if super::is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn process(st: &State, uid: &str) -> Result<Option<Duration>> {
+    let (node, dependents) = {
+        let g = st.graph();
+        let Some(n) = g.get(uid).cloned() else { return Ok(None) };
+        let deps: Vec<Node> = g.dependents(uid).into_iter().cloned().collect();
+        (n, deps)
+    };
+    let mut owners = Vec::with_capacity(node.owners.len());
+    if !node.deleting {
+        for o in &node.owners {
+            owners.push(owner_state(st, &node, o).await);
+        }
+    }
+    let dep_refs: Vec<&Node> = dependents.iter().collect();
+    let Some(api) = api_for(st, &node) else { return Ok(None) };
+    match decide(&node, &dep_refs, &owners) {
+        Decision::Nothing => {}
+        Decision::OrphanDependents(uids) => {
+            for d in dependents.iter().filter(|d| uids.contains(&d.uid)) {
+                let refs: Vec<&OwnerReference> = d.owners.iter().filter(|o| o.uid != node.uid).collect();
+                if let Some(dapi) = api_for(st, d) {
+                    let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": d.resource_version}});
+                    ok_if_gone(
+                        dapi.patch(&d.name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                            .map(|_| ()),
+                    )?;
+                }
+            }
+            remove_finalizer(&api, &node, ORPHAN).await?;
+        }
+        Decision::RemoveFinalizer(f) => remove_finalizer(&api, &node, f).await?,
+        Decision::ProcessDependents(uids) => {
+            st.enqueue(uids);
+        }
+        Decision::RemoveOwnerRefs(drop) => {
+            let refs: Vec<&OwnerReference> = node.owners.iter().filter(|o| !drop.contains(&o.uid)).collect();
+            let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": node.resource_version}});
+            ok_if_gone(
+                api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ()),
+            )?;
+        }
+        Decision::UnblockAndDelete(waiting) => {
+            let refs: Vec<OwnerReference> = node
+                .owners
+                .iter()
+                .map(|o| {
+                    let mut o = o.clone();
+                    if waiting.contains(&o.uid) {
+                        o.block_owner_deletion = Some(false);
+                    }
+                    o
+                })
+                .collect();
+            let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": node.resource_version}});
+            ok_if_gone(
+                api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ()),
+            )?;
+            delete(&api, &node, Propagation::Foreground).await?;
+        }
+        Decision::Delete(p) => delete(&api, &node, p).await?,
+    }
+    Ok(None)
+}
+
+async fn remove_finalizer(api: &Api<DynamicObject>, node: &Node, f: &str) -> Result<()> {
+    let rest: Vec<&String> = node.finalizers.iter().filter(|x| *x != f).collect();
+    let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": node.resource_version}});
+    ok_if_gone(
+        api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ()),
+    )
+}
+
+async fn delete(api: &Api<DynamicObject>, node: &Node, p: Propagation) -> Result<()> {
+    let dp = DeleteParams {
+        propagation_policy: Some(match p {
+            Propagation::Background => PropagationPolicy::Background,
+            Propagation::Foreground => PropagationPolicy::Foreground,
+            Propagation::Orphan => PropagationPolicy::Orphan,
+        }),
+        preconditions: Some(Preconditions {
+            uid: Some(node.uid.clone()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    ok_if_gone(api.delete(&node.name, &dp).await.map(|_| ()))
+}
