@@ -4,5 +4,27 @@
 //! terminated using the pure plan from [`pod_actions`] and the
 //! [`runtime::Runtime`] boundary.
 
+pub mod backoff;
+pub mod config;
+pub mod container_spec;
+pub mod container_start;
+pub mod context;
+pub mod env;
+pub mod events;
+pub mod exec;
 pub mod image_ref;
+pub mod ktime;
+pub mod lifecycle;
+pub mod logs;
+pub mod network;
+pub mod node_status;
+pub mod pod_actions;
+pub mod pod_source;
+pub mod pod_status;
+pub mod pod_worker;
+pub mod prober;
+pub mod quantity;
 pub mod runtime;
+pub mod server;
+pub mod status_manager;
+pub mod volumes;

@@ -1,1 +1,104 @@
-fn main() {}
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use clap::Parser;
+use kubelet::config::Flags;
+use kubelet::context::Kubelet;
+use kubelet::image_ref::Mirrors;
+use kubelet::network::{Cni, CniConfig};
+use kubelet::runtime::containerd::Containerd;
+use kubelet::runtime::Runtime;
+use kubelet::status_manager::{ApiStatusWriter, StatusManager};
+use kubelet::{node_status, pod_source, pod_worker, server};
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let flags = Flags::parse();
+    if let Err(e) = flags.validate() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+    if let Err(e) = run(flags).await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(flags: Flags) -> Result<(), String> {
+    std::fs::create_dir_all(&flags.root_dir).map_err(|e| format!("creating {}: {e}", flags.root_dir.display()))?;
+    // Bridges of several nodes on one machine reach each other through the host.
+    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+    let mirrors = Mirrors::parse(&flags.registry_mirror)?;
+    let runtime: Arc<dyn Runtime> = Arc::new(Containerd::new(&flags.containerd_socket, mirrors));
+    let client = match &flags.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("reading --kubeconfig: {e}"))?;
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| format!("--kubeconfig: {e}"))?;
+            kube::Client::try_from(cfg).map_err(|e| e.to_string())?
+        }
+        None => return Err("--kubeconfig is required".into()),
+    };
+    let k = Arc::new(Kubelet {
+        node_name: flags.node_name.clone(),
+        node_ip: flags.node_ip.clone(),
+        root_dir: flags.root_dir.clone(),
+        runtime: runtime.clone(),
+        cni: Cni {
+            config: CniConfig {
+                bin_dir: flags.cni_bin_dir.clone(),
+                bridge: flags.bridge_name.clone(),
+                pod_cidr: flags.pod_cidr.clone(),
+                ipam_dir: flags.root_dir.join("ipam"),
+            },
+        },
+        client: Some(client.clone()),
+        status: StatusManager::new(Box::new(ApiStatusWriter(client.clone()))),
+        events: kubelet::events::Recorder::new(Some(client.clone()), &flags.node_name),
+        backoff: Default::default(),
+        pods: Default::default(),
+    });
+
+    let info = Arc::new(node_status::NodeInfo {
+        name: flags.node_name.clone(),
+        ip: flags.node_ip.clone(),
+        port: flags.port as i32,
+        pod_cidr: flags.pod_cidr.clone(),
+        max_pods: flags.max_pods,
+    });
+    // The apiserver may come up after us: retry registration.
+    loop {
+        match node_status::register(&client, &info, runtime.as_ref()).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "registering node; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        }
+    }
+    tracing::info!(node = %flags.node_name, "node registered");
+    let node_uid = kube::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .get_opt(&flags.node_name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|n| n.metadata.uid);
+    tokio::spawn(node_status::status_loop(client.clone(), info.clone(), runtime.clone()));
+    tokio::spawn(node_status::lease_loop(client.clone(), flags.node_name.clone(), node_uid));
+
+    let srv = server::serve(k.clone(), &flags).await.map_err(|e| format!("kubelet server: {e}"))?;
+    tokio::spawn(srv);
+
+    let workers = pod_worker::PodWorkers::new(k.clone());
+    let k2 = k.clone();
+    pod_source::run(client, flags.node_name.clone(), workers, move |live: HashSet<String>| {
+        let k = k2.clone();
+        tokio::spawn(async move { pod_worker::remove_orphans(&k, &live).await });
+    })
+    .await;
+    Ok(())
+}

@@ -190,6 +190,7 @@ impl Containerd {
                 image_id: c.labels.get(LABEL_IMAGE_ID).cloned().unwrap_or_default(),
                 state,
                 created_at: ts(&c.created_at).unwrap_or_else(Utc::now),
+                oom_killed: false,
             });
         }
         Ok(out)

@@ -74,6 +74,7 @@ impl Runtime for FakeRuntime {
                 image_id: cfg.image.image_id.clone(),
                 state: ContainerState::Created,
                 created_at: Utc::now(),
+                oom_killed: false,
             },
         );
         Ok(())

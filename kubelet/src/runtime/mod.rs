@@ -92,6 +92,8 @@ pub struct ObservedContainer {
     pub image_id: String,
     pub state: ContainerState,
     pub created_at: DateTime<Utc>,
+    /// The kernel OOM killer ended the last run.
+    pub oom_killed: bool,
 }
 
 /// Everything the runtime needs to create one container.

@@ -1,0 +1,54 @@
+//! Command-line flags (see docs/CONTRACTS.md).
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "ferrokube-kubelet", about = "ferrokube node agent")]
+pub struct Flags {
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long)]
+    pub node_name: String,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub node_ip: String,
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub containerd_socket: PathBuf,
+    #[arg(long, default_value = "/var/lib/ferrokube-kubelet")]
+    pub root_dir: PathBuf,
+    #[arg(long, default_value = "10.88.0.0/24")]
+    pub pod_cidr: String,
+    #[arg(long, default_value_t = 10250)]
+    pub port: u16,
+    /// REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000; repeatable.
+    #[arg(long)]
+    pub registry_mirror: Vec<String>,
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    #[arg(long, default_value = "/usr/lib/cni")]
+    pub cni_bin_dir: PathBuf,
+    #[arg(long, default_value = "fk0")]
+    pub bridge_name: String,
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: i64,
+}
+
+impl Flags {
+    /// Checks what clap can't: CIDR and IP shapes, bridge name length.
+    pub fn validate(&self) -> Result<(), String> {
+        self.node_ip.parse::<std::net::IpAddr>().map_err(|_| format!("--node-ip {:?} is not an IP address", self.node_ip))?;
+        let (ip, len) = self.pod_cidr.split_once('/').ok_or_else(|| format!("--pod-cidr {:?} is not a CIDR", self.pod_cidr))?;
+        ip.parse::<std::net::Ipv4Addr>().map_err(|_| format!("--pod-cidr {:?} is not a CIDR", self.pod_cidr))?;
+        let len: u8 = len.parse().map_err(|_| format!("--pod-cidr {:?} is not a CIDR", self.pod_cidr))?;
+        if len > 30 {
+            return Err(format!("--pod-cidr {:?} is too small", self.pod_cidr));
+        }
+        if self.bridge_name.is_empty() || self.bridge_name.len() > 15 {
+            return Err(format!("--bridge-name {:?} must be 1-15 characters", self.bridge_name));
+        }
+        if self.node_name.is_empty() {
+            return Err("--node-name must not be empty".into());
+        }
+        crate::image_ref::Mirrors::parse(&self.registry_mirror)?;
+        Ok(())
+    }
+}

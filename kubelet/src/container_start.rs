@@ -1,0 +1,147 @@
+//! Starting one container of a pod: pull the image, wire up its log FIFOs,
+//! build its OCI spec, create and start it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use crate::container_spec::{self, BindMount, SpecInput};
+use crate::context::Kubelet;
+use crate::logs;
+use crate::runtime::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    ImagePull(String),
+    #[error("{0}")]
+    ImageNeverPull(String),
+    #[error("{0}")]
+    Config(String),
+    /// The container exists but could not start: upstream's StartError.
+    #[error("{message}")]
+    Start { id: String, message: String },
+    #[error("runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+}
+
+/// A container ID unique per pod, container and attempt.
+pub fn container_id(pod_uid: &str, name: &str, restart_count: i32) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("{pod_uid}/{name}/{restart_count}/{}", rand::random::<u64>()).as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn mkfifo(p: &Path) -> std::io::Result<()> {
+    match nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(std::io::Error::from(e)),
+    }
+}
+
+/// Opens a FIFO's read side and starts copying it into the CRI log file.
+pub async fn attach_logs(k: &Kubelet, pod_uid: &str, name: &str, restart_count: i32, id: &str) -> std::io::Result<Vec<tokio::net::unix::pipe::Sender>> {
+    let fifo_dir = k.fifo_dir(pod_uid);
+    tokio::fs::create_dir_all(&fifo_dir).await?;
+    let log = logs::log_path(&k.log_dir(pod_uid), name, restart_count);
+    if let Some(parent) = log.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let file = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await?;
+    let file = Arc::new(tokio::sync::Mutex::new(file));
+    let mut holders = Vec::new();
+    for stream in ["stdout", "stderr"] {
+        let p = fifo_dir.join(format!("{id}.{stream}"));
+        mkfifo(&p)?;
+        let rx = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&p)?;
+        // Holding a writer until the shim opens its own keeps the reader from seeing EOF early.
+        holders.push(tokio::net::unix::pipe::OpenOptions::new().open_sender(&p)?);
+        let f = file.clone();
+        tokio::spawn(logs::copy_stream(rx, stream, f));
+    }
+    Ok(holders)
+}
+
+/// Pulls, creates and starts container `c` of `pod` as attempt `restart_count`.
+pub async fn start_container(
+    k: &Kubelet,
+    pod: &Pod,
+    c: &Container,
+    restart_count: i32,
+    env: Vec<(String, String)>,
+    mounts: Vec<BindMount>,
+) -> std::result::Result<String, StartError> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let image_name = c.image.clone().unwrap_or_default();
+    let policy = PullPolicy::from_spec(c.image_pull_policy.as_deref(), &image_name);
+    let field = Some(format!("spec.containers{{{}}}", c.name));
+    if policy != PullPolicy::Never {
+        k.events.pod_event(pod, "Normal", "Pulling", format!("Pulling image \"{image_name}\""), field.clone());
+    }
+    let t0 = std::time::Instant::now();
+    let image = match k.runtime.ensure_image(&image_name, policy).await {
+        Ok(i) => i,
+        Err(RuntimeError::ImageNeverPull(_)) => {
+            return Err(StartError::ImageNeverPull(format!(
+                "Container image \"{image_name}\" is not present with pull policy of Never"
+            )))
+        }
+        Err(e) => return Err(StartError::ImagePull(format!("Failed to pull image \"{image_name}\": {e}"))),
+    };
+    if policy != PullPolicy::Never {
+        k.events.pod_event(pod, "Normal", "Pulled", format!("Successfully pulled image \"{image_name}\" in {:?}", t0.elapsed()), field.clone());
+    }
+    let id = container_id(&uid, &c.name, restart_count);
+    let ns = k.namespaces(&uid);
+    let spec = container_spec::build(
+        pod,
+        c,
+        &SpecInput { image: &image.config, env, mounts, namespaces: &ns, cgroups_path: format!("/kubepods/pod{uid}/{id}") },
+    );
+    let mut labels = HashMap::new();
+    labels.insert(LABEL_POD_UID.to_string(), uid.clone());
+    labels.insert(LABEL_POD_NAME.to_string(), pod.metadata.name.clone().unwrap_or_default());
+    labels.insert(LABEL_POD_NAMESPACE.to_string(), pod.metadata.namespace.clone().unwrap_or_default());
+    labels.insert(LABEL_CONTAINER_NAME.to_string(), c.name.clone());
+    labels.insert(LABEL_RESTART_COUNT.to_string(), restart_count.to_string());
+    labels.insert(LABEL_IMAGE.to_string(), image_name.clone());
+    labels.insert(LABEL_IMAGE_ID.to_string(), image.image_id.clone());
+    let holders = attach_logs(k, &uid, &c.name, restart_count, &id).await.map_err(RuntimeError::from)?;
+    let fifo_dir = k.fifo_dir(&uid);
+    let cfg = ContainerConfig {
+        id: id.clone(),
+        labels,
+        image,
+        spec,
+        stdout: fifo_dir.join(format!("{id}.stdout")),
+        stderr: fifo_dir.join(format!("{id}.stderr")),
+        stdin: None,
+        terminal: false,
+    };
+    let created = k.runtime.create_container(cfg).await;
+    drop(holders);
+    match created {
+        Ok(()) => {}
+        Err(RuntimeError::Start(m)) => {
+            let message = format!("failed to create containerd task: {m}");
+            k.events.pod_event(pod, "Warning", "Failed", format!("Error: {message}"), field);
+            return Err(StartError::Start { id, message });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    k.events.pod_event(pod, "Normal", "Created", format!("Created container {}", c.name), field.clone());
+    match k.runtime.start_container(&id).await {
+        Ok(()) => {}
+        Err(RuntimeError::Start(m)) => {
+            let message = format!("failed to start containerd task: {m}");
+            k.events.pod_event(pod, "Warning", "Failed", format!("Error: {message}"), field);
+            return Err(StartError::Start { id, message });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    k.events.pod_event(pod, "Normal", "Started", format!("Started container {}", c.name), field);
+    Ok(id)
+}

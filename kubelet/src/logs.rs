@@ -1,0 +1,186 @@
+//! Container logs in the CRI format (`<RFC3339Nano> <stream> <P|F> <line>`),
+//! written by the kubelet from the task's stdout/stderr FIFOs and read back
+//! for /containerLogs.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+/// Lines longer than this are split into partial (P) records, as upstream does.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// Formats one CRI log record; `line` excludes the newline.
+pub fn format_line(ts: DateTime<Utc>, stream: &str, partial: bool, line: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "{} {} {} ",
+        ts.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        stream,
+        if partial { "P" } else { "F" }
+    )
+    .into_bytes();
+    out.extend_from_slice(line);
+    out.push(b'\n');
+    out
+}
+
+/// One parsed CRI log record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub timestamp: DateTime<Utc>,
+    pub stream: String,
+    pub partial: bool,
+    pub content: Vec<u8>,
+}
+
+pub fn parse_line(line: &[u8]) -> Option<LogRecord> {
+    let s = line.strip_suffix(b"\n").unwrap_or(line);
+    let mut parts = s.splitn(4, |b| *b == b' ');
+    let ts = std::str::from_utf8(parts.next()?).ok()?;
+    let stream = std::str::from_utf8(parts.next()?).ok()?.to_string();
+    let tag = parts.next()?;
+    let content = parts.next().unwrap_or_default().to_vec();
+    Some(LogRecord {
+        timestamp: DateTime::parse_from_rfc3339(ts).ok()?.with_timezone(&Utc),
+        stream,
+        partial: tag == b"P",
+        content,
+    })
+}
+
+/// Options of a /containerLogs request.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub tail_lines: Option<i64>,
+    pub timestamps: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub limit_bytes: Option<i64>,
+}
+
+/// Renders records as kubectl expects: content, optionally prefixed with the timestamp.
+pub fn render(records: &[LogRecord], opts: &LogOptions) -> Vec<u8> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut current_ts = None;
+    for r in records {
+        if opts.since.is_some_and(|s| r.timestamp < s) {
+            continue;
+        }
+        if current_ts.is_none() {
+            current_ts = Some(r.timestamp);
+        }
+        current.extend_from_slice(&r.content);
+        if !r.partial {
+            let mut l = Vec::new();
+            if opts.timestamps {
+                l.extend_from_slice(current_ts.unwrap_or(r.timestamp).to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes());
+                l.push(b' ');
+            }
+            l.append(&mut current);
+            l.push(b'\n');
+            lines.push(l);
+            current_ts = None;
+        }
+    }
+    if let Some(n) = opts.tail_lines {
+        let n = n.max(0) as usize;
+        if lines.len() > n {
+            lines.drain(..lines.len() - n);
+        }
+    }
+    let mut out: Vec<u8> = lines.concat();
+    if let Some(limit) = opts.limit_bytes {
+        out.truncate(limit.max(0) as usize);
+    }
+    out
+}
+
+/// Reads and parses a whole log file; a missing file is empty.
+pub async fn read_records(path: &Path) -> Vec<LogRecord> {
+    match tokio::fs::read(path).await {
+        Ok(b) => b.split_inclusive(|c| *c == b'\n').filter_map(parse_line).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Where a container attempt's log lives: `<pod log dir>/<container>/<restartCount>.log`.
+pub fn log_path(pod_log_dir: &Path, container: &str, restart_count: i32) -> PathBuf {
+    pod_log_dir.join(container).join(format!("{restart_count}.log"))
+}
+
+/// Copies one FIFO into the log file until the writer side closes.
+pub async fn copy_stream(fifo: tokio::net::unix::pipe::Receiver, stream: &'static str, file: std::sync::Arc<tokio::sync::Mutex<tokio::fs::File>>) {
+    let mut reader = tokio::io::BufReader::with_capacity(MAX_LINE, fifo);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf).await {
+            Ok(n) => n,
+            Err(_) => break,
+        };
+        if n == 0 {
+            break;
+        }
+        let partial = buf.last() != Some(&b'\n');
+        let content = if partial { &buf[..] } else { &buf[..buf.len() - 1] };
+        let rec = format_line(Utc::now(), stream, partial, content);
+        let mut f = file.lock().await;
+        if f.write_all(&rec).await.is_err() {
+            break;
+        }
+        let _ = f.flush().await;
+    }
+}
+
+use tokio::io::AsyncReadExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_and_parse_round_trip() {
+        let ts = DateTime::parse_from_rfc3339("2016-10-06T00:17:09.669794202Z").unwrap().with_timezone(&Utc);
+        let l = format_line(ts, "stdout", false, b"hello world");
+        assert_eq!(l, b"2016-10-06T00:17:09.669794202Z stdout F hello world\n");
+        let r = parse_line(&l).unwrap();
+        assert_eq!(r.content, b"hello world");
+        assert_eq!(r.stream, "stdout");
+        assert!(!r.partial);
+        assert_eq!(r.timestamp, ts);
+    }
+
+    #[test]
+    fn render_joins_partials_and_tails() {
+        let ts = Utc::now();
+        let recs = vec![
+            LogRecord { timestamp: ts, stream: "stdout".into(), partial: false, content: b"one".to_vec() },
+            LogRecord { timestamp: ts, stream: "stdout".into(), partial: true, content: b"tw".to_vec() },
+            LogRecord { timestamp: ts, stream: "stdout".into(), partial: false, content: b"o".to_vec() },
+            LogRecord { timestamp: ts, stream: "stderr".into(), partial: false, content: b"three".to_vec() },
+        ];
+        assert_eq!(render(&recs, &LogOptions::default()), b"one\ntwo\nthree\n");
+        assert_eq!(render(&recs, &LogOptions { tail_lines: Some(2), ..Default::default() }), b"two\nthree\n");
+        assert_eq!(render(&recs, &LogOptions { limit_bytes: Some(5), ..Default::default() }), b"one\nt");
+        let with_ts = render(&recs[..1], &LogOptions { timestamps: true, ..Default::default() });
+        assert!(with_ts.ends_with(b" one\n"));
+        assert!(with_ts.starts_with(ts.to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes()));
+    }
+
+    #[test]
+    fn since_filters_old_records() {
+        let old = Utc::now() - chrono::Duration::seconds(100);
+        let new = Utc::now();
+        let recs = vec![
+            LogRecord { timestamp: old, stream: "stdout".into(), partial: false, content: b"old".to_vec() },
+            LogRecord { timestamp: new, stream: "stdout".into(), partial: false, content: b"new".to_vec() },
+        ];
+        let out = render(&recs, &LogOptions { since: Some(new - chrono::Duration::seconds(10)), ..Default::default() });
+        assert_eq!(out, b"new\n");
+    }
+
+    #[test]
+    fn garbage_lines_are_skipped() {
+        assert_eq!(parse_line(b"not a log line"), None);
+    }
+}

@@ -1,0 +1,268 @@
+//! Pure generation of a pod's status from what the runtime reports.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState as KState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::pod_actions::{attempts, init_progress, restart_policy, InitProgress};
+use crate::runtime::{ContainerState, ObservedContainer};
+
+/// Facts about a pod that the runtime alone doesn't know.
+#[derive(Debug, Clone, Default)]
+pub struct PodFacts {
+    pub pod_ip: Option<String>,
+    pub host_ip: String,
+    pub start_time: Option<DateTime<Utc>>,
+    /// Waiting reasons the worker hit (ErrImagePull, CrashLoopBackOff, ...), by container name.
+    pub waiting: HashMap<String, (String, String)>,
+    /// Readiness by container name, from the prober; absent means "no readiness probe".
+    pub ready: HashMap<String, bool>,
+    /// Start errors by container ID, reported as StartError.
+    pub start_errors: HashMap<String, String>,
+    pub sandbox_ready: bool,
+}
+
+fn t(d: DateTime<Utc>) -> Time {
+    crate::ktime::time(d)
+}
+
+fn terminated(c: &ObservedContainer, facts: &PodFacts) -> Option<ContainerStateTerminated> {
+    match &c.state {
+        ContainerState::Exited { exit_code, started_at, finished_at } => {
+            let start_error = facts.start_errors.get(&c.id);
+            let reason = if start_error.is_some() {
+                "StartError"
+            } else if *exit_code == 0 {
+                "Completed"
+            } else if *exit_code == 137 && c.oom_killed {
+                "OOMKilled"
+            } else {
+                "Error"
+            };
+            Some(ContainerStateTerminated {
+                exit_code: if start_error.is_some() { 128 } else { *exit_code },
+                reason: Some(reason.into()),
+                message: start_error.cloned(),
+                started_at: Some(t(started_at.unwrap_or(*finished_at))),
+                finished_at: Some(t(*finished_at)),
+                container_id: Some(format!("containerd://{}", c.id)),
+                signal: None,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn container_status(pod: &Pod, c: &Container, observed: &[ObservedContainer], facts: &PodFacts, init: bool, waiting_default: &str) -> ContainerStatus {
+    let tries = attempts(observed, &c.name);
+    let last = tries.first();
+    let prev = tries.get(1);
+    let image = c.image.clone().unwrap_or_default();
+    let mut st = ContainerStatus {
+        name: c.name.clone(),
+        image: image.clone(),
+        image_id: String::new(),
+        restart_count: last.map(|l| l.restart_count).unwrap_or(0),
+        ready: false,
+        started: Some(false),
+        ..Default::default()
+    };
+    let waiting = |reason: &str, message: &str| KState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.to_string()),
+            message: (!message.is_empty()).then(|| message.to_string()),
+        }),
+        ..Default::default()
+    };
+    let override_waiting = facts.waiting.get(&c.name);
+    match last {
+        None => {
+            let (r, m) = override_waiting.cloned().unwrap_or((waiting_default.to_string(), String::new()));
+            st.state = Some(waiting(&r, &m));
+        }
+        Some(l) => {
+            st.container_id = Some(format!("containerd://{}", l.id));
+            st.image_id = l.image_id.clone();
+            match &l.state {
+                ContainerState::Running { started_at } => {
+                    st.state = Some(KState { running: Some(ContainerStateRunning { started_at: Some(t(*started_at)) }), ..Default::default() });
+                    st.started = Some(true);
+                    st.ready = !init && facts.ready.get(&c.name).copied().unwrap_or(true);
+                    if let Some(p) = prev {
+                        st.last_state = terminated(p, facts).map(|tt| KState { terminated: Some(tt), ..Default::default() });
+                    }
+                }
+                ContainerState::Exited { .. } => {
+                    let term = terminated(l, facts);
+                    match override_waiting {
+                        // Waiting for a restart: the last run becomes lastState.
+                        Some((r, m)) => {
+                            st.state = Some(waiting(r, m));
+                            st.last_state = term.map(|tt| KState { terminated: Some(tt), ..Default::default() });
+                        }
+                        None => {
+                            st.state = term.map(|tt| KState { terminated: Some(tt), ..Default::default() });
+                            if let Some(p) = prev {
+                                st.last_state = terminated(p, facts).map(|tt| KState { terminated: Some(tt), ..Default::default() });
+                            }
+                        }
+                    }
+                }
+                ContainerState::Created | ContainerState::Unknown => {
+                    let (r, m) = override_waiting.cloned().unwrap_or(("ContainerCreating".into(), String::new()));
+                    st.state = Some(waiting(&r, &m));
+                }
+            }
+        }
+    }
+    let _ = pod;
+    st
+}
+
+/// Upstream's getPhase for the regular containers plus init progress.
+pub fn phase(pod: &Pod, statuses: &[ContainerStatus], init: &InitProgress) -> String {
+    match init {
+        InitProgress::Failed => return "Failed".into(),
+        InitProgress::InProgress => return "Pending".into(),
+        InitProgress::Done => {}
+    }
+    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for s in statuses {
+        let state = s.state.clone().unwrap_or_default();
+        if state.running.is_some() {
+            running += 1;
+        } else if let Some(tt) = state.terminated {
+            stopped += 1;
+            if tt.exit_code == 0 {
+                succeeded += 1;
+            }
+        } else if s.last_state.as_ref().and_then(|l| l.terminated.as_ref()).is_some() {
+            stopped += 1;
+        } else {
+            waiting += 1;
+        }
+    }
+    let policy = restart_policy(pod);
+    if waiting > 0 {
+        "Pending".into()
+    } else if running > 0 {
+        "Running".into()
+    } else if stopped > 0 {
+        if policy == "Always" {
+            "Running".into()
+        } else if stopped == succeeded {
+            "Succeeded".into()
+        } else if policy == "Never" {
+            "Failed".into()
+        } else {
+            "Running".into()
+        }
+    } else {
+        "Pending".into()
+    }
+}
+
+/// Upstream's QoS class from requests and limits.
+pub fn qos_class(pod: &Pod) -> String {
+    let Some(spec) = &pod.spec else { return "BestEffort".into() };
+    let cs: Vec<&Container> = spec.containers.iter().chain(spec.init_containers.iter().flatten()).collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in cs {
+        let r = c.resources.clone().unwrap_or_default();
+        let req = r.requests.unwrap_or_default();
+        let lim = r.limits.unwrap_or_default();
+        if !req.is_empty() || !lim.is_empty() {
+            any = true;
+        }
+        for res in ["cpu", "memory"] {
+            match (lim.get(res), req.get(res)) {
+                (Some(l), Some(q)) if l.0 == q.0 => {}
+                (Some(_), None) => {}
+                _ => guaranteed = false,
+            }
+        }
+    }
+    if !any {
+        "BestEffort".into()
+    } else if guaranteed {
+        "Guaranteed".into()
+    } else {
+        "Burstable".into()
+    }
+}
+
+fn cond(type_: &str, ok: bool, reason: Option<&str>, prev: Option<&PodStatus>, now: DateTime<Utc>) -> PodCondition {
+    let status = if ok { "True" } else { "False" };
+    // Keep the transition time while the status is unchanged.
+    let last = prev
+        .and_then(|p| p.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time.clone());
+    PodCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: if ok { None } else { reason.map(|r| r.to_string()) },
+        last_transition_time: Some(last.unwrap_or(t(now))),
+        last_probe_time: None,
+        message: None,
+        observed_generation: None,
+    }
+}
+
+/// The full status of a pod, keeping conditions' transition times from `prev`.
+pub fn generate(pod: &Pod, observed: &[ObservedContainer], facts: &PodFacts, now: DateTime<Utc>) -> PodStatus {
+    let prev = pod.status.as_ref();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let init = init_progress(pod, observed);
+    let init_statuses: Vec<ContainerStatus> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| container_status(pod, c, observed, facts, true, "PodInitializing"))
+        .collect();
+    let main_default = if init == InitProgress::Done { "ContainerCreating" } else { "PodInitializing" };
+    let statuses: Vec<ContainerStatus> = spec
+        .containers
+        .iter()
+        .map(|c| container_status(pod, c, observed, facts, false, main_default))
+        .collect();
+    let mut phase = phase(pod, &statuses, &init);
+    // A pod never leaves a terminal phase.
+    if let Some(p) = prev.and_then(|s| s.phase.as_deref()) {
+        if p == "Succeeded" || p == "Failed" {
+            phase = p.to_string();
+        }
+    }
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    let terminal = phase == "Succeeded" || phase == "Failed";
+    let ready_reason = if terminal { "PodCompleted" } else { "ContainersNotReady" };
+    let conditions = vec![
+        cond("PodReadyToStartContainers", facts.sandbox_ready, None, prev, now),
+        cond("Initialized", init == InitProgress::Done, Some(if terminal { "PodCompleted" } else { "ContainersNotInitialized" }), prev, now),
+        cond("Ready", all_ready && !terminal, Some(ready_reason), prev, now),
+        cond("ContainersReady", all_ready && !terminal, Some(ready_reason), prev, now),
+        prev.and_then(|p| p.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled").cloned())
+            .unwrap_or_else(|| cond("PodScheduled", true, None, None, now)),
+    ];
+    PodStatus {
+        phase: Some(phase),
+        conditions: Some(conditions),
+        host_ip: Some(facts.host_ip.clone()),
+        host_ips: Some(vec![HostIP { ip: facts.host_ip.clone() }]),
+        pod_ip: facts.pod_ip.clone(),
+        pod_ips: facts.pod_ip.clone().map(|ip| vec![PodIP { ip }]),
+        start_time: facts.start_time.map(t).or_else(|| prev.and_then(|p| p.start_time.clone())),
+        qos_class: Some(qos_class(pod)),
+        container_statuses: Some(statuses),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,400 @@
+//! One worker per pod UID drives the pod through sync → terminating →
+//! terminated. A newer desired pod replaces a pending one (watch channel).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Preconditions};
+use tokio::sync::{watch, Mutex};
+
+use crate::container_start::{start_container, StartError};
+use crate::context::{Kubelet, SandboxState};
+use crate::network::PortMapping;
+use crate::pod_actions::{backoff_key, compute_pod_actions};
+use crate::pod_status::{self, PodFacts};
+use crate::runtime::{ContainerState, ObservedContainer};
+use crate::volumes;
+
+/// How often a worker re-checks its pod without being told: exits and back-offs.
+const RESYNC: Duration = Duration::from_secs(1);
+
+/// The set of pod workers, keyed by pod UID.
+#[derive(Clone)]
+pub struct PodWorkers {
+    k: Arc<Kubelet>,
+    workers: Arc<Mutex<HashMap<String, watch::Sender<Option<Pod>>>>>,
+}
+
+impl PodWorkers {
+    pub fn new(k: Arc<Kubelet>) -> Self {
+        PodWorkers { k, workers: Default::default() }
+    }
+
+    /// Hands the newest desired pod to its worker, starting one if needed.
+    pub async fn update(&self, pod: Pod) {
+        let Some(uid) = pod.metadata.uid.clone() else { return };
+        self.k.pods.write().await.insert(uid.clone(), pod.clone());
+        let mut workers = self.workers.lock().await;
+        if let Some(tx) = workers.get(&uid) {
+            if tx.send(Some(pod.clone())).is_ok() {
+                return;
+            }
+        }
+        let (tx, rx) = watch::channel(Some(pod));
+        workers.insert(uid.clone(), tx);
+        let k = self.k.clone();
+        let all = self.workers.clone();
+        tokio::spawn(async move {
+            run(k.clone(), uid.clone(), rx).await;
+            all.lock().await.remove(&uid);
+            k.pods.write().await.remove(&uid);
+            k.status.forget(&uid).await;
+        });
+    }
+
+    /// The pod is gone from the API: tear it down without waiting for a grace period.
+    pub async fn remove(&self, uid: &str) {
+        if let Some(tx) = self.workers.lock().await.get(uid) {
+            let _ = tx.send(None);
+        }
+    }
+
+    pub async fn known(&self) -> Vec<String> {
+        self.workers.lock().await.keys().cloned().collect()
+    }
+}
+
+/// Per-pod memory that the runtime doesn't hold.
+#[derive(Default)]
+struct WorkerState {
+    waiting: HashMap<String, (String, String)>,
+    start_errors: HashMap<String, String>,
+    image_backoff: crate::backoff::Backoff,
+    image_failed_at: HashMap<String, chrono::DateTime<Utc>>,
+    start_time: Option<chrono::DateTime<Utc>>,
+}
+
+async fn run(k: Arc<Kubelet>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
+    let mut state = WorkerState::default();
+    loop {
+        let desired = rx.borrow_and_update().clone();
+        match desired {
+            None => {
+                // Gone from the API: nothing to wait for, release everything now.
+                let observed = observe(&k, &uid, &state).await.unwrap_or_default();
+                cleanup(&k, &uid, &observed).await;
+                return;
+            }
+            Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+                terminate(&k, &pod, &mut state, true).await;
+                return;
+            }
+            Some(pod) => {
+                if let Err(e) = sync(&k, &pod, &mut state).await {
+                    tracing::warn!(pod = ?pod.metadata.name, error = %e, "sync failed");
+                }
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(RESYNC) => {}
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("runtime: {0}")]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error("status: {0}")]
+    Status(#[from] crate::status_manager::StatusError),
+}
+
+/// The pod's containers, with failed starts shown as exited with 128.
+async fn observe(k: &Kubelet, uid: &str, state: &WorkerState) -> Result<Vec<ObservedContainer>, SyncError> {
+    let mut v: Vec<ObservedContainer> = k.runtime.list_containers().await?.into_iter().filter(|c| c.pod_uid == uid).collect();
+    for c in &mut v {
+        if state.start_errors.contains_key(&c.id) && matches!(c.state, ContainerState::Unknown | ContainerState::Created) {
+            c.state = ContainerState::Exited { exit_code: 128, started_at: None, finished_at: c.created_at };
+        }
+    }
+    Ok(v)
+}
+
+fn load_sandbox(k: &Kubelet, uid: &str) -> Option<SandboxState> {
+    if !k.namespaces(uid).exists() {
+        return None;
+    }
+    let b = std::fs::read(k.sandbox_file(uid)).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+fn host_ports(pod: &Pod) -> Vec<PortMapping> {
+    let mut out = Vec::new();
+    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+        for p in c.ports.iter().flatten() {
+            if let Some(hp) = p.host_port.filter(|h| *h > 0) {
+                out.push(PortMapping {
+                    host_port: hp,
+                    container_port: p.container_port,
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()).to_lowercase(),
+                    host_ip: p.host_ip.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    out
+}
+
+async fn create_sandbox(k: &Kubelet, pod: &Pod) -> Result<SandboxState, String> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let ns = k.namespaces(&uid);
+    ns.remove();
+    ns.create(pod.metadata.name.as_deref().unwrap_or("pod")).await.map_err(|e| e.to_string())?;
+    let ports = host_ports(pod);
+    let ip = match k.cni.add(&uid, &ns.net(), &ports).await {
+        Ok(ip) => ip,
+        Err(e) => {
+            let _ = k.cni.del(&uid, &ns.net(), &ports).await;
+            ns.remove();
+            return Err(e.to_string());
+        }
+    };
+    let st = SandboxState { pod_ip: ip, ports, created_at: Utc::now().to_rfc3339() };
+    std::fs::write(k.sandbox_file(&uid), serde_json::to_vec(&st).unwrap_or_default()).map_err(|e| e.to_string())?;
+    Ok(st)
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded") | Some("Failed"))
+}
+
+async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), SyncError> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    state.start_time.get_or_insert_with(Utc::now);
+    let mut observed = observe(k, &uid, state).await?;
+    let mut sandbox = load_sandbox(k, &uid);
+    if is_terminal(pod) {
+        // A finished pod keeps its containers for logs but releases its network.
+        if sandbox.is_some() {
+            release_network(k, &uid).await;
+        }
+        return Ok(());
+    }
+    let now = Utc::now();
+    let plan = {
+        let b = k.backoff.lock().await;
+        compute_pod_actions(pod, &observed, sandbox.is_some(), &b, now)
+    };
+    for id in &plan.prune {
+        let _ = k.runtime.remove_container(id).await;
+    }
+    if plan.create_sandbox {
+        for c in observed.iter().filter(|c| matches!(c.state, ContainerState::Running { .. })) {
+            let _ = k.runtime.kill_container(&c.id, 9).await;
+        }
+        match create_sandbox(k, pod).await {
+            Ok(s) => sandbox = Some(s),
+            Err(e) => {
+                k.events.pod_event(pod, "Warning", "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"), None);
+                for c in &spec.containers {
+                    state.waiting.insert(c.name.clone(), ("ContainerCreating".into(), String::new()));
+                }
+                return write_status(k, pod, &observed, state, None).await;
+            }
+        }
+    }
+    for name in &plan.backoff {
+        let key = backoff_key(&uid, name);
+        let delay = k.backoff.lock().await.delay(&key).unwrap_or_default();
+        let msg = format!("back-off {}s restarting failed container={} pod={}_{}({})", delay.as_secs(), name, pod.metadata.name.clone().unwrap_or_default(), pod.metadata.namespace.clone().unwrap_or_default(), uid);
+        if state.waiting.get(name).map(|w| w.0.as_str()) != Some("CrashLoopBackOff") {
+            k.events.pod_event(pod, "Warning", "BackOff", "Back-off restarting failed container".into(), Some(format!("spec.containers{{{name}}}")));
+        }
+        state.waiting.insert(name.clone(), ("CrashLoopBackOff".into(), msg));
+    }
+    for s in &plan.start {
+        let Some(c) = spec.init_containers.iter().flatten().chain(spec.containers.iter()).find(|c| c.name == s.name) else { continue };
+        let image = c.image.clone().unwrap_or_default();
+        if let Some(at) = state.image_failed_at.get(&c.name) {
+            if state.image_backoff.in_backoff(&c.name, *at, Utc::now()) {
+                state.waiting.insert(c.name.clone(), ("ImagePullBackOff".into(), format!("Back-off pulling image \"{image}\"")));
+                continue;
+            }
+        }
+        let resolved = match volumes::resolve(k, pod, c).await {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.to_string();
+                if state.waiting.get(&c.name).map(|w| &w.1) != Some(&msg) {
+                    k.events.pod_event(pod, "Warning", e.event_reason(), msg.clone(), None);
+                }
+                state.waiting.insert(c.name.clone(), (e.waiting_reason().into(), msg));
+                if s.init {
+                    break;
+                }
+                continue;
+            }
+        };
+        if s.restart_count > 0 {
+            k.backoff.lock().await.next(&backoff_key(&uid, &c.name));
+        }
+        match start_container(k, pod, c, s.restart_count, resolved.env, resolved.mounts).await {
+            Ok(_) => {
+                state.waiting.remove(&c.name);
+                state.image_failed_at.remove(&c.name);
+                state.image_backoff.reset(&c.name);
+            }
+            Err(StartError::ImagePull(msg)) => {
+                k.events.pod_event(pod, "Warning", "Failed", msg.clone(), Some(format!("spec.containers{{{}}}", c.name)));
+                state.image_backoff.next(&c.name);
+                state.image_failed_at.insert(c.name.clone(), Utc::now());
+                state.waiting.insert(c.name.clone(), ("ErrImagePull".into(), msg));
+            }
+            Err(StartError::ImageNeverPull(msg)) => {
+                k.events.pod_event(pod, "Warning", "ErrImageNeverPull", msg.clone(), Some(format!("spec.containers{{{}}}", c.name)));
+                state.waiting.insert(c.name.clone(), ("ErrImageNeverPull".into(), msg));
+            }
+            Err(StartError::Start { id, message }) => {
+                state.waiting.remove(&c.name);
+                state.start_errors.insert(id, message);
+            }
+            Err(StartError::Config(msg)) => {
+                state.waiting.insert(c.name.clone(), ("CreateContainerConfigError".into(), msg));
+            }
+            Err(StartError::Runtime(e)) => {
+                state.waiting.insert(c.name.clone(), ("ContainerCreating".into(), e.to_string()));
+            }
+        }
+        if s.init {
+            break;
+        }
+    }
+    observed = observe(k, &uid, state).await?;
+    // Waiting reasons only stand while the container is not running.
+    for c in &observed {
+        if matches!(c.state, ContainerState::Running { .. }) {
+            state.waiting.remove(&c.name);
+        }
+    }
+    write_status(k, pod, &observed, state, sandbox.map(|s| s.pod_ip)).await
+}
+
+async fn write_status(k: &Kubelet, pod: &Pod, observed: &[ObservedContainer], state: &WorkerState, pod_ip: Option<String>) -> Result<(), SyncError> {
+    let facts = PodFacts {
+        pod_ip: pod_ip.or_else(|| pod.status.as_ref().and_then(|s| s.pod_ip.clone())),
+        host_ip: k.node_ip.clone(),
+        start_time: pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(crate::ktime::chrono).or(state.start_time),
+        waiting: state.waiting.clone(),
+        ready: HashMap::new(),
+        start_errors: state.start_errors.clone(),
+        sandbox_ready: load_sandbox(k, pod.metadata.uid.as_deref().unwrap_or_default()).is_some(),
+    };
+    let status = pod_status::generate(pod, observed, &facts, Utc::now());
+    k.status.set(pod, &status).await?;
+    Ok(())
+}
+
+async fn release_network(k: &Kubelet, uid: &str) {
+    let ns = k.namespaces(uid);
+    let ports = load_sandbox(k, uid).map(|s| s.ports).unwrap_or_default();
+    if let Err(e) = k.cni.del(uid, &ns.net(), &ports).await {
+        tracing::warn!(uid, error = %e, "CNI DEL");
+    }
+    ns.remove();
+    let _ = std::fs::remove_file(k.sandbox_file(uid));
+}
+
+/// Removes every trace of a pod: containers, network, namespaces, volumes.
+pub async fn cleanup(k: &Kubelet, uid: &str, observed: &[ObservedContainer]) {
+    for c in observed {
+        if let Err(e) = k.runtime.remove_container(&c.id).await {
+            tracing::warn!(id = %c.id, error = %e, "removing container");
+        }
+    }
+    release_network(k, uid).await;
+    volumes::teardown(k, uid).await;
+    let _ = tokio::fs::remove_dir_all(k.pod_dir(uid)).await;
+}
+
+/// Graceful termination: preStop, SIGTERM, SIGKILL after the grace period,
+/// release everything, then the final DELETE with a UID precondition.
+async fn terminate(k: &Kubelet, pod: &Pod, state: &mut WorkerState, delete_from_api: bool) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let grace = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or(pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30)
+        .max(0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(grace as u64);
+    let observed = observe(k, &uid, state).await.unwrap_or_default();
+    let running: Vec<&ObservedContainer> = observed.iter().filter(|c| matches!(c.state, ContainerState::Running { .. })).collect();
+    for c in &running {
+        k.events.pod_event(pod, "Normal", "Killing", format!("Stopping container {}", c.name), Some(format!("spec.containers{{{}}}", c.name)));
+    }
+    crate::lifecycle::run_pre_stop(k, pod, &running, deadline).await;
+    for c in &running {
+        let _ = k.runtime.kill_container(&c.id, 15).await;
+    }
+    loop {
+        let still: Vec<ObservedContainer> = observe(k, &uid, state)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+            .collect();
+        if still.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            for c in &still {
+                let _ = k.runtime.kill_container(&c.id, 9).await;
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let observed = observe(k, &uid, state).await.unwrap_or_default();
+    let _ = write_status(k, pod, &observed, state, None).await;
+    cleanup(k, &uid, &observed).await;
+    if delete_from_api {
+        if let Some(client) = &k.client {
+            let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+                ..Default::default()
+            };
+            if let Err(e) = api.delete(pod.metadata.name.as_deref().unwrap_or_default(), &dp).await {
+                tracing::debug!(error = %e, "final pod delete");
+            }
+        }
+    }
+}
+
+/// After a restart: containers and sandboxes of pods that no longer exist are removed.
+pub async fn remove_orphans(k: &Kubelet, live: &std::collections::HashSet<String>) {
+    let Ok(all) = k.runtime.list_containers().await else { return };
+    let mut by_pod: HashMap<String, Vec<ObservedContainer>> = HashMap::new();
+    for c in all.into_iter().filter(|c| !live.contains(&c.pod_uid)) {
+        by_pod.entry(c.pod_uid.clone()).or_default().push(c);
+    }
+    if let Ok(entries) = std::fs::read_dir(k.root_dir.join("pods")) {
+        for e in entries.flatten() {
+            let uid = e.file_name().to_string_lossy().to_string();
+            if !live.contains(&uid) {
+                by_pod.entry(uid).or_default();
+            }
+        }
+    }
+    for (uid, cs) in by_pod {
+        tracing::info!(%uid, "removing orphaned pod");
+        cleanup(k, &uid, &cs).await;
+    }
+}

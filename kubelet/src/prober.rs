@@ -1,0 +1,129 @@
+//! Probes (exec, httpGet, tcpSocket) and the per-container prober loop
+//! state that turns results into ready/started/restart decisions.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::context::Kubelet;
+
+/// A named or numeric port resolved against the pod's container ports.
+pub fn resolve_port(pod: &Pod, port: &IntOrString) -> Option<u16> {
+    match port {
+        IntOrString::Int(p) => u16::try_from(*p).ok().filter(|p| *p > 0),
+        IntOrString::String(name) => {
+            if let Ok(n) = name.parse::<u16>() {
+                return Some(n);
+            }
+            pod.spec.as_ref()?.containers.iter().flat_map(|c| c.ports.iter().flatten()).find(|p| p.name.as_deref() == Some(name.as_str())).and_then(|p| u16::try_from(p.container_port).ok())
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET: success is a status in 200..400, as upstream.
+pub async fn http_get(host: &str, port: u16, path: &str, timeout: Duration) -> Result<u16, String> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+        let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 1024];
+        let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let head = String::from_utf8_lossy(&buf[..n]);
+        let code: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("malformed HTTP response")?;
+        if (200..400).contains(&code) {
+            Ok(code)
+        } else {
+            Err(format!("HTTP probe failed with statuscode: {code}"))
+        }
+    };
+    tokio::time::timeout(timeout, fut).await.map_err(|_| "context deadline exceeded".to_string())?
+}
+
+pub async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map(|_| ())
+        .map_err(|e| format!("dial tcp {host}:{port}: {e}"))
+}
+
+/// Runs one probe against a container.
+pub async fn probe_once(k: &Kubelet, pod: &Pod, container_id: &str, p: &Probe) -> Result<(), String> {
+    let timeout = Duration::from_secs(p.timeout_seconds.unwrap_or(1).max(1) as u64);
+    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+    if let Some(e) = &p.exec {
+        let cmd = e.command.clone().unwrap_or_default();
+        let code = tokio::time::timeout(timeout, crate::exec::run_to_completion(k, container_id, cmd))
+            .await
+            .map_err(|_| "command timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        if code == 0 { Ok(()) } else { Err(format!("command failed with exit code {code}")) }
+    } else if let Some(g) = &p.http_get {
+        let host = g.host.clone().unwrap_or(ip);
+        let port = resolve_port(pod, &g.port).ok_or("invalid port")?;
+        http_get(&host, port, g.path.as_deref().unwrap_or("/"), timeout).await.map(|_| ())
+    } else if let Some(t) = &p.tcp_socket {
+        let host = t.host.clone().unwrap_or(ip);
+        let port = resolve_port(pod, &t.port).ok_or("invalid port")?;
+        tcp(&host, port, timeout).await
+    } else {
+        Ok(())
+    }
+}
+
+/// Counts consecutive results against a probe's thresholds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeState {
+    pub successes: i32,
+    pub failures: i32,
+    /// The last decided result; None until a threshold is crossed.
+    pub result: Option<bool>,
+}
+
+impl ProbeState {
+    /// Records a result and returns the decided outcome.
+    pub fn record(&mut self, ok: bool, p: &Probe) -> Option<bool> {
+        if ok {
+            self.successes += 1;
+            self.failures = 0;
+            if self.successes >= p.success_threshold.unwrap_or(1).max(1) {
+                self.result = Some(true);
+            }
+        } else {
+            self.failures += 1;
+            self.successes = 0;
+            if self.failures >= p.failure_threshold.unwrap_or(3).max(1) {
+                self.result = Some(false);
+            }
+        }
+        self.result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_decide_results() {
+        let p = Probe { failure_threshold: Some(2), success_threshold: Some(2), ..Default::default() };
+        let mut s = ProbeState::default();
+        assert_eq!(s.record(true, &p), None);
+        assert_eq!(s.record(true, &p), Some(true));
+        assert_eq!(s.record(false, &p), Some(true));
+        assert_eq!(s.record(false, &p), Some(false));
+    }
+
+    #[test]
+    fn named_ports_resolve_from_container_ports() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]}
+        })).unwrap();
+        assert_eq!(resolve_port(&pod, &IntOrString::String("http".into())), Some(8080));
+        assert_eq!(resolve_port(&pod, &IntOrString::Int(0)), None);
+        assert_eq!(resolve_port(&pod, &IntOrString::String("nope".into())), None);
+    }
+}

@@ -1,0 +1,314 @@
+//! Pod volumes on the node (emptyDir, hostPath, configMap, secret,
+//! downwardAPI, projected) and the container's resolved env.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, Volume};
+use kube::api::Api;
+
+use crate::container_spec::BindMount;
+use crate::context::Kubelet;
+use crate::env::{self, EnvError, Sources};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("MountVolume.SetUp failed for volume \"{volume}\" : {message}")]
+    Mount { volume: String, message: String },
+    #[error("{0}")]
+    Env(#[from] EnvError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl VolumeError {
+    /// The waiting reason the container shows, as upstream.
+    pub fn waiting_reason(&self) -> &'static str {
+        match self {
+            VolumeError::Env(_) => "CreateContainerConfigError",
+            _ => "ContainerCreating",
+        }
+    }
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            VolumeError::Env(_) => "Failed",
+            _ => "FailedMount",
+        }
+    }
+}
+
+pub struct Resolved {
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<BindMount>,
+}
+
+#[derive(Default)]
+struct Fetched {
+    config_maps: BTreeMap<String, Option<BTreeMap<String, String>>>,
+    secrets: BTreeMap<String, Option<BTreeMap<String, String>>>,
+}
+
+impl Sources for Fetched {
+    fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.config_maps.get(name).cloned().flatten()
+    }
+    fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.secrets.get(name).cloned().flatten()
+    }
+}
+
+async fn fetch_config_map(k: &Kubelet, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
+    let api: Api<ConfigMap> = Api::namespaced(k.client.clone()?, ns);
+    let cm = api.get_opt(name).await.ok().flatten()?;
+    let mut d = cm.data.unwrap_or_default();
+    for (key, v) in cm.binary_data.unwrap_or_default() {
+        d.insert(key, String::from_utf8_lossy(&v.0).to_string());
+    }
+    Some(d)
+}
+
+async fn fetch_secret(k: &Kubelet, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
+    let api: Api<Secret> = Api::namespaced(k.client.clone()?, ns);
+    let s = api.get_opt(name).await.ok().flatten()?;
+    let mut d: BTreeMap<String, String> =
+        s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string())).collect();
+    d.extend(s.string_data.unwrap_or_default());
+    Some(d)
+}
+
+/// Fetches every ConfigMap and Secret the pod refers to.
+async fn fetch(k: &Kubelet, pod: &Pod) -> Fetched {
+    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut cms = Vec::new();
+    let mut secrets = Vec::new();
+    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+        for ef in c.env_from.iter().flatten() {
+            cms.extend(ef.config_map_ref.as_ref().map(|r| r.name.clone()));
+            secrets.extend(ef.secret_ref.as_ref().map(|r| r.name.clone()));
+        }
+        for e in c.env.iter().flatten() {
+            if let Some(vf) = &e.value_from {
+                cms.extend(vf.config_map_key_ref.as_ref().map(|r| r.name.clone()));
+                secrets.extend(vf.secret_key_ref.as_ref().map(|r| r.name.clone()));
+            }
+        }
+    }
+    for v in spec.volumes.iter().flatten() {
+        cms.extend(v.config_map.as_ref().map(|c| c.name.clone()));
+        secrets.extend(v.secret.as_ref().and_then(|s| s.secret_name.clone()));
+        for p in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            cms.extend(p.config_map.as_ref().map(|c| c.name.clone()));
+            secrets.extend(p.secret.as_ref().map(|s| s.name.clone()));
+        }
+    }
+    let mut f = Fetched::default();
+    for n in cms {
+        if !f.config_maps.contains_key(&n) {
+            let v = fetch_config_map(k, &ns, &n).await;
+            f.config_maps.insert(n, v);
+        }
+    }
+    for n in secrets {
+        if !f.secrets.contains_key(&n) {
+            let v = fetch_secret(k, &ns, &n).await;
+            f.secrets.insert(n, v);
+        }
+    }
+    f
+}
+
+fn volume_dir(k: &Kubelet, uid: &str, name: &str) -> PathBuf {
+    k.pod_dir(uid).join("volumes").join(name)
+}
+
+/// Writes `files` (relative path → content) into `dir`, replacing what was there.
+fn write_files(dir: &Path, files: &[(String, Vec<u8>, Option<i32>)]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (rel, data, mode) in files {
+        // Refuse paths that would escape the volume.
+        if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
+            continue;
+        }
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, data)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode.unwrap_or(0o644) as u32 & 0o777))?;
+    }
+    Ok(())
+}
+
+fn key_files(data: &BTreeMap<String, String>, items: Option<&Vec<KeyToPath>>, default_mode: Option<i32>) -> Result<Vec<(String, Vec<u8>, Option<i32>)>, String> {
+    match items {
+        Some(items) if !items.is_empty() => items
+            .iter()
+            .map(|i| match data.get(&i.key) {
+                Some(v) => Ok((i.path.clone(), v.clone().into_bytes(), i.mode.or(default_mode))),
+                None => Err(format!("configmap references non-existent config key: {}", i.key)),
+            })
+            .collect(),
+        _ => Ok(data.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes(), default_mode)).collect()),
+    }
+}
+
+/// Sets up one volume's host directory and returns its path.
+async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBuf, VolumeError> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let dir = volume_dir(k, &uid, &v.name);
+    let err = |message: String| VolumeError::Mount { volume: v.name.clone(), message };
+    if let Some(hp) = &v.host_path {
+        let p = PathBuf::from(&hp.path);
+        match hp.type_.as_deref() {
+            Some("DirectoryOrCreate") => std::fs::create_dir_all(&p)?,
+            Some("FileOrCreate") => {
+                if !p.exists() {
+                    if let Some(parent) = p.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(&p, b"")?;
+                }
+            }
+            Some("Directory") if !p.is_dir() => return Err(err(format!("hostPath type check failed: {} is not a directory", hp.path))),
+            Some("File") if !p.is_file() => return Err(err(format!("hostPath type check failed: {} is not a file", hp.path))),
+            _ => {}
+        }
+        return Ok(p);
+    }
+    if let Some(ed) = &v.empty_dir {
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            if ed.medium.as_deref() == Some("Memory") {
+                let size = ed.size_limit.as_ref().and_then(|q| crate::quantity::bytes(&q.0));
+                let opts = size.map(|s| format!("size={s}"));
+                nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), nix::mount::MsFlags::empty(), opts.as_deref())
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+        return Ok(dir);
+    }
+    let mut files = Vec::new();
+    if let Some(cm) = &v.config_map {
+        match f.config_map(&cm.name) {
+            Some(d) => files = key_files(&d, cm.items.as_ref(), cm.default_mode).map_err(err)?,
+            None if cm.optional == Some(true) => {}
+            None => return Err(err(format!("configmap \"{}\" not found", cm.name))),
+        }
+    } else if let Some(s) = &v.secret {
+        let name = s.secret_name.clone().unwrap_or_default();
+        match f.secret(&name) {
+            Some(d) => files = key_files(&d, s.items.as_ref(), s.default_mode).map_err(err)?,
+            None if s.optional == Some(true) => {}
+            None => return Err(err(format!("secret \"{name}\" not found"))),
+        }
+    } else if let Some(da) = &v.downward_api {
+        for i in da.items.iter().flatten() {
+            if let Some(fr) = &i.field_ref {
+                let val = env::field_value(pod, &fr.field_path, &k.node_name, &k.node_ip).unwrap_or_default();
+                files.push((i.path.clone(), val.into_bytes(), i.mode.or(da.default_mode)));
+            }
+        }
+    } else if let Some(pr) = &v.projected {
+        for src in pr.sources.iter().flatten() {
+            if let Some(cm) = &src.config_map {
+                match f.config_map(&cm.name) {
+                    Some(d) => files.extend(key_files(&d, cm.items.as_ref(), pr.default_mode).map_err(err)?),
+                    None if cm.optional == Some(true) => {}
+                    None => return Err(err(format!("configmap \"{}\" not found", cm.name))),
+                }
+            }
+            if let Some(s) = &src.secret {
+                match f.secret(&s.name) {
+                    Some(d) => files.extend(key_files(&d, s.items.as_ref(), pr.default_mode).map_err(err)?),
+                    None if s.optional == Some(true) => {}
+                    None => return Err(err(format!("secret \"{}\" not found", s.name))),
+                }
+            }
+            if let Some(da) = &src.downward_api {
+                for i in da.items.iter().flatten() {
+                    if let Some(fr) = &i.field_ref {
+                        let val = env::field_value(pod, &fr.field_path, &k.node_name, &k.node_ip).unwrap_or_default();
+                        files.push((i.path.clone(), val.into_bytes(), i.mode.or(pr.default_mode)));
+                    }
+                }
+            }
+        }
+    } else {
+        // Unsupported volume types get an empty directory rather than a crash.
+        std::fs::create_dir_all(&dir)?;
+        return Ok(dir);
+    }
+    write_files(&dir, &files)?;
+    Ok(dir)
+}
+
+fn host_cpu_milli() -> i64 {
+    std::thread::available_parallelism().map(|n| n.get() as i64 * 1000).unwrap_or(1000)
+}
+
+fn host_memory() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok()))
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// Sets up the container's volumes and resolves its env.
+pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, VolumeError> {
+    let f = fetch(k, pod).await;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut mounts = Vec::new();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    for vm in c.volume_mounts.iter().flatten() {
+        let Some(v) = spec.volumes.iter().flatten().find(|v| v.name == vm.name) else {
+            return Err(VolumeError::Mount { volume: vm.name.clone(), message: "volume not found in pod spec".into() });
+        };
+        let mut host = setup(k, pod, v, &f).await?;
+        let read_only = vm.read_only.unwrap_or(false) || v.config_map.is_some() || v.secret.is_some() || v.downward_api.is_some() || v.projected.is_some();
+        if let Some(sp) = vm.sub_path.as_ref().filter(|s| !s.is_empty()) {
+            if sp.split('/').any(|p| p == "..") || sp.starts_with('/') {
+                return Err(VolumeError::Mount { volume: vm.name.clone(), message: format!("invalid subpath {sp:?}") });
+            }
+            host = host.join(sp);
+            if !host.exists() {
+                std::fs::create_dir_all(&host)?;
+            }
+        }
+        mounts.push(BindMount { host_path: host.display().to_string(), container_path: vm.mount_path.clone(), read_only });
+    }
+    // Every pod gets an /etc/hosts naming itself, like upstream's kubelet-managed hosts file.
+    let hosts = k.pod_dir(&uid).join("etc-hosts");
+    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).or_else(|| {
+        std::fs::read(k.sandbox_file(&uid)).ok().and_then(|b| serde_json::from_slice::<crate::context::SandboxState>(&b).ok()).map(|s| s.pod_ip)
+    });
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut content = String::from("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if let Some(ip) = ip {
+        content.push_str(&format!("{ip}\t{name}\n"));
+    }
+    std::fs::write(&hosts, content)?;
+    if !c.volume_mounts.iter().flatten().any(|m| m.mount_path == "/etc/hosts") {
+        mounts.push(BindMount { host_path: hosts.display().to_string(), container_path: "/etc/hosts".into(), read_only: false });
+    }
+    let env = env::resolve(pod, c, &f, &k.node_name, &k.node_ip, host_cpu_milli(), host_memory())?;
+    Ok(Resolved { env, mounts })
+}
+
+/// Unmounts memory-backed emptyDirs before the pod dir is removed.
+pub async fn teardown(k: &Kubelet, uid: &str) {
+    let dir = k.pod_dir(uid).join("volumes");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+pub fn node_capacity() -> (i64, i64) {
+    (host_cpu_milli(), host_memory())
+}
