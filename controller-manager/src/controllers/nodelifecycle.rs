@@ -1,3 +1,0 @@
-use super::Ctx;
-use crate::runtime::Informers;
-pub fn register(_inf: &mut Informers, _ctx: &Ctx) {}
