@@ -1,1 +1,146 @@
-fn main() {}
+//! ferrokube-scheduler: flags, client, /healthz + /metrics, optional
+//! leader election, then the scheduling loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use leader_election::{LeaderElector, LeaseConfig};
+use scheduler::algorithm::Algorithm;
+use scheduler::api::KubeApi;
+use scheduler::queue::RealClock;
+use scheduler::scheduler::Scheduler;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferrokube-scheduler",
+    about = "Binds pending pods to nodes, as kube-scheduler"
+)]
+struct Flags {
+    /// Kubeconfig to reach the apiserver (in-cluster/env inference when absent).
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// KubeSchedulerConfiguration YAML adding or replacing profiles.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Run only while holding the Lease.
+    #[arg(long, default_value_t = false)]
+    leader_elect: bool,
+    #[arg(long, default_value = "kube-scheduler")]
+    lease_name: String,
+    #[arg(long, default_value = "kube-system")]
+    lease_namespace: String,
+    #[arg(long = "leader-elect-lease-duration", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    #[arg(long = "leader-elect-renew-deadline", default_value = "10s", value_parser = parse_duration)]
+    renew_deadline: Duration,
+    #[arg(long = "leader-elect-retry-period", default_value = "2s", value_parser = parse_duration)]
+    retry_period: Duration,
+    /// Leader-election identity (default: hostname_pid).
+    #[arg(long)]
+    identity: Option<String>,
+    /// HTTP port on 127.0.0.1 for /healthz and /metrics (0: any free port).
+    #[arg(long, default_value_t = 10259)]
+    port: u16,
+}
+
+/// "15s", "500ms", "2m", "1h".
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+async fn client(flags: &Flags) -> Result<kube::Client, String> {
+    let config = match &flags.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("kubeconfig: {e}"))?
+        }
+        None => kube::Config::infer().await.map_err(|e| format!("no kubeconfig: {e}"))?,
+    };
+    kube::Client::try_from(config).map_err(|e| format!("building client: {e}"))
+}
+
+fn identity(flags: &Flags) -> String {
+    flags.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{host}_{}", std::process::id())
+    })
+}
+
+async fn run(flags: Flags) -> Result<(), String> {
+    let extra = match &flags.config {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| format!("reading --config {}: {e}", p.display()))?),
+        None => None,
+    };
+    let profiles = scheduler::profile::load_profiles(extra.as_deref()).map_err(|e| e.to_string())?;
+    let client = client(&flags).await?;
+    let id = identity(&flags);
+    let api = Arc::new(KubeApi::new(client.clone(), &id));
+    let sched = Scheduler::new(api, profiles, Arc::new(RealClock), Algorithm::default());
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", flags.port))
+        .await
+        .map_err(|e| format!("binding 127.0.0.1:{}: {e}", flags.port))?;
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /healthz and /metrics");
+    let metrics = sched.metrics.clone();
+    tokio::spawn(async move {
+        if let Err(e) = scheduler::server::serve(listener, metrics).await {
+            tracing::error!(error = %e, "health server stopped");
+        }
+    });
+
+    let work = {
+        let client = client.clone();
+        let sched = sched.clone();
+        move || async move {
+            let (_stores, _tasks) = scheduler::informer::start(client, sched.clone());
+            sched.run().await
+        }
+    };
+    if flags.leader_elect {
+        let config = LeaseConfig {
+            namespace: flags.lease_namespace.clone(),
+            name: flags.lease_name.clone(),
+            identity: id,
+            lease_duration: flags.lease_duration,
+            renew_deadline: flags.renew_deadline,
+            retry_period: flags.retry_period,
+        };
+        tracing::info!(lease = %format!("{}/{}", config.namespace, config.name), "attempting to acquire leader lease");
+        LeaderElector::new(client, config)
+            .run(work)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        work().await;
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let flags = Flags::parse();
+    if let Err(e) = run(flags).await {
+        eprintln!("ferrokube-scheduler: {e}");
+        std::process::exit(1);
+    }
+}
