@@ -40,7 +40,9 @@ mod tests {
         match (want, got) {
             (serde_json::Value::Object(w), serde_json::Value::Object(g)) => {
                 for (k, v) in w {
-                    let gv = g.get(k).unwrap_or_else(|| panic!("field {at}.{k} is not part of the API type"));
+                    let gv = g
+                        .get(k)
+                        .unwrap_or_else(|| panic!("field {at}.{k} is not part of the API type"));
                     assert_subset(v, gv, &format!("{at}.{k}"));
                 }
             }

@@ -9,17 +9,17 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ObjectMeta, PostParams};
 use testkit::Cluster;
 
-pub struct TestNs {
+pub struct TestNs<'a> {
     pub name: String,
-    pub cluster: &'static Cluster,
+    pub cluster: &'a Cluster,
     pub client: kube::Client,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-impl TestNs {
+impl<'a> TestNs<'a> {
     /// Create `<prefix>-<unique>` through the API.
-    pub async fn new(cluster: &'static Cluster, prefix: &str) -> TestNs {
+    pub async fn new(cluster: &'a Cluster, prefix: &str) -> TestNs<'a> {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let name = format!("{prefix}-{}-{n}", std::process::id() % 100_000);
         let client = cluster.client().await;
@@ -42,6 +42,15 @@ impl TestNs {
         }
     }
 
+    /// Work in an existing namespace (e.g. after the cluster was changed).
+    pub async fn existing(cluster: &'a Cluster, name: &str) -> TestNs<'a> {
+        TestNs {
+            name: name.to_string(),
+            cluster,
+            client: cluster.client().await,
+        }
+    }
+
     pub fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), &self.name)
     }
@@ -57,7 +66,10 @@ impl TestNs {
     pub async fn kubectl_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
         let out = self.kubectl(args).await;
         if !out.status.success() {
-            let shown: Vec<String> = args.iter().map(|a| a.as_ref().to_string_lossy().to_string()).collect();
+            let shown: Vec<String> = args
+                .iter()
+                .map(|a| a.as_ref().to_string_lossy().to_string())
+                .collect();
             panic!(
                 "kubectl -n {} {} failed ({}):\n{}{}",
                 self.name,
@@ -73,7 +85,8 @@ impl TestNs {
     /// `kubectl apply -f manifests/<file>` into this namespace.
     pub async fn apply_manifest(&self, file: &str) -> String {
         let path = crate::manifests::path(file);
-        self.kubectl_ok(&[OsStr::new("apply"), OsStr::new("-f"), path.as_os_str()]).await
+        self.kubectl_ok(&[OsStr::new("apply"), OsStr::new("-f"), path.as_os_str()])
+            .await
     }
 
     /// `kubectl apply -f -` of an inline YAML document.
@@ -81,16 +94,20 @@ impl TestNs {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("object.yaml");
         std::fs::write(&file, yaml).expect("writing yaml");
-        self.kubectl_ok(&[OsStr::new("apply"), OsStr::new("-f"), file.as_os_str()]).await
+        self.kubectl_ok(&[OsStr::new("apply"), OsStr::new("-f"), file.as_os_str()])
+            .await
     }
 }
 
-impl Drop for TestNs {
+impl Drop for TestNs<'_> {
     fn drop(&mut self) {
         // A shared cluster is never dropped while a test fails, so its logs
         // are printed here.
         if std::thread::panicking() {
-            eprintln!("test in namespace {} failed; cluster logs follow", self.name);
+            eprintln!(
+                "test in namespace {} failed; cluster logs follow",
+                self.name
+            );
             self.cluster.print_logs();
         }
     }

@@ -8,7 +8,13 @@ use kube::api::{Api, ListParams};
 use testkit::wait_for_or;
 
 /// Wait until pod `name` satisfies `cond`; panics with the last seen status.
-pub async fn wait_pod(pods: &Api<Pod>, name: &str, timeout: Duration, what: &str, cond: impl Fn(&Pod) -> bool) -> Pod {
+pub async fn wait_pod(
+    pods: &Api<Pod>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    cond: impl Fn(&Pod) -> bool,
+) -> Pod {
     let last: Mutex<Option<Pod>> = Mutex::new(None);
     let res = wait_for_or(timeout, &format!("pod {name}: {what}"), || {
         let pods = pods.clone();
@@ -78,7 +84,10 @@ pub fn summary(p: &Pod) -> String {
 }
 
 pub fn phase(p: &Pod) -> &str {
-    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
 }
 
 pub fn is_running(p: &Pod) -> bool {
@@ -91,11 +100,18 @@ pub fn is_active_running(p: &Pod) -> bool {
 }
 
 pub fn node_name(p: &Pod) -> &str {
-    p.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
+    p.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .unwrap_or("")
 }
 
 pub fn pod_ip(p: &Pod) -> Option<String> {
-    p.status.as_ref()?.pod_ip.clone().filter(|ip| !ip.is_empty())
+    p.status
+        .as_ref()?
+        .pod_ip
+        .clone()
+        .filter(|ip| !ip.is_empty())
 }
 
 pub fn container_status<'a>(p: &'a Pod, container: &str) -> Option<&'a ContainerStatus> {

@@ -11,7 +11,12 @@ pub fn parse(output: &str) -> Vec<Vec<(String, String)>> {
     let mut prev_space = true;
     for (i, ch) in header.char_indices() {
         if ch != ' ' && prev_space {
-            let name: String = header[i..].split("   ").next().unwrap_or("").trim().to_string();
+            let name: String = header[i..]
+                .split("   ")
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             // A header may itself hold one space ("NOMINATED NODE").
             if starts.last().map(|(s, n)| i < s + n.len()).unwrap_or(false) {
                 prev_space = ch == ' ';
@@ -64,7 +69,10 @@ node-0   Ready    <none>   10s   v1.33.0   127.0.0.1     <none>        Debian GN
         assert_eq!(cell(&rows[0], "NAME"), "node-0");
         assert_eq!(cell(&rows[0], "INTERNAL-IP"), "127.0.0.1");
         assert_eq!(cell(&rows[0], "OS-IMAGE"), "Debian GNU/Linux 12 (bookworm)");
-        assert_eq!(cell(&rows[0], "CONTAINER-RUNTIME"), "containerd://1.6.20~ds1");
+        assert_eq!(
+            cell(&rows[0], "CONTAINER-RUNTIME"),
+            "containerd://1.6.20~ds1"
+        );
     }
 
     #[test]

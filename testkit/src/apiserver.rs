@@ -47,7 +47,14 @@ impl ApiServer {
         let kubeconfig = dir.path().join("admin.kubeconfig");
         // Issuing the admin kubeconfig first also creates the cluster CA,
         // which the server then reuses.
-        issue_kubeconfig(&program, &cert_dir, &url, "admin", &["system:masters"], &kubeconfig)?;
+        issue_kubeconfig(
+            &program,
+            &cert_dir,
+            &url,
+            "admin",
+            &["system:masters"],
+            &kubeconfig,
+        )?;
         let mut args: Vec<String> = vec![
             "--etcd-servers".into(),
             etcd.endpoint.clone(),
@@ -109,7 +116,10 @@ impl ApiServer {
 
     /// A kubeconfig for `user` in `groups`, signed by the cluster CA.
     pub fn issue_kubeconfig(&self, user: &str, groups: &[&str]) -> PathBuf {
-        let out = self.dir.path().join(format!("{}.kubeconfig", user.replace([':', '/'], "_")));
+        let out = self
+            .dir
+            .path()
+            .join(format!("{}.kubeconfig", user.replace([':', '/'], "_")));
         let program = match try_bin(APISERVER) {
             Ok(p) => p,
             Err(e) => panic!("{e}"),
@@ -185,11 +195,12 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, Error> 
         path: path.to_path_buf(),
         source,
     })?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .map_err(|source| Error::Kubeconfig {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|source| Error::Kubeconfig {
+                path: path.to_path_buf(),
+                source,
+            })?;
     Ok(kube::Client::try_from(config)?)
 }

@@ -20,7 +20,11 @@ fn bin_dir() -> PathBuf {
     }
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         let dir = PathBuf::from(dir);
-        let dir = if dir.is_relative() { repo_root().join(dir) } else { dir };
+        let dir = if dir.is_relative() {
+            repo_root().join(dir)
+        } else {
+            dir
+        };
         return dir.join("debug");
     }
     // A test executable runs from target/debug/deps/<name>-<hash>.

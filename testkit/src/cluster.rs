@@ -12,8 +12,8 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::reaper::{Guard, Live};
 use crate::{
-    free_port, kubectl_async, kubectl_ok, try_bin, wait_for_or, ApiServer, Containerd, Error,
-    Etcd, Process, Registry, TestDir,
+    free_port, kubectl_async, kubectl_ok, try_bin, wait_for_or, ApiServer, Containerd, Error, Etcd,
+    Process, Registry, TestDir,
 };
 
 pub const SCHEDULER: &str = "ferrokube-scheduler";
@@ -164,8 +164,7 @@ impl Cluster {
             free_port().to_string(),
         ];
         args.extend(opts.controller_manager_args.iter().cloned());
-        let controller_manager =
-            Process::spawn("controller-manager", &cm_bin, args, dir.path())?;
+        let controller_manager = Process::spawn("controller-manager", &cm_bin, args, dir.path())?;
 
         let mut cluster = Cluster {
             nodes: Vec::new(),
@@ -177,14 +176,21 @@ impl Cluster {
             dir,
         };
         for i in 0..opts.nodes {
-            let node = cluster.start_node(i, &kubelet_bin, &opts.kubelet_args).await?;
+            let node = cluster
+                .start_node(i, &kubelet_bin, &opts.kubelet_args)
+                .await?;
             cluster.nodes.push(node);
         }
         cluster.wait_nodes_ready(opts.ready_timeout).await?;
         Ok(cluster)
     }
 
-    async fn start_node(&self, i: usize, kubelet_bin: &Path, extra: &[String]) -> Result<ClusterNode, Error> {
+    async fn start_node(
+        &self,
+        i: usize,
+        kubelet_bin: &Path,
+        extra: &[String],
+    ) -> Result<ClusterNode, Error> {
         let (slot, lock) = take_slot()?;
         let name = format!("node-{i}");
         let pod_cidr = format!("10.88.{slot}.0/24");
@@ -315,7 +321,10 @@ impl Cluster {
     pub fn print_logs(&self) {
         let mut logs: Vec<(String, PathBuf)> = vec![
             ("etcd".into(), self.etcd.dir().join("etcd.log")),
-            ("apiserver".into(), self.apiserver.dir().join("apiserver.log")),
+            (
+                "apiserver".into(),
+                self.apiserver.dir().join("apiserver.log"),
+            ),
             ("scheduler".into(), self.scheduler.log_path().to_path_buf()),
             (
                 "controller-manager".into(),
@@ -323,7 +332,10 @@ impl Cluster {
             ),
         ];
         for n in &self.nodes {
-            logs.push((format!("kubelet {}", n.name), n.kubelet.log_path().to_path_buf()));
+            logs.push((
+                format!("kubelet {}", n.name),
+                n.kubelet.log_path().to_path_buf(),
+            ));
             logs.push((
                 format!("containerd {}", n.name),
                 n.containerd.dir().join("containerd.log"),

@@ -127,7 +127,11 @@ mod tests {
             .unwrap();
         assert!(put.status().is_success());
         etcd.stop();
-        assert!(http.get(format!("{}/health", etcd.endpoint)).send().await.is_err());
+        assert!(http
+            .get(format!("{}/health", etcd.endpoint))
+            .send()
+            .await
+            .is_err());
         etcd.restart().await.unwrap();
         let got = http
             .post(format!("{}/v3/kv/range", etcd.endpoint))

@@ -82,7 +82,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kc = dir.path().join("none");
         let out = kubectl(&kc, &["version", "--client", "-o", "json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("\"minor\": \"33\""));
     }
 }

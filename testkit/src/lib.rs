@@ -28,7 +28,7 @@ pub mod wait;
 
 pub use apiserver::ApiServer;
 pub use bin::{bin, repo_root, try_bin};
-pub use cluster::{Cluster, ClusterOptions, ClusterNode};
+pub use cluster::{Cluster, ClusterNode, ClusterOptions};
 pub use containerd::Containerd;
 pub use error::Error;
 pub use etcd::Etcd;

@@ -30,12 +30,23 @@ pub struct Process {
 
 impl Process {
     /// Spawn `program args` with stdout+stderr appended to `<log_dir>/<name>.log`.
-    pub fn spawn<I, S>(name: &str, program: &Path, args: I, log_dir: &Path) -> Result<Process, Error>
+    pub fn spawn<I, S>(
+        name: &str,
+        program: &Path,
+        args: I,
+        log_dir: &Path,
+    ) -> Result<Process, Error>
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Self::spawn_with_env(name, program, args, Vec::<(OsString, OsString)>::new(), log_dir)
+        Self::spawn_with_env(
+            name,
+            program,
+            args,
+            Vec::<(OsString, OsString)>::new(),
+            log_dir,
+        )
     }
 
     pub fn spawn_with_env<I, S, E, K, V>(
@@ -56,7 +67,10 @@ impl Process {
             name: name.to_string(),
             program: program.to_path_buf(),
             args: args.into_iter().map(Into::into).collect(),
-            envs: envs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            envs: envs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             log: log_dir.join(format!("{name}.log")),
             child: None,
             token: None,
@@ -280,7 +294,8 @@ mod tests {
     #[test]
     fn killed_process_can_start_again() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Process::spawn("sleeper", Path::new("/bin/sleep"), ["600"], dir.path()).unwrap();
+        let mut p =
+            Process::spawn("sleeper", Path::new("/bin/sleep"), ["600"], dir.path()).unwrap();
         let first = p.pid().unwrap();
         p.kill();
         assert!(!p.is_running());

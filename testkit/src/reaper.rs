@@ -83,7 +83,11 @@ fn install_signal_cleanup() {
     if spawned.is_err() {
         return;
     }
-    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only calls write(2).
         unsafe {
@@ -114,10 +118,7 @@ pub fn register(live: Live) -> u64 {
 
 /// Undo `id` now and forget it.
 pub fn release(id: u64) {
-    let live = LIVE
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
+    let live = LIVE.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     if let Some(l) = live {
         undo(&l);
     }
@@ -125,9 +126,7 @@ pub fn release(id: u64) {
 
 /// Forget `id` without undoing it (the owner already did).
 pub fn forget(id: u64) {
-    LIVE.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
 }
 
 fn undo(live: &Live) {

@@ -135,7 +135,11 @@ impl Registry {
             .map_err(|e| Error::io(url.clone(), std::io::Error::other(e)))?;
         Ok(body["tags"]
             .as_array()
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 

@@ -60,9 +60,11 @@ mod tests {
 
     #[tokio::test]
     async fn times_out_naming_what_it_waited_for() {
-        let err = wait_for_or(Duration::from_millis(100), "the moon", || async { None::<()> })
-            .await
-            .unwrap_err();
+        let err = wait_for_or(Duration::from_millis(100), "the moon", || async {
+            None::<()>
+        })
+        .await
+        .unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }));
         assert!(err.to_string().contains("the moon"));
     }

@@ -29,7 +29,11 @@ fn sigterm_to_the_test_binary_kills_its_processes_and_removes_its_dirs() {
     }
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args(["--exact", "victim_holds_a_process_until_signalled", "--nocapture"])
+        .args([
+            "--exact",
+            "victim_holds_a_process_until_signalled",
+            "--nocapture",
+        ])
         .env(VICTIM, "1")
         .stdout(Stdio::piped())
         .spawn()
