@@ -13,3 +13,14 @@ pub mod storage;
 pub mod watch_cache;
 pub mod admission;
 pub mod registry;
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod discovery;
+pub mod handlers;
+pub mod metrics;
+pub mod proxy;
+pub mod table;
+pub mod server;
+
+pub use app::app;

@@ -1,1 +1,85 @@
-fn main() {}
+//! `ferrokube-apiserver`: serves the Kubernetes API over HTTPS, backed by etcd.
+//! `ferrokube-apiserver kubeconfig ...` issues a client kubeconfig signed by the cluster CA.
+
+use apiserver::registry::AdmissionConfig;
+use apiserver::server::{run, ServerOptions};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "ferrokube-apiserver", about = "Kubernetes-compatible API server backed by etcd")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    #[arg(long, default_value = "/registry")]
+    etcd_prefix: String,
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: String,
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    #[arg(long, default_value = "/var/lib/ferrokube/pki")]
+    cert_dir: PathBuf,
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Issue a client certificate and write a kubeconfig that embeds it.
+    Kubeconfig {
+        #[arg(long)]
+        cert_dir: PathBuf,
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Some(Command::Kubeconfig { cert_dir, server, user, groups, out }) = cli.command {
+        if let Err(e) = apiserver::auth::kubeconfig::write_kubeconfig(&cert_dir, &server, &user, &groups, &out) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let opts = ServerOptions {
+        etcd_servers: cli.etcd_servers,
+        etcd_prefix: cli.etcd_prefix,
+        bind_address: cli.bind_address,
+        secure_port: cli.secure_port,
+        cert_dir: cli.cert_dir,
+        token_auth_file: cli.token_auth_file,
+        admission: AdmissionConfig {
+            default_not_ready_toleration_seconds: cli.default_not_ready_toleration_seconds,
+            default_unreachable_toleration_seconds: cli.default_unreachable_toleration_seconds,
+        },
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(opts)) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -155,6 +155,11 @@ impl Store {
         self.row.key_prefix(&self.etcd_prefix, ns)
     }
 
+    /// The registry this store belongs to (other stores, admission settings).
+    pub fn registry_handle(&self) -> Option<Arc<Registry>> {
+        self.registry.upgrade()
+    }
+
     fn registry(&self) -> Result<Arc<Registry>, ApiError> {
         self.registry.upgrade().ok_or_else(|| ApiError::ServiceUnavailable("apiserver is shutting down".into()))
     }

@@ -1,0 +1,71 @@
+//! The REST endpoints, generated from the resource table: one dispatcher maps a path and
+//! method onto a Store verb. No handler is written per kind.
+
+pub mod codec;
+pub mod objects;
+pub mod request;
+pub mod watch;
+
+use crate::registry::Registry;
+use crate::status::ApiError;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// `host:port` clients reach us at, for legacy `/api` discovery.
+    pub server_address: String,
+    /// How to reach kubelets (None in unit tests: log/exec answer 503).
+    pub kubelet: Option<Arc<crate::proxy::KubeletClient>>,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// Query parameters, last value wins, plus the repeated ones in order.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    pub map: HashMap<String, String>,
+    pub all: Vec<(String, String)>,
+}
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = match q {
+            Some(q) => axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+                &format!("/?{q}").parse::<http::Uri>().map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            )
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?
+            .0,
+            None => Vec::new(),
+        };
+        Ok(Query { map: pairs.iter().cloned().collect(), all: pairs })
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.map.get(k).map(String::as_str)
+    }
+
+    pub fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1" | ""))
+    }
+
+    pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(k) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| ApiError::BadRequest(format!("invalid value for {k}: {v:?}"))),
+        }
+    }
+}
+
+/// The single entry point for `/api/...` and `/apis/...` resource paths.
+pub async fn resource_handler(State(state): State<SharedState>, req: Request<Body>) -> Response {
+    match objects::dispatch(state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}

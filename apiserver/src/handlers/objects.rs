@@ -1,0 +1,316 @@
+//! Verbs on objects: get, list, create, update, patch, delete, deletecollection and the
+//! subresources, each written once over the generic Store.
+
+use super::codec::{self, Format};
+use super::{request, watch, Query, SharedState};
+use crate::patch::PatchType;
+use crate::registry::list::ListParams;
+use crate::registry::strategy::Part;
+use crate::registry::{DeleteOptions, DeleteOutcome, Store, WriteOptions};
+use crate::resources::StrategyKind;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::{self, ApiError};
+use crate::table;
+use crate::validation;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Reads the body, refusing more than 3 MiB with 413.
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, codec::MAX_BODY).await.map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("length limit") || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
+            ApiError::RequestEntityTooLarge
+        } else {
+            ApiError::BadRequest(format!("unable to read the request body: {msg}"))
+        }
+    })
+}
+
+fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
+    let dry_run = match q.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("Invalid dry run value: {other}"))),
+    };
+    let force = match q.get("force") {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("invalid value for force: {other}"))),
+    };
+    Ok(WriteOptions { dry_run, field_manager: q.get("fieldManager").filter(|m| !m.is_empty()).map(String::from), force })
+}
+
+/// fieldValidation: Strict refuses unknown fields (400), Warn (the default) reports them in
+/// `Warning` headers, Ignore drops them silently.
+fn check_unknown_fields(store: &Store, q: &Query, obj: &Value) -> Result<Vec<String>, ApiError> {
+    let mode = q.get("fieldValidation").unwrap_or("Warn");
+    if !matches!(mode, "Strict" | "Warn" | "Ignore" | "") {
+        return Err(ApiError::BadRequest(format!(
+            "fieldValidation parameter unsupported: {mode} (valid values are Ignore, Warn, Strict)"
+        )));
+    }
+    if mode == "Ignore" {
+        return Ok(vec![]);
+    }
+    let unknown: Vec<String> = validation::unknown_fields(&store.row.gvk(), obj)
+        .into_iter()
+        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+        .collect();
+    if mode == "Strict" && !unknown.is_empty() {
+        return Err(ApiError::BadRequest(format!("strict decoding error: {}", unknown.join(", "))));
+    }
+    Ok(unknown)
+}
+
+fn list_params(store: &Store, q: &Query) -> Result<ListParams, ApiError> {
+    let label = LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let field = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""), store.row.kind()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let resource_version = match q.get("resourceVersion") {
+        None | Some("") => None,
+        Some(v) => Some(v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v}")))?),
+    };
+    let limit = q.int("limit")?.unwrap_or(0);
+    let continue_token = q.get("continue").filter(|c| !c.is_empty()).map(String::from);
+    if continue_token.is_some() && resource_version.is_some_and(|rv| rv != 0) {
+        return Err(ApiError::BadRequest("specifying resource version is not allowed when using continue".into()));
+    }
+    Ok(ListParams { label, field, limit, continue_token, resource_version })
+}
+
+pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response, ApiError> {
+    let path = req.uri().path().to_string();
+    let q = Query::parse(req.uri().query())?;
+    let info = request::parse(&path).ok_or(ApiError::NotFoundPath)?;
+    let store = state.registry.store(&info.group, &info.version, &info.resource).ok_or(ApiError::NotFoundPath)?.clone();
+    let row = store.row;
+    if info.namespace.is_some() && !row.namespaced() {
+        return Err(ApiError::NotFoundPath);
+    }
+    if let Some(sub) = &info.subresource {
+        if !row.has_subresource(sub) {
+            return Err(ApiError::NotFoundPath);
+        }
+    }
+    // Namespaced objects named without a namespace are not addressable.
+    if row.namespaced() && info.namespace.is_none() && info.name.is_some() {
+        return Err(ApiError::NotFoundPath);
+    }
+    let ns = info.namespace.as_deref();
+    let format = codec::negotiate(req.headers());
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    match (method.clone(), info.name.as_deref(), info.subresource.as_deref()) {
+        (Method::GET, Some(name), Some("log")) => crate::proxy::log(&state, &store, ns, name, &q).await,
+        (Method::GET | Method::POST, Some(name), Some("exec")) => crate::proxy::exec(&state, &store, ns, name, &q, req).await,
+        (Method::GET, None, None) if q.flag("watch") && q.get("watch").is_some() => watch::serve(state, store, ns, &q, format).await,
+        (Method::GET, None, None) => list(&store, ns, &q, format).await,
+        (Method::GET, Some(name), Some("scale")) => Ok(codec::object_response(StatusCode::OK, &store.get_scale(ns, name).await?, format, &[])),
+        (Method::GET, Some(name), None | Some("status")) => {
+            let from_cache = q.get("resourceVersion") == Some("0");
+            let obj = store.get(ns, name, from_cache).await?;
+            Ok(single(&store, &obj, format, &q))
+        }
+        (Method::POST, None, None) => {
+            let body = read_body(req.into_body()).await?;
+            let obj = codec::decode_body(&headers, &body)?;
+            let warnings = check_unknown_fields(&store, &q, &obj)?;
+            let created = store.create(ns.or(row.namespaced().then_some("default")), obj, &write_options(&q)?).await?;
+            Ok(codec::object_response(StatusCode::CREATED, &created, format, &warnings))
+        }
+        (Method::POST, Some(name), Some("binding")) => {
+            let body = read_body(req.into_body()).await?;
+            let binding = codec::decode_body(&headers, &body)?;
+            store.bind(ns, name, &binding).await?;
+            Ok(codec::json_response(StatusCode::CREATED, &status::success(None)))
+        }
+        (Method::PUT, Some(name), sub) => {
+            let body = read_body(req.into_body()).await?;
+            let opts = write_options(&q)?;
+            if sub == Some("scale") {
+                codec::decode_body(&headers, &body)?;
+                let scale = store.update_scale(ns, name, &body, None, &opts).await?;
+                return Ok(codec::object_response(StatusCode::OK, &scale, format, &[]));
+            }
+            let obj = codec::decode_body(&headers, &body)?;
+            let warnings = check_unknown_fields(&store, &q, &obj)?;
+            let part = part_of(sub)?;
+            let updated = store.update(ns, name, obj, part, &opts).await?;
+            Ok(codec::object_response(StatusCode::OK, &updated, format, &warnings))
+        }
+        (Method::PATCH, Some(name), sub) => {
+            let ct = codec::content_type(&headers);
+            let patch_type = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::UnsupportedMediaType(ct.clone()))?;
+            let body = read_body(req.into_body()).await?;
+            let opts = write_options(&q)?;
+            if sub == Some("scale") {
+                let scale = store.update_scale(ns, name, &body, Some(patch_type), &opts).await?;
+                return Ok(codec::object_response(StatusCode::OK, &scale, format, &[]));
+            }
+            let mut warnings = Vec::new();
+            if patch_type == PatchType::Apply {
+                let applied: Value = serde_yaml::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+                if applied.is_object() {
+                    warnings = check_unknown_fields(&store, &q, &applied)?;
+                }
+            }
+            let existed = patch_type == PatchType::Apply && store.get(ns, name, false).await.is_ok();
+            let patched = store.patch(ns, name, &body, patch_type, part_of(sub)?, &opts).await?;
+            let code = if patch_type == PatchType::Apply && !existed { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(codec::object_response(code, &patched, format, &warnings))
+        }
+        (Method::DELETE, Some(name), None) => {
+            let body = read_body(req.into_body()).await?;
+            let opts = delete_options(&q, &headers, &body)?;
+            match store.delete(ns, name, &opts).await? {
+                DeleteOutcome::Pending(obj) => Ok(codec::object_response(StatusCode::ACCEPTED, &obj, format, &[])),
+                DeleteOutcome::Deleted(obj) if row.strategy == StrategyKind::Pod => Ok(codec::object_response(StatusCode::OK, &obj, format, &[])),
+                DeleteOutcome::Deleted(obj) => {
+                    let details = json!({"name": name, "group": row.group(), "kind": row.plural(), "uid": obj.pointer("/metadata/uid")});
+                    Ok(codec::json_response(StatusCode::OK, &status::success(Some(details))))
+                }
+            }
+        }
+        (Method::DELETE, None, None) => {
+            let body = read_body(req.into_body()).await?;
+            let opts = delete_options(&q, &headers, &body)?;
+            delete_collection(&store, ns, &q, &opts, format).await
+        }
+        _ => Err(ApiError::MethodNotSupported),
+    }
+}
+
+fn part_of(sub: Option<&str>) -> Result<Part, ApiError> {
+    match sub {
+        None => Ok(Part::Main),
+        Some("status") => Ok(Part::Status),
+        Some("finalize") => Ok(Part::Finalize),
+        Some(_) => Err(ApiError::MethodNotSupported),
+    }
+}
+
+fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let mut opts = DeleteOptions::default();
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v = codec::decode_body(headers, body)?;
+        let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions =
+            serde_json::from_value(v).map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?;
+        opts.grace_period_seconds = typed.grace_period_seconds;
+        opts.propagation_policy = typed.propagation_policy;
+        if let Some(p) = typed.preconditions {
+            opts.uid = p.uid;
+            opts.resource_version = p.resource_version;
+        }
+        opts.dry_run = typed.dry_run.is_some_and(|d| d.iter().any(|x| x == "All"));
+    }
+    if let Some(g) = q.int("gracePeriodSeconds")? {
+        opts.grace_period_seconds = Some(g);
+    }
+    if let Some(p) = q.get("propagationPolicy") {
+        if !matches!(p, "Orphan" | "Background" | "Foreground") {
+            return Err(ApiError::BadRequest(format!("unsupported propagationPolicy: {p}")));
+        }
+        opts.propagation_policy = Some(p.into());
+    }
+    if q.get("dryRun") == Some("All") {
+        opts.dry_run = true;
+    }
+    Ok(opts)
+}
+
+/// One object in the negotiated form (object, Table with one row, or metadata).
+fn single(store: &Store, obj: &Value, format: Format, q: &Query) -> Response {
+    match format {
+        Format::Table => {
+            let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+            let t = table::table(store.row.printer, std::iter::once(obj), rv, None, q.get("includeObject").unwrap_or("Metadata"), true);
+            codec::json_response(StatusCode::OK, &t)
+        }
+        Format::Metadata => codec::json_response(StatusCode::OK, &table::partial_metadata(obj)),
+        _ => codec::object_response(StatusCode::OK, obj, format, &[]),
+    }
+}
+
+async fn list(store: &Arc<Store>, ns: Option<&str>, q: &Query, format: Format) -> Result<Response, ApiError> {
+    let params = list_params(store, q)?;
+    let out = store.list(ns, &params).await?;
+    let rv = out.resource_version.to_string();
+    match format {
+        Format::Table => {
+            let t = table::table(
+                store.row.printer,
+                out.items.iter().map(|o| &o.value),
+                &rv,
+                out.continue_token.as_deref(),
+                q.get("includeObject").unwrap_or("Metadata"),
+                true,
+            );
+            Ok(codec::json_response(StatusCode::OK, &t))
+        }
+        Format::Metadata => {
+            let items: Vec<Value> = out.items.iter().map(|o| table::partial_metadata(&o.value)).collect();
+            let mut meta = json!({"resourceVersion": rv});
+            if let Some(c) = &out.continue_token {
+                meta["continue"] = json!(c);
+            }
+            Ok(codec::json_response(StatusCode::OK, &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items})))
+        }
+        Format::Protobuf => {
+            let items: Vec<Value> = out.items.iter().map(|o| o.value.clone()).collect();
+            let mut meta = json!({"resourceVersion": rv});
+            if let Some(c) = &out.continue_token {
+                meta["continue"] = json!(c);
+            }
+            let v = json!({"kind": format!("{}List", store.row.kind()), "apiVersion": store.row.api_version(), "metadata": meta, "items": items});
+            Ok(codec::object_response(StatusCode::OK, &v, format, &[]))
+        }
+        Format::Json => {
+            // Items are stored pre-encoded in the cache: splice them instead of re-serializing.
+            let mut meta = json!({"resourceVersion": rv});
+            if let Some(c) = &out.continue_token {
+                meta["continue"] = json!(c);
+            }
+            let head = format!(
+                "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+                store.row.kind(),
+                store.row.api_version(),
+                meta
+            );
+            let size: usize = out.items.iter().map(|o| o.json.len() + 1).sum::<usize>() + head.len() + 2;
+            let mut buf = BytesMut::with_capacity(size);
+            buf.put_slice(head.as_bytes());
+            for (i, o) in out.items.iter().enumerate() {
+                if i > 0 {
+                    buf.put_u8(b',');
+                }
+                buf.put_slice(&o.json);
+            }
+            buf.put_slice(b"]}");
+            Ok(codec::raw_json_response(StatusCode::OK, buf.freeze()))
+        }
+    }
+}
+
+async fn delete_collection(store: &Arc<Store>, ns: Option<&str>, q: &Query, opts: &DeleteOptions, format: Format) -> Result<Response, ApiError> {
+    let mut params = list_params(store, q)?;
+    params.limit = 0;
+    params.continue_token = None;
+    let out = store.list(ns, &params).await?;
+    let mut deleted = Vec::new();
+    for o in &out.items {
+        let name = o.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let obj_ns = o.value.pointer("/metadata/namespace").and_then(Value::as_str);
+        match store.delete(obj_ns.or(ns), name, opts).await {
+            Ok(DeleteOutcome::Deleted(v)) | Ok(DeleteOutcome::Pending(v)) => deleted.push(v),
+            Err(ApiError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let v = json!({"kind": format!("{}List", store.row.kind()), "apiVersion": store.row.api_version(), "metadata": {"resourceVersion": out.resource_version.to_string()}, "items": deleted});
+    Ok(codec::object_response(StatusCode::OK, &v, format, &[]))
+}

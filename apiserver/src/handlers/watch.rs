@@ -1,0 +1,236 @@
+//! Watch streams served from the watch cache: synthetic ADDED for RV unset/0, history after
+//! RV=N, 410 ERROR for a compacted N, BOOKMARK only when asked, closed at timeoutSeconds.
+
+use super::codec::Format;
+use super::{Query, SharedState};
+use crate::registry::Store;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::table;
+use crate::watch_cache::{CacheError, CacheEvent, EventType, Subscription};
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+/// Upstream's --min-request-timeout default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
+
+struct Filter {
+    label: LabelSelector,
+    field: FieldSelector,
+    kind: &'static str,
+}
+
+impl Filter {
+    fn matches(&self, v: &Value) -> bool {
+        (self.label.is_empty() || self.label.matches(v)) && (self.field.is_empty() || self.field.matches(self.kind, v))
+    }
+
+    /// Turns a cache event into what a filtered watcher sees (upstream cacheWatcher.convertToWatchEvent).
+    fn convert(&self, e: &CacheEvent) -> Option<EventType> {
+        let cur = self.matches(&e.object.value);
+        let prev = e.prev.as_ref().is_some_and(|p| self.matches(&p.value));
+        match e.kind {
+            EventType::Added => cur.then_some(EventType::Added),
+            EventType::Modified => match (prev, cur) {
+                (true, true) => Some(EventType::Modified),
+                (false, true) => Some(EventType::Added),
+                (true, false) => Some(EventType::Deleted),
+                (false, false) => None,
+            },
+            EventType::Deleted => (prev || cur).then_some(EventType::Deleted),
+        }
+    }
+}
+
+struct Watcher {
+    store: Arc<Store>,
+    filter: Filter,
+    format: Format,
+    include_object: String,
+    bookmarks: bool,
+    pending: VecDeque<Arc<CacheEvent>>,
+    sub: Subscription,
+    last_rv: i64,
+    last_bookmark: Instant,
+    deadline: Instant,
+    sent_columns: bool,
+    done: bool,
+}
+
+fn frame(kind: &str, object: &Value) -> Bytes {
+    let mut out = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+impl Watcher {
+    fn encode(&mut self, kind: EventType, e: &CacheEvent) -> Bytes {
+        match self.format {
+            Format::Table => {
+                let rv = e.rv.to_string();
+                let t = table::table(self.store.row.printer, std::iter::once(&e.object.value), &rv, None, &self.include_object, !self.sent_columns);
+                self.sent_columns = true;
+                frame(kind.as_str(), &t)
+            }
+            Format::Metadata => frame(kind.as_str(), &table::partial_metadata(&e.object.value)),
+            _ => {
+                // Splice the cached encoding rather than re-serializing the object.
+                let mut out = Vec::with_capacity(e.object.json.len() + 32);
+                out.extend_from_slice(b"{\"type\":\"");
+                out.extend_from_slice(kind.as_str().as_bytes());
+                out.extend_from_slice(b"\",\"object\":");
+                out.extend_from_slice(&e.object.json);
+                out.extend_from_slice(b"}\n");
+                Bytes::from(out)
+            }
+        }
+    }
+
+    fn bookmark(&self, rv: i64) -> Bytes {
+        frame("BOOKMARK", &json!({"kind": self.store.row.kind(), "apiVersion": self.store.row.api_version(), "metadata": {"resourceVersion": rv.to_string()}}))
+    }
+
+    /// The next frame to send, or None when the stream is over.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(e) = self.pending.pop_front() {
+                self.last_rv = self.last_rv.max(e.rv);
+                if let Some(kind) = self.filter.convert(&e) {
+                    return Some(self.encode(kind, &e));
+                }
+                continue;
+            }
+            let bookmark_at = self.last_bookmark + BOOKMARK_EVERY;
+            let wake = if self.bookmarks { bookmark_at.min(self.deadline) } else { self.deadline };
+            tokio::select! {
+                r = self.sub.live.recv() => match r {
+                    Ok(e) => {
+                        if e.rv > self.sub.start_rv {
+                            self.pending.push_back(e);
+                        }
+                    }
+                    // A watcher that fell behind is closed; the client resumes from its last RV.
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    if Instant::now() >= self.deadline {
+                        self.done = true;
+                        return None;
+                    }
+                    self.last_bookmark = Instant::now();
+                    // Read the revision first: every event up to it is then already queued for us,
+                    // so an empty queue means the bookmark cannot overtake an event.
+                    let rv = self.store.cache.revision();
+                    if self.bookmarks && rv > self.last_rv && self.sub.live.is_empty() {
+                        self.last_rv = rv;
+                        return Some(self.bookmark(rv));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn expired_frame(requested: i64, oldest: i64) -> Bytes {
+    frame(
+        "ERROR",
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("too old resource version: {requested} ({oldest})"), "reason": "Expired", "code": 410}),
+    )
+}
+
+fn stream_response(body: Body) -> Response {
+    let mut r = Response::new(body);
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: &Query, format: Format) -> Result<Response, ApiError> {
+    let label = LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let field = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""), store.row.kind()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let rv = match q.get("resourceVersion") {
+        None | Some("") => None,
+        Some(v) => Some(v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v}")))?),
+    };
+    let timeout = q.int("timeoutSeconds")?.filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64)).unwrap_or(DEFAULT_TIMEOUT);
+    let prefix = store.prefix(ns);
+    // RV unset: a consistent start; RV=N in the future: wait for the cache to get there.
+    match rv {
+        None => {
+            store.cache.wait_fresh(Duration::from_secs(3)).await.map_err(|e| match e {
+                CacheError::Storage(s) => crate::registry::store::storage_error(store.target(""), s),
+                _ => ApiError::ServiceUnavailable("the watch cache is not ready".into()),
+            })?;
+        }
+        Some(0) => {}
+        Some(n) => {
+            store.cache.wait_for(n, Duration::from_secs(3)).await;
+        }
+    }
+    let from = match rv {
+        None | Some(0) => None,
+        Some(n) => Some(n),
+    };
+    let sub = match store.cache.subscribe(&prefix, from) {
+        Ok(s) => s,
+        Err(CacheError::TooOld { requested, oldest }) => {
+            return Ok(stream_response(Body::from(expired_frame(requested, oldest))));
+        }
+        Err(CacheError::NotReady) => return Err(ApiError::ServiceUnavailable("the watch cache is not ready".into())),
+        Err(CacheError::Storage(s)) => return Err(crate::registry::store::storage_error(store.target(""), s)),
+    };
+    let kind = store.row.kind();
+    let last_rv = from.unwrap_or(0);
+    let watcher = Watcher {
+        filter: Filter { label, field, kind },
+        format,
+        include_object: q.get("includeObject").unwrap_or("Metadata").to_string(),
+        bookmarks: q.flag("allowWatchBookmarks") && q.get("allowWatchBookmarks").is_some(),
+        pending: sub.initial.iter().cloned().collect(),
+        last_rv,
+        sub,
+        last_bookmark: Instant::now(),
+        deadline: Instant::now() + timeout,
+        sent_columns: false,
+        done: false,
+        store,
+    };
+    let stream = futures::stream::unfold(watcher, |mut w| async move { w.next().await.map(|b| (Ok::<_, std::io::Error>(b), w)) });
+    Ok(stream_response(Body::from_stream(stream.boxed())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch_cache::decode;
+
+    fn ev(kind: EventType, cur: Value, prev: Option<Value>) -> CacheEvent {
+        let o = decode("/k", &serde_json::to_vec(&cur).unwrap(), 5).unwrap();
+        let p = prev.map(|p| decode("/k", &serde_json::to_vec(&p).unwrap(), 4).unwrap());
+        CacheEvent { kind, object: o, prev: p, rv: 5 }
+    }
+
+    #[test]
+    fn selector_transitions_become_added_and_deleted() {
+        let f = Filter { label: LabelSelector::default(), field: FieldSelector::parse("spec.nodeName=n1", "Pod").unwrap(), kind: "Pod" };
+        let bound = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}});
+        let unbound = json!({"metadata": {"name": "p"}, "spec": {}});
+        assert_eq!(f.convert(&ev(EventType::Modified, bound.clone(), Some(unbound.clone()))), Some(EventType::Added));
+        assert_eq!(f.convert(&ev(EventType::Modified, unbound.clone(), Some(bound.clone()))), Some(EventType::Deleted));
+        assert_eq!(f.convert(&ev(EventType::Modified, bound.clone(), Some(bound.clone()))), Some(EventType::Modified));
+        assert_eq!(f.convert(&ev(EventType::Modified, unbound.clone(), Some(unbound))), None);
+        assert_eq!(f.convert(&ev(EventType::Deleted, bound.clone(), Some(bound))), Some(EventType::Deleted));
+    }
+}
