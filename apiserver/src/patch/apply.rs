@@ -207,10 +207,7 @@ fn conflict_error(entries: &[ManagedEntry], conflicts: &[(usize, FieldPath)]) ->
         .iter()
         .map(|(i, path)| FieldCause {
             reason: "FieldManagerConflict".into(),
-            message: format!(
-                "conflict with \"{}\" using {}",
-                entries[*i].manager, entries[*i].api_version
-            ),
+            message: format!("conflict with {}", who(&entries[*i])),
             field: DisplayPath(path).to_string(),
         })
         .collect();
@@ -222,13 +219,10 @@ fn conflict_error(entries: &[ManagedEntry], conflicts: &[(usize, FieldPath)]) ->
     } else {
         let mut by_manager: Vec<(String, Vec<String>)> = Vec::new();
         for (i, path) in conflicts {
-            let who = format!(
-                "conflicts with \"{}\" using {}",
-                entries[*i].manager, entries[*i].api_version
-            );
-            match by_manager.iter_mut().find(|(w, _)| *w == who) {
+            let owner = format!("conflicts with {}", who(&entries[*i]));
+            match by_manager.iter_mut().find(|(w, _)| *w == owner) {
                 Some((_, paths)) => paths.push(DisplayPath(path).to_string()),
-                None => by_manager.push((who, vec![DisplayPath(path).to_string()])),
+                None => by_manager.push((owner, vec![DisplayPath(path).to_string()])),
             }
         }
         let body: Vec<String> = by_manager
@@ -251,6 +245,17 @@ fn conflict_error(entries: &[ManagedEntry], conflicts: &[(usize, FieldPath)]) ->
         )
     };
     PatchError::Conflict { message, causes }
+}
+
+/// `"m" using apps/v1`, or `"m" with subresource "scale" using apps/v1`.
+fn who(e: &ManagedEntry) -> String {
+    match &e.subresource {
+        Some(sub) => format!(
+            "\"{}\" with subresource \"{sub}\" using {}",
+            e.manager, e.api_version
+        ),
+        None => format!("\"{}\" using {}", e.manager, e.api_version),
+    }
 }
 
 /// Merges an applied configuration into the live object: maps deeply, associative lists by
@@ -317,12 +322,28 @@ fn merge(
 }
 
 /// Records a non-apply write by `manager`: the fields it changed move to its Update entry.
-pub fn record_update(gvk: &Gvk, old: Option<&Value>, new: &mut Value, manager: &str, now: &str) {
+/// `subresource` is `Some("status")`/`Some("scale")` for writes through a subresource; status
+/// writes track the status fields, which writes to the main resource never own.
+pub fn record_update(
+    gvk: &Gvk,
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+    now: &str,
+) {
     if manager.is_empty() || !new.get("metadata").is_some_and(Value::is_object) {
         return;
     }
     let defs = definitions();
     let schema = root_schema(gvk);
+    let view = |v: &Value| {
+        if subresource == Some("status") {
+            status_only(v)
+        } else {
+            tracked(v)
+        }
+    };
     let sent = new
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
@@ -333,15 +354,16 @@ pub fn record_update(gvk: &Gvk, old: Option<&Value>, new: &mut Value, manager: &
         read_entries(old)
     };
     let changed = match old {
-        Some(old) => fieldset::changed(&tracked(old), &tracked(new), schema, defs),
-        None => fieldset::field_set(&tracked(new), schema, defs),
+        Some(old) => fieldset::changed(&view(old), &view(new), schema, defs),
+        None => fieldset::field_set(&view(new), schema, defs),
     };
+    let present = view(new);
     let changed: BTreeSet<FieldPath> = changed
         .into_iter()
-        .filter(|p| fieldset_contains_path(&tracked(new), p))
+        .filter(|p| fieldset_contains_path(&present, p))
         .collect();
     let is_mine = |e: &ManagedEntry| {
-        e.manager == manager && e.operation == "Update" && e.subresource.is_none()
+        e.manager == manager && e.operation == "Update" && e.subresource.as_deref() == subresource
     };
     for e in entries.iter_mut().filter(|e| !is_mine(e)) {
         for path in &changed {
@@ -361,12 +383,19 @@ pub fn record_update(gvk: &Gvk, old: Option<&Value>, new: &mut Value, manager: &
             operation: "Update".into(),
             api_version: gvk.api_version(),
             time: Some(now.to_string()),
-            subresource: None,
+            subresource: subresource.map(str::to_string),
             fields: changed,
         }),
         None => {}
     }
     write_entries(new, &entries);
+}
+
+fn status_only(obj: &Value) -> Value {
+    match obj.get("status") {
+        Some(status) => json!({ "status": status }),
+        None => json!({}),
+    }
 }
 
 /// Removed fields are nobody's; only paths present in the new object are recorded.
@@ -417,7 +446,14 @@ mod tests {
     #[test]
     fn apply_conflicts_with_a_client_side_manager_and_force_takes_ownership() {
         let mut live = deploy(1);
-        record_update(&gvk(), None, &mut live, "kubectl-client-side-apply", "t0");
+        record_update(
+            &gvk(),
+            None,
+            &mut live,
+            "kubectl-client-side-apply",
+            None,
+            "t0",
+        );
         let err =
             server_side_apply(&gvk(), Some(&live), &deploy(3), "kubectl", false, "t1").unwrap_err();
         match err {
@@ -472,16 +508,65 @@ mod tests {
     #[test]
     fn record_update_moves_changed_fields() {
         let mut live = deploy(1);
-        record_update(&gvk(), None, &mut live, "kubectl-create", "t0");
+        record_update(&gvk(), None, &mut live, "kubectl-create", None, "t0");
         let mut scaled = live.clone();
         scaled["spec"]["replicas"] = json!(5);
-        record_update(&gvk(), Some(&live), &mut scaled, "kubectl-scale", "t1");
+        record_update(
+            &gvk(),
+            Some(&live),
+            &mut scaled,
+            "kubectl-scale",
+            None,
+            "t1",
+        );
         let entries = scaled["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(entries.len(), 2);
         assert!(entries[0]["fieldsV1"]["f:spec"].get("f:replicas").is_none());
         assert_eq!(entries[1]["manager"], "kubectl-scale");
         assert_eq!(entries[1]["operation"], "Update");
         assert!(entries[1]["fieldsV1"]["f:spec"]["f:replicas"].is_object());
+    }
+
+    #[test]
+    fn scale_subresource_owner_conflicts_with_apply() {
+        let live = server_side_apply(&gvk(), None, &deploy(2), "kubectl", false, "t0").unwrap();
+        let mut scaled = live.clone();
+        scaled["spec"]["replicas"] = json!(5);
+        record_update(
+            &gvk(),
+            Some(&live),
+            &mut scaled,
+            "kubectl-scale",
+            Some("scale"),
+            "t1",
+        );
+        let entry = &scaled["metadata"]["managedFields"][1];
+        assert_eq!(entry["subresource"], "scale");
+        match server_side_apply(&gvk(), Some(&scaled), &deploy(3), "kubectl", false, "t2") {
+            Err(PatchError::Conflict { message, .. }) => assert_eq!(
+                message,
+                "Apply failed with 1 conflict: conflict with \"kubectl-scale\" with subresource \"scale\" using apps/v1: .spec.replicas"
+            ),
+            other => panic!("expected conflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn status_writes_own_status_fields() {
+        let live = deploy(1);
+        let mut new = live.clone();
+        new["status"] = json!({"replicas": 1});
+        record_update(
+            &gvk(),
+            Some(&live),
+            &mut new,
+            "controller",
+            Some("status"),
+            "t",
+        );
+        let entry = &new["metadata"]["managedFields"][0];
+        assert_eq!(entry["subresource"], "status");
+        assert!(entry["fieldsV1"]["f:status"]["f:replicas"].is_object());
     }
 
     #[test]

@@ -125,7 +125,20 @@ pub fn server_side_apply(
 /// Records a non-apply write (create, update, patch) by `manager` in `new.metadata.managedFields`
 /// with operation `Update`, so that later applies see who owns what.
 pub fn record_update(gvk: &Gvk, old: Option<&Value>, new: &mut Value, manager: &str, now: &str) {
-    apply::record_update(gvk, old, new, manager, now)
+    apply::record_update(gvk, old, new, manager, None, now)
+}
+
+/// Like [`record_update`] for a write through a subresource (`status`, `scale`): the entry
+/// carries `subresource`, and status writes own the status fields they change.
+pub fn record_subresource_update(
+    gvk: &Gvk,
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: &str,
+    now: &str,
+) {
+    apply::record_update(gvk, old, new, manager, Some(subresource), now)
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub fn default_object(gvk: &Gvk, obj: &mut Value) {
         ("", "Pod") => {
             if let Some(spec) = existing(root, "spec") {
                 pod_spec(spec);
+                pod_admission(spec);
                 default_tolerations(spec, 300, 300);
             }
             if root.get("spec").is_some_and(Value::is_object) {
@@ -246,6 +247,18 @@ pub fn pod_spec(spec: &mut Obj) {
             set(hp, "type", json!(""));
         }
     }
+}
+
+/// What the Priority and ServiceAccount admission plugins add to pods (not to templates).
+fn pod_admission(spec: &mut Obj) {
+    set(spec, "priority", json!(0));
+    set(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+    set(spec, "serviceAccountName", json!("default"));
+    let sa = spec
+        .get("serviceAccountName")
+        .cloned()
+        .unwrap_or(Value::Null);
+    set(spec, "serviceAccount", sa);
 }
 
 fn container(c: &mut Obj) {
