@@ -19,6 +19,14 @@ use serde_json::Value;
 pub fn default_object(gvk: &Gvk, obj: &mut Value) {
     defaults::default_object(gvk, obj);
     if gvk.group == "batch" && gvk.kind == "Job" {
+        // upstream generates the selector from the uid; a Job defaulted before the registry
+        // assigned one gets its uid here so that selector and labels agree.
+        let needs_uid = obj.pointer("/metadata/uid").and_then(Value::as_str).is_none_or(str::is_empty);
+        if needs_uid && obj.pointer("/spec/selector").is_none_or(Value::is_null) {
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+            }
+        }
         batch::generate_job_selector(obj);
     }
 }
@@ -151,6 +159,17 @@ mod tests {
         new["metadata"]["uid"] = json!("2");
         let errs = validate_update(&gvk, &new, &old);
         assert_eq!(errs[0].field, "metadata.uid");
+    }
+
+    #[test]
+    fn job_without_uid_still_gets_a_matching_selector() {
+        let gvk = Gvk::new("batch", "v1", "Job");
+        let mut job = json!({"metadata": {"name": "pi"},
+                             "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "pi", "image": "busybox"}]}}}});
+        default_object(&gvk, &mut job);
+        let uid = job["metadata"]["uid"].as_str().unwrap().to_string();
+        assert_eq!(job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], uid.as_str());
+        assert!(validate_create(&gvk, &job).is_empty());
     }
 
     #[test]
