@@ -27,6 +27,10 @@ struct State {
     /// Keys seen since the last watch (re)start, to drop what vanished.
     relist_pods: Option<HashSet<String>>,
     relist_nodes: Option<HashSet<String>>,
+    /// Whether the first full list of pods / nodes has been seen: no pod
+    /// is scheduled before, as upstream waits for its informers to sync.
+    pods_synced: bool,
+    nodes_synced: bool,
 }
 
 pub struct Scheduler {
@@ -97,6 +101,8 @@ impl Scheduler {
                 algorithm,
                 relist_pods: None,
                 relist_nodes: None,
+                pods_synced: false,
+                nodes_synced: false,
             }),
             wake: Notify::new(),
             api,
@@ -182,6 +188,8 @@ impl Scheduler {
     pub fn pods_relist_done(&self) {
         let gone: Vec<String> = {
             let mut st = self.lock();
+            st.pods_synced = true;
+            self.wake.notify_one();
             let Some(seen) = st.relist_pods.take() else { return };
             st.cache
                 .pod_keys()
@@ -200,6 +208,8 @@ impl Scheduler {
 
     pub fn nodes_relist_done(&self) {
         let mut st = self.lock();
+        st.nodes_synced = true;
+        self.wake.notify_one();
         let Some(seen) = st.relist_nodes.take() else { return };
         for n in st.cache.node_names() {
             if !seen.contains(&n) {
@@ -212,6 +222,17 @@ impl Scheduler {
 
     /// Schedules pods until the task is dropped.
     pub async fn run(self: Arc<Self>) {
+        loop {
+            let synced = {
+                let st = self.lock();
+                st.pods_synced && st.nodes_synced
+            };
+            if synced {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.wake.notified()).await;
+        }
+        tracing::info!("caches synced; scheduling");
         loop {
             while self.schedule_one() {
                 // Let watch events and bind completions in between pods.
