@@ -106,6 +106,11 @@ fn wrap_refs(v: &mut Value) {
 }
 
 fn add_patch_extensions(schemas: &mut Map<String, Value>) {
+    for def in smp_keys::ATOMIC_STRUCTS {
+        if let Some(Value::Object(schema)) = schemas.get_mut(*def) {
+            schema.insert("x-kubernetes-map-type".into(), "atomic".into());
+        }
+    }
     for (def, field, meta) in smp_keys::all() {
         let Some(prop) = schemas
             .get_mut(*def)
@@ -213,6 +218,11 @@ impl Definitions {
             || (schema.get("type").and_then(Value::as_str) == Some("object")
                 && schema.get("properties").is_none()
                 && schema.get("additionalProperties").is_none())
+    }
+
+    /// True for structs that server-side apply treats as one value.
+    pub fn is_atomic(&self, schema: &Value) -> bool {
+        self.resolve(schema).get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic")
     }
 
     /// The strategic-merge-patch strategy of `field` of an object schema.

@@ -278,7 +278,7 @@ fn merge(
         let child_schema = schema.and_then(|s| defs.child(s, key));
         match (live_map.get_mut(key), value) {
             (Some(existing @ Value::Object(_)), Value::Object(_))
-                if !child_schema.is_some_and(|s| defs.is_free_form(s)) =>
+                if !child_schema.is_some_and(|s| defs.is_free_form(s) || defs.is_atomic(s)) =>
             {
                 merge(existing, value, child_schema, defs, depth + 1);
             }

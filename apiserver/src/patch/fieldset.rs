@@ -93,7 +93,7 @@ fn walk(
     out: &mut BTreeMap<FieldPath, Value>,
     depth: usize,
 ) {
-    let free = schema.is_some_and(|s| defs.is_free_form(s));
+    let free = schema.is_some_and(|s| defs.is_free_form(s) || defs.is_atomic(s));
     match v {
         Value::Object(map) if !map.is_empty() && !free && depth < MAX_DEPTH => {
             if is_member {
@@ -325,6 +325,14 @@ mod tests {
             DisplayPath(&path).to_string(),
             ".spec.containers[name=\"nginx\"].image"
         );
+    }
+
+    #[test]
+    fn atomic_selectors_are_one_leaf() {
+        let d = json!({"spec": {"selector": {"matchLabels": {"app": "web"}}, "replicas": 1}});
+        let schema = definitions().schemas.get("io.k8s.api.apps.v1.Deployment");
+        let v1 = to_fields_v1(&field_set(&d, schema, definitions()));
+        assert_eq!(v1, json!({"f:spec": {"f:replicas": {}, "f:selector": {}}}));
     }
 
     #[test]

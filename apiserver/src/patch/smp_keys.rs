@@ -163,6 +163,23 @@ static TABLE: &[(&str, &str, PatchMeta)] = &[
     ),
 ];
 
+/// Structs upstream marks `+structType=atomic` / `+mapType=atomic` (published as
+/// `x-kubernetes-map-type: atomic`): server-side apply owns and replaces them as a whole.
+pub static ATOMIC_STRUCTS: &[&str] = &[
+    "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+    "io.k8s.api.core.v1.LocalObjectReference",
+    "io.k8s.api.core.v1.ConfigMapKeySelector",
+    "io.k8s.api.core.v1.SecretKeySelector",
+    "io.k8s.api.core.v1.ObjectFieldSelector",
+    "io.k8s.api.core.v1.ResourceFieldSelector",
+    "io.k8s.api.core.v1.NodeSelector",
+    "io.k8s.api.core.v1.NodeSelectorTerm",
+    "io.k8s.api.core.v1.ObjectReference",
+    "io.k8s.api.core.v1.TypedLocalObjectReference",
+    "io.k8s.api.core.v1.TopologySelectorTerm",
+    "io.k8s.api.core.v1.SecretReference",
+];
+
 /// Every entry of the table: definition, field, strategy.
 pub fn all() -> &'static [(&'static str, &'static str, PatchMeta)] {
     TABLE
