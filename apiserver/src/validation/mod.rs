@@ -8,6 +8,7 @@ pub mod field;
 pub mod meta;
 pub mod names;
 pub mod pod;
+pub mod strict;
 pub mod unknown;
 
 use crate::types::{FieldCause, Gvk};
@@ -21,10 +22,16 @@ pub fn default_object(gvk: &Gvk, obj: &mut Value) {
     if gvk.group == "batch" && gvk.kind == "Job" {
         // upstream generates the selector from the uid; a Job defaulted before the registry
         // assigned one gets its uid here so that selector and labels agree.
-        let needs_uid = obj.pointer("/metadata/uid").and_then(Value::as_str).is_none_or(str::is_empty);
+        let needs_uid = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
         if needs_uid && obj.pointer("/spec/selector").is_none_or(Value::is_null) {
             if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+                meta.insert(
+                    "uid".into(),
+                    Value::String(uuid::Uuid::new_v4().to_string()),
+                );
             }
         }
         batch::generate_job_selector(obj);
@@ -115,6 +122,13 @@ pub fn unknown_fields(gvk: &Gvk, obj: &Value) -> Vec<String> {
     unknown::unknown_fields(gvk, obj)
 }
 
+/// Unknown and duplicate fields of a raw JSON body, in document order, as upstream's strict
+/// decoder words them: `unknown field "spec.foo"`, `duplicate field "spec.replicas"`. Join them
+/// with ", " after `strict decoding error: ` for the 400 (Strict) or send each as a warning (Warn).
+pub fn strict_decoding_errors(gvk: &Gvk, body: &[u8]) -> Vec<String> {
+    strict::strict_decoding_errors(gvk, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,7 +182,10 @@ mod tests {
                              "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "pi", "image": "busybox"}]}}}});
         default_object(&gvk, &mut job);
         let uid = job["metadata"]["uid"].as_str().unwrap().to_string();
-        assert_eq!(job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], uid.as_str());
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            uid.as_str()
+        );
         assert!(validate_create(&gvk, &job).is_empty());
     }
 

@@ -1,0 +1,193 @@
+//! `fieldValidation=Strict|Warn` over the raw JSON body: unknown fields and duplicate fields in
+//! document order, worded as upstream's strict decoder (`unknown field "spec.foo"`,
+//! `duplicate field "spec.replicas"`). Parsing the body again with a visitor is what sees the
+//! duplicates that a parsed `Value` has already collapsed.
+
+use crate::openapi::schemas::{definitions, Definitions};
+use crate::types::Gvk;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::fmt;
+
+/// Upstream's strict decoding errors for a JSON body of kind `gvk`, in document order; an empty
+/// list when the body is clean or is not JSON (a parse error is reported elsewhere).
+pub fn strict_decoding_errors(gvk: &Gvk, body: &[u8]) -> Vec<String> {
+    let defs = definitions();
+    let schema = defs.root_for(gvk).and_then(|n| defs.schemas.get(n));
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let walk = Walk {
+        path: String::new(),
+        schema,
+        defs,
+        out: &mut out,
+    };
+    if walk.deserialize(&mut de).is_err() {
+        return Vec::new();
+    }
+    out
+}
+
+struct Walk<'a> {
+    path: String,
+    schema: Option<&'static Value>,
+    defs: &'static Definitions,
+    out: &'a mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let defs = self.defs;
+        let schema = self
+            .schema
+            .filter(|s| !defs.is_free_form(s))
+            .map(|s| defs.resolve(s));
+        let props = schema
+            .and_then(|s| s.get("properties"))
+            .and_then(Value::as_object);
+        let values = schema
+            .and_then(|s| s.get("additionalProperties"))
+            .filter(|a| a.is_object());
+        let out = self.out;
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            let child = match (props.and_then(|p| p.get(&key)), values) {
+                (Some(s), _) | (None, Some(s)) => Some(s),
+                (None, None) => {
+                    if props.is_some() && !seen.contains(&key) {
+                        out.push(format!("unknown field \"{path}\""));
+                    }
+                    None
+                }
+            };
+            if !seen.insert(key) {
+                out.push(format!("duplicate field \"{path}\""));
+            }
+            map.next_value_seed(Walk {
+                path,
+                schema: child,
+                defs,
+                out: &mut *out,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let defs = self.defs;
+        let items = self
+            .schema
+            .map(|s| defs.resolve(s))
+            .and_then(|s| s.get("items"));
+        let out = self.out;
+        let mut i = 0;
+        loop {
+            let walk = Walk {
+                path: format!("{}[{i}]", self.path),
+                schema: items,
+                defs,
+                out: &mut *out,
+            };
+            if seq.next_element_seed(walk)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body of upstream's "[sig-api-machinery] FieldValidation should detect unknown and
+    /// duplicate fields of a typed object [Conformance]".
+    #[test]
+    fn field_validation_should_detect_unknown_and_duplicate_fields_of_a_typed_object() {
+        let body = br#"{"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "my-dep", "labels": {"app": "nginx"}},
+            "spec": {"unknownField": "foo", "replicas": 2, "replicas": 3,
+                     "selector": {"matchLabels": {"app": "nginx"}},
+                     "template": {"metadata": {"labels": {"app": "nginx"}},
+                                  "spec": {"containers": [{"name": "nginx", "image": "nginx:latest"}]}}}}"#;
+        let errs = strict_decoding_errors(&Gvk::new("apps", "v1", "Deployment"), body);
+        assert_eq!(
+            errs,
+            [
+                "unknown field \"spec.unknownField\"",
+                "duplicate field \"spec.replicas\""
+            ]
+        );
+        assert_eq!(
+            format!("strict decoding error: {}", errs.join(", ")),
+            "strict decoding error: unknown field \"spec.unknownField\", duplicate field \"spec.replicas\""
+        );
+    }
+
+    #[test]
+    fn field_validation_should_detect_unknown_metadata_fields_of_a_typed_object() {
+        let body = br#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "my-dep", "unknownMeta": "foo"}}"#;
+        let errs = strict_decoding_errors(&Gvk::new("apps", "v1", "Deployment"), body);
+        assert_eq!(errs, ["unknown field \"metadata.unknownMeta\""]);
+    }
+
+    #[test]
+    fn nested_lists_maps_and_bad_json() {
+        let body = br#"{"spec": {"containers": [{"name": "a", "bogus": 1, "resources": {"limits": {"cpu": "1", "cpu": "2"}}}]}}"#;
+        let errs = strict_decoding_errors(&Gvk::new("", "v1", "Pod"), body);
+        assert_eq!(
+            errs,
+            [
+                "unknown field \"spec.containers[0].bogus\"",
+                "duplicate field \"spec.containers[0].resources.limits.cpu\""
+            ]
+        );
+        assert!(strict_decoding_errors(&Gvk::new("", "v1", "Pod"), b"{not json").is_empty());
+        assert!(strict_decoding_errors(
+            &Gvk::new("", "v1", "Pod"),
+            br#"{"metadata": {"managedFields": [{"fieldsV1": {"f:x": {}}}]}}"#
+        )
+        .is_empty());
+    }
+}
