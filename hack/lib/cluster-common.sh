@@ -65,16 +65,21 @@ start_component() {
   echo $! >"$PID_DIR/$name.pid"
 }
 
+# Gone, or a zombie nobody reaps yet (its parent, this script's earlier run, is gone).
+pid_gone() {
+  [ ! -d "/proc/$1" ] || [ "$(sed -E 's/.*\) ([A-Z]).*/\1/' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
 # stop_component NAME [GRACE_SECONDS]: SIGTERM, wait, SIGKILL; only our PID.
 stop_component() {
   local name="$1" grace="${2:-10}" pid i
   if pid="$(pid_alive "$name")"; then
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < grace * 10; i++)); do
-      [ -d "/proc/$pid" ] || break
+      pid_gone "$pid" && break
       sleep 0.1
     done
-    if [ -d "/proc/$pid" ]; then
+    if ! pid_gone "$pid"; then
       log "$name (pid $pid) did not stop in ${grace}s: SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
@@ -89,7 +94,7 @@ stop_shims() {
   local sock="$1" pid ppid shims="" p
   for p in /proc/[0-9]*; do
     pid="${p#/proc/}"
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "containerd-shim.* -address $sock\( \|$\)"; then
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q "containerd-shim.* -address $sock\( \|$\)"; then
       shims="$shims $pid"
     fi
   done

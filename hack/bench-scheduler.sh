@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Scheduler throughput: etcd + apiserver + scheduler in one run, M Ready
+# Node objects (no kubelets), then N pods; pods/s from the first create to
+# the last binding observed through a watch, beside the raw etcd write rate
+# at the same concurrency and the ratio. Then the scheduling cycle alone
+# (Criterion, no API) and the scheduler's RSS.
+#
+# Usage: hack/bench-scheduler.sh [small|large|all|cycle]   (default: all)
+#   small: 500 nodes / 5,000 pods     large: 5,000 nodes / 10,000 pods
+# Env: CONCURRENCY (64), PROFILE (release), KEEP=1 keeps the temp dir.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PROFILE=${PROFILE:-release}
+CONCURRENCY=${CONCURRENCY:-64}
+WHAT=${1:-all}
+BIN=$ROOT/target/$PROFILE
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  [ "${KEEP:-}" = 1 ] || rm -rf "${WORK:-/nonexistent-bench-dir}"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+build() {
+  local flag=""
+  [ "$PROFILE" = release ] && flag="--release"
+  (cd "$ROOT" && cargo build $flag -p apiserver -p scheduler --bins && cargo build $flag -p scheduler --example bench_load) >&2
+}
+
+# run_config NODES PODS
+run_config() {
+  local nodes=$1 pods=$2
+  WORK=$(mktemp -d /tmp/fk-bench-sched.XXXXXX)
+  local etcd_port peer_port api_port sched_port
+  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port); sched_port=$(free_port)
+  etcd --name bench --data-dir "$WORK/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "bench=http://127.0.0.1:$peer_port" --quota-backend-bytes 8589934592 \
+    >"$WORK/etcd.log" 2>&1 &
+  PIDS+=($!)
+  "$BIN/ferrokube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --bind-address 127.0.0.1 \
+    --secure-port "$api_port" --cert-dir "$WORK/certs" >"$WORK/apiserver.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    [ -f "$WORK/certs/ca.crt" ] && curl -s --cacert "$WORK/certs/ca.crt" "https://127.0.0.1:$api_port/readyz" -o /dev/null -w '%{http_code}' | grep -qE '200|401|403' && break
+    sleep 0.2
+  done
+  "$BIN/ferrokube-apiserver" kubeconfig --cert-dir "$WORK/certs" --server "https://127.0.0.1:$api_port" \
+    --user admin --group system:masters --out "$WORK/admin.kubeconfig" >/dev/null
+  "$BIN/ferrokube-apiserver" kubeconfig --cert-dir "$WORK/certs" --server "https://127.0.0.1:$api_port" \
+    --user system:kube-scheduler --out "$WORK/scheduler.kubeconfig" >/dev/null
+  RUST_LOG=warn "$BIN/ferrokube-scheduler" --kubeconfig "$WORK/scheduler.kubeconfig" --port "$sched_port" \
+    >"$WORK/scheduler.log" 2>&1 &
+  local sched_pid=$!
+  PIDS+=($sched_pid)
+
+  echo "== $nodes nodes / $pods pods (concurrency $CONCURRENCY) =="
+  BENCH_SETTLE_SECS=${BENCH_SETTLE_SECS:-3} "$ROOT/target/$PROFILE/examples/bench_load" \
+    --kubeconfig "$WORK/admin.kubeconfig" --nodes "$nodes" --pods "$pods" \
+    --concurrency "$CONCURRENCY" --etcd "http://127.0.0.1:$etcd_port"
+  echo "scheduler RSS: $(awk '/VmRSS/ {printf "%.0f MB", $2/1024}' /proc/$sched_pid/status)"
+  curl -s "http://127.0.0.1:$sched_port/metrics" | grep -E '^scheduler_schedule_attempts_total' || true
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+  [ "${KEEP:-}" = 1 ] && echo "logs in $WORK" || rm -rf "$WORK"
+}
+
+cycle() {
+  echo "== scheduling cycle alone (Criterion; thrpt elem/s = pods/s) =="
+  (cd "$ROOT" && cargo bench -p scheduler --bench scheduling_cycle -- --warm-up-time 1 --measurement-time 3 2>/dev/null) |
+    grep -E '^scheduling_cycle/|thrpt:'
+}
+
+case "$WHAT" in
+  small) build; run_config 500 5000 ;;
+  large) build; run_config 5000 10000 ;;
+  cycle) cycle ;;
+  all) build; run_config 500 5000; run_config 5000 10000; cycle ;;
+  *) echo "usage: $0 [small|large|all|cycle]" >&2; exit 2 ;;
+esac
