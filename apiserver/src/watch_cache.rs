@@ -150,6 +150,15 @@ impl WatchCache {
         self.state.read().objects.get(key).cloned()
     }
 
+    /// Asks the backend to report progress, so an idle cache learns the current revision.
+    pub fn request_progress(&self) {
+        // Wake every waiter (a replaced watch's task may still be parked) and leave a permit
+        // for a task that is between two requests.
+        tracing::trace!(prefix = %self.prefix, "progress requested");
+        self.progress.notify_waiters();
+        self.progress.notify_one();
+    }
+
     /// Waits until the cache has seen `revision` (asking the backend for progress), up to `timeout`.
     pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
         let mut rx = self.revision_tx.subscribe();
@@ -158,7 +167,7 @@ impl WatchCache {
             if self.is_ready() && *rx.borrow_and_update() >= revision {
                 return true;
             }
-            self.progress.notify_one();
+            self.request_progress();
             let step = tokio::time::Instant::now() + Duration::from_millis(50);
             if tokio::time::timeout_at(step.min(deadline), rx.changed()).await.is_err() && tokio::time::Instant::now() >= deadline {
                 return false;

@@ -130,9 +130,13 @@ impl Watcher {
                         return None;
                     }
                     self.last_bookmark = Instant::now();
+                    if self.bookmarks {
+                        self.store.cache.request_progress();
+                    }
                     // Read the revision first: every event up to it is then already queued for us,
                     // so an empty queue means the bookmark cannot overtake an event.
                     let rv = self.store.cache.revision();
+                    tracing::trace!(rv, last = self.last_rv, queued = self.sub.live.len(), "watch bookmark tick");
                     if self.bookmarks && rv > self.last_rv && self.sub.live.is_empty() {
                         self.last_rv = rv;
                         return Some(self.bookmark(rv));

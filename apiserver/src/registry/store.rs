@@ -250,6 +250,8 @@ impl Store {
             }
         }
         self.check_namespace_exists(ns, &name).await?;
+        // Admission sees what the client sent: defaulting would fill spec.priority first.
+        crate::admission::admit_create(&*self.registry()?, self.row, &mut obj).await?;
         validation::default_object(&self.row.gvk(), &mut obj);
         {
             let m = meta_mut(&mut obj);
@@ -260,7 +262,6 @@ impl Store {
             }
         }
         strategy::prepare_for_create(self.row, &mut obj);
-        crate::admission::admit_create(&*self.registry()?, self.row, &mut obj).await?;
         self.validate_create(&obj, &name)?;
         if let Some(manager) = &opts.field_manager {
             patch::record_update(&self.row.gvk(), None, &mut obj, manager, &now());
@@ -358,7 +359,7 @@ impl Store {
                 }
             }
             meta_mut(&mut new).insert("uid".into(), json!(old_uid));
-            let causes = validation::validate_update(&gvk, &new, &old);
+            let causes = if part == Part::Binding { Vec::new() } else { validation::validate_update(&gvk, &new, &old) };
             if !causes.is_empty() {
                 return Err(ApiError::invalid(target.clone(), row.kind(), causes).into());
             }

@@ -12,6 +12,9 @@ pub enum Part {
     Status,
     /// Namespace `finalize`: only spec.finalizers.
     Finalize,
+    /// pods/binding: the server itself sets spec.nodeName and the PodScheduled condition,
+    /// which update validation would refuse from a client.
+    Binding,
 }
 
 fn has_status_subresource(row: &ResourceRow) -> bool {
@@ -126,6 +129,7 @@ pub fn prepare_for_update(row: &ResourceRow, part: Part, old: &Value, mut new: V
             }
             new = merged;
         }
+        Part::Binding => {}
         Part::Finalize => {
             let mut merged = old.clone();
             let fin = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));

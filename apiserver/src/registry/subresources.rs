@@ -46,7 +46,7 @@ impl Store {
         let uid = binding.pointer("/metadata/uid").and_then(Value::as_str).map(String::from);
         let target = self.target(name);
         let opts = WriteOptions::default();
-        self.write(ns, name, Part::Main, &opts, |current| {
+        self.write(ns, name, Part::Binding, &opts, |current| {
             let Some(cur) = current else { return Err(ApiError::NotFound(target.clone())) };
             let mut pod = cur.clone();
             if pod.pointer("/metadata/deletionTimestamp").is_some() {

@@ -180,9 +180,11 @@ impl Storage for EtcdStorage {
                 }
                 pending.extend(convert_events(&first));
             }
+            tracing::trace!(%prefix, start_revision, "etcd watch created");
             let task = tokio::spawn(async move {
                 loop {
                     progress.notified().await;
+                    tracing::trace!("requesting etcd watch progress");
                     if sender.request_progress().await.is_err() {
                         return;
                     }

@@ -1,0 +1,383 @@
+//! The REST API against a real etcd and apiserver: object semantics, watch, lists, errors.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use support::{configmap, pod, Harness};
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+#[tokio::test]
+async fn etcd_backend_passes_the_storage_suite() {
+    let etcd = testkit::Etcd::start().await;
+    let s = apiserver::storage::etcd::EtcdStorage::connect(std::slice::from_ref(&etcd.endpoint)).await.unwrap();
+    apiserver::storage::tests::run_all(Arc::new(s)).await;
+}
+
+#[tokio::test]
+async fn rest_semantics() {
+    let mut h = Harness::start().await;
+    authentication(&h).await;
+    discovery_endpoint_accept_headers(&h).await;
+    pod_lifecycle_binding_status_and_graceful_delete(&h).await;
+    namespace_existence_and_termination(&h).await;
+    update_conflicts_generation_and_scale(&h).await;
+    server_side_field_validation_typed_object(&h).await;
+    errors_are_status_objects(&h).await;
+    api_chunking_server_should_return_chunks_of_results_for_list_calls(&h).await;
+    selectors(&h).await;
+    watch_configmaps_from_resource_version(&h).await;
+    watch_configmaps_label_changed(&h).await;
+    watch_bookmarks_only_when_asked_and_timeout_ends_stream(&h).await;
+    finalizers_hold_deletion(&h).await;
+    priority_class_admission(&h).await;
+    metrics_count_requests(&h).await;
+    watch_from_before_the_cache_window_is_expired(&mut h).await;
+}
+
+async fn authentication(h: &Harness) {
+    assert_eq!(h.anonymous("/api/v1/namespaces").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.get("/api/v1/namespaces").await.status, StatusCode::OK);
+}
+
+/// Conformance: "Aggregated Discovery Endpoint Accept Headers".
+async fn discovery_endpoint_accept_headers(h: &Harness) {
+    let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    for path in ["/api", "/apis"] {
+        let r = h.get_accept(path, accept).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["content-type"], "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+        assert_eq!(r.json()["kind"], "APIGroupDiscoveryList");
+    }
+    let legacy = h.get_accept("/api", "application/json").await.json();
+    assert_eq!(legacy["kind"], "APIVersions");
+    assert_eq!(legacy["versions"][0], "v1");
+    let apps = h.get("/apis/apps/v1").await.json();
+    assert!(apps["resources"].as_array().unwrap().iter().any(|r| r["name"] == "deployments/scale"));
+    assert_eq!(h.get("/version").await.json()["minor"], "33");
+}
+
+async fn pod_lifecycle_binding_status_and_graceful_delete(h: &Harness) {
+    let r = h.post(PODS, &pod("web")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let created = r.json();
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_eq!(created["status"]["phase"], "Pending");
+    assert_eq!(created["spec"]["restartPolicy"], "Always");
+    // Table for kubectl get.
+    let t = h.get_accept(PODS, TABLE).await.json();
+    assert_eq!(t["kind"], "Table");
+    assert_eq!(t["columnDefinitions"][0]["name"], "Name");
+    assert!(t["metadata"]["resourceVersion"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(t["rows"][0]["cells"][2], "Pending");
+    // Binding once; a second binding is a conflict.
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"}, "target": {"kind": "Node", "name": "n1"}});
+    assert_eq!(h.post(&format!("{PODS}/web/binding"), &binding).await.status, StatusCode::CREATED);
+    assert_eq!(h.post(&format!("{PODS}/web/binding"), &binding).await.status, StatusCode::CONFLICT);
+    let bound = h.get(&format!("{PODS}/web")).await.json();
+    assert_eq!(bound["spec"]["nodeName"], "n1");
+    assert!(bound["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "True"));
+    // The kubelet's status patch with a UID precondition; the main resource ignores status.
+    let sp = json!({"metadata": {"uid": uid}, "status": {"phase": "Running", "podIP": "10.88.0.5"}});
+    let r = h.patch(&format!("{PODS}/web/status"), "application/strategic-merge-patch+json", &sp).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let bad = json!({"metadata": {"uid": "not-the-uid"}, "status": {"phase": "Failed"}});
+    assert_eq!(h.patch(&format!("{PODS}/web/status"), "application/strategic-merge-patch+json", &bad).await.status, StatusCode::CONFLICT);
+    let r = h.patch(&format!("{PODS}/web"), "application/merge-patch+json", &json!({"status": {"phase": "Failed"}, "metadata": {"labels": {"x": "y"}}})).await;
+    assert_eq!(r.json()["status"]["phase"], "Running");
+    assert_eq!(r.json()["metadata"]["labels"]["x"], "y");
+    // Graceful deletion of a bound pod, finished by the kubelet with grace 0 and a UID precondition.
+    let r = h.delete(&format!("{PODS}/web"), Some(&json!({"propagationPolicy": "Background"}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert!(r.json()["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(r.json()["metadata"]["deletionGracePeriodSeconds"], 30);
+    let wrong = json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "other"}});
+    assert_eq!(h.delete(&format!("{PODS}/web"), Some(&wrong)).await.status, StatusCode::CONFLICT);
+    let fin = json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}});
+    assert_eq!(h.delete(&format!("{PODS}/web"), Some(&fin)).await.status, StatusCode::OK);
+    assert_eq!(h.get(&format!("{PODS}/web")).await.status, StatusCode::NOT_FOUND);
+    // An unbound pod goes at once.
+    h.post(PODS, &pod("unbound")).await;
+    assert_eq!(h.delete(&format!("{PODS}/unbound"), None).await.status, StatusCode::OK);
+    assert_eq!(h.get(&format!("{PODS}/unbound")).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn namespace_existence_and_termination(h: &Harness) {
+    let r = h.post("/api/v1/namespaces/missing/pods", &pod("p")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["details"]["kind"], "namespaces");
+    assert_eq!(h.post("/api/v1/namespaces", &json!({"metadata": {"name": "doomed"}})).await.status, StatusCode::CREATED);
+    let r = h.delete("/api/v1/namespaces/doomed", None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(r.json()["status"]["phase"], "Terminating");
+    let r = h.post("/api/v1/namespaces/doomed/configmaps", &configmap("c", json!({}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    // The namespace controller's finalize clears spec.finalizers; then the namespace goes.
+    let mut ns = h.get("/api/v1/namespaces/doomed").await.json();
+    ns["spec"]["finalizers"] = json!([]);
+    let r = h.put("/api/v1/namespaces/doomed/finalize", &ns).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(h.get("/api/v1/namespaces/doomed").await.status, StatusCode::NOT_FOUND);
+}
+
+fn deployment(name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+}
+
+async fn update_conflicts_generation_and_scale(h: &Harness) {
+    let base = "/apis/apps/v1/namespaces/default/deployments";
+    let d = h.post(base, &deployment("gen")).await.json();
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    // A stale resourceVersion is a 409 Conflict.
+    let mut stale = d.clone();
+    let r = h.patch(&format!("{base}/gen"), "application/merge-patch+json", &json!({"metadata": {"labels": {"a": "b"}}})).await;
+    assert_eq!(r.json()["metadata"]["generation"], 1, "metadata changes keep generation");
+    stale["spec"]["replicas"] = json!(2);
+    let r = h.put(&format!("{base}/gen"), &stale).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.json()["reason"], "Conflict");
+    // The scale subresource moves spec.replicas and bumps generation.
+    let r = h.patch(&format!("{base}/gen/scale"), "application/merge-patch+json", &json!({"spec": {"replicas": 3}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["kind"], "Scale");
+    assert_eq!(r.json()["spec"]["replicas"], 3);
+    let d = h.get(&format!("{base}/gen")).await.json();
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["metadata"]["generation"], 2);
+    // Status writes do not touch spec or generation.
+    let mut st = d.clone();
+    st["status"] = json!({"replicas": 3, "observedGeneration": 2});
+    st["spec"]["replicas"] = json!(9);
+    let r = h.put(&format!("{base}/gen/status"), &st).await.json();
+    assert_eq!(r["spec"]["replicas"], 3);
+    assert_eq!(r["status"]["observedGeneration"], 2);
+    assert_eq!(r["metadata"]["generation"], 2);
+}
+
+/// Conformance: "Server side field validation, typed object".
+async fn server_side_field_validation_typed_object(h: &Harness) {
+    let mut cm = configmap("strict", json!({}));
+    cm["spec"] = json!({"nope": 1});
+    let r = h.request(reqwest::Method::POST, &format!("{CMS}?fieldValidation=Strict"), Some("application/json"), None, Some(serde_json::to_vec(&cm).unwrap())).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains("unknown field \"spec\""), "{}", r.text());
+    let r = h.request(reqwest::Method::POST, &format!("{CMS}?fieldValidation=Warn"), Some("application/json"), None, Some(serde_json::to_vec(&cm).unwrap())).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.headers.get("warning").is_some_and(|w| w.to_str().unwrap().contains("unknown field")));
+}
+
+async fn errors_are_status_objects(h: &Harness) {
+    let r = h.get(&format!("{PODS}/nope")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json(), json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "pods \"nope\" not found", "reason": "NotFound", "details": {"name": "nope", "kind": "pods"}, "code": 404}));
+    let r = h.post(PODS, &pod("dup")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = h.post(PODS, &pod("dup")).await;
+    assert_eq!((r.status, r.json()["reason"].clone()), (StatusCode::CONFLICT, json!("AlreadyExists")));
+    let r = h.post(PODS, &pod("Bad_Name")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["reason"], "Invalid");
+    let r = h.request(reqwest::Method::POST, PODS, Some("text/plain"), None, Some(b"hi".to_vec())).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r = h.request(reqwest::Method::POST, PODS, Some("application/json"), None, Some(b"{not json".to_vec())).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["kind"], "Status");
+    let big = vec![b' '; 3 * 1024 * 1024 + 10];
+    let r = h.request(reqwest::Method::POST, PODS, Some("application/json"), None, Some(big)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = h.post(PODS, &json!({"apiVersion": "apps/v1", "kind": "Pod", "metadata": {"name": "x"}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h.patch(&format!("{PODS}/dup"), "application/json-patch+json", &json!([{"op": "test", "path": "/metadata/name", "value": "other"}])).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let r = h.patch(&format!("{PODS}/dup"), "application/xml", &json!({})).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+/// Conformance: "API Chunking, server should return chunks of results for list calls" and
+/// "... should support continue listing from the last key" (expired tokens get 410).
+async fn api_chunking_server_should_return_chunks_of_results_for_list_calls(h: &Harness) {
+    h.post("/api/v1/namespaces", &json!({"metadata": {"name": "chunks"}})).await;
+    for i in 0..7 {
+        let r = h.post("/api/v1/namespaces/chunks/configmaps", &configmap(&format!("cm-{i}"), json!({"chunk": "yes"}))).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    let mut first_rv = String::new();
+    let mut pages = 0;
+    loop {
+        let mut path = "/api/v1/namespaces/chunks/configmaps?limit=3".to_string();
+        if let Some(t) = &token {
+            path.push_str(&format!("&continue={}", urlencode(t)));
+        }
+        let l = h.get(&path).await.json();
+        pages += 1;
+        if first_rv.is_empty() {
+            first_rv = l["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        }
+        names.extend(l["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()));
+        match l["metadata"]["continue"].as_str() {
+            Some(c) if !c.is_empty() => token = Some(c.to_string()),
+            _ => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, (0..7).map(|i| format!("cm-{i}")).collect::<Vec<_>>());
+    // Compact past the token's revision: the continue token has expired.
+    let l = h.get("/api/v1/namespaces/chunks/configmaps?limit=2").await.json();
+    let tok = l["metadata"]["continue"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        h.post("/api/v1/namespaces/chunks/configmaps", &configmap(&format!("late-{i}"), json!({}))).await;
+    }
+    let storage = apiserver::storage::etcd::EtcdStorage::connect(std::slice::from_ref(&h.etcd.endpoint)).await.unwrap();
+    use apiserver::storage::Storage;
+    let rev = storage.current_revision().await.unwrap();
+    storage.compact(rev).await.unwrap();
+    let r = h.get(&format!("/api/v1/namespaces/chunks/configmaps?limit=2&continue={}", urlencode(&tok))).await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text());
+    assert_eq!(r.json()["reason"], "Expired");
+    let r = h.get("/api/v1/namespaces/chunks/configmaps?limit=2&continue=garbage").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+async fn selectors(h: &Harness) {
+    h.post("/api/v1/namespaces", &json!({"metadata": {"name": "sel"}})).await;
+    for (n, env) in [("a", "prod"), ("b", "dev"), ("c", "test")] {
+        h.post("/api/v1/namespaces/sel/configmaps", &configmap(n, json!({"env": env}))).await;
+    }
+    let names = |l: Value| -> Vec<String> { l["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect() };
+    for (sel, want) in [
+        ("env%3Dprod", vec!["a"]),
+        ("env!%3Dprod", vec!["b", "c"]),
+        ("env%20in%20(dev,test)", vec!["b", "c"]),
+        ("env%20notin%20(dev)", vec!["a", "c"]),
+        ("env", vec!["a", "b", "c"]),
+        ("!env", vec![]),
+    ] {
+        let l = h.get(&format!("/api/v1/namespaces/sel/configmaps?labelSelector={sel}")).await.json();
+        assert_eq!(names(l), want, "{sel}");
+    }
+    let l = h.get("/api/v1/configmaps?fieldSelector=metadata.namespace%3Dsel,metadata.name!%3Da").await.json();
+    assert_eq!(names(l), vec!["b", "c"]);
+    assert_eq!(h.get("/api/v1/configmaps?fieldSelector=spec.bogus%3D1").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(h.get("/api/v1/configmaps?labelSelector=a%20in%20b").await.status, StatusCode::BAD_REQUEST);
+}
+
+/// Conformance: "watch-configmaps-from-resource-version".
+async fn watch_configmaps_from_resource_version(h: &Harness) {
+    h.post("/api/v1/namespaces", &json!({"metadata": {"name": "w1"}})).await;
+    let base = "/api/v1/namespaces/w1/configmaps";
+    let c1 = h.post(base, &configmap("one", json!({}))).await.json();
+    let rv1 = c1["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    h.patch(&format!("{base}/one"), "application/merge-patch+json", &json!({"data": {"k": "2"}})).await;
+    h.delete(&format!("{base}/one"), None).await;
+    // From rv1: the MODIFIED and DELETED that followed, nothing before.
+    let r = h.get(&format!("{base}?watch=true&resourceVersion={rv1}&timeoutSeconds=2")).await;
+    let types: Vec<String> = r.events().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(types, vec!["MODIFIED", "DELETED"]);
+    // RV=0 gives the current state as synthetic ADDED events.
+    h.post(base, &configmap("two", json!({}))).await;
+    let r = h.get(&format!("{base}?watch=true&resourceVersion=0&timeoutSeconds=1")).await;
+    let ev = r.events();
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0]["type"].as_str(), ev[0]["object"]["metadata"]["name"].as_str()), (Some("ADDED"), Some("two")));
+}
+
+/// After a restart the watch cache starts at the current revision: older revisions are gone
+/// from its window and get 410 Expired as an ERROR event; the reflector then relists.
+async fn watch_from_before_the_cache_window_is_expired(h: &mut Harness) {
+    let base = "/api/v1/namespaces/default/configmaps";
+    let c = h.post(base, &configmap("old", json!({}))).await.json();
+    let rv = c["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    h.post(base, &configmap("newer", json!({}))).await;
+    h.api.restart().await.unwrap();
+    let r = h.get(&format!("{base}?watch=true&resourceVersion={rv}&timeoutSeconds=1")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let ev = r.events();
+    assert_eq!(ev[0]["type"], "ERROR", "{}", r.text());
+    assert_eq!(ev[0]["object"]["code"], 410);
+    assert_eq!(ev[0]["object"]["reason"], "Expired");
+    // Relist and watch from the list's revision: works again.
+    let l = h.get(base).await.json();
+    let lrv = l["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let r = h.get(&format!("{base}?watch=true&resourceVersion={lrv}&timeoutSeconds=1")).await;
+    assert!(r.events().iter().all(|e| e["type"] != "ERROR"));
+}
+
+/// Conformance: "watch-configmaps-label-changed": leaving the selector is a DELETED event.
+async fn watch_configmaps_label_changed(h: &Harness) {
+    h.post("/api/v1/namespaces", &json!({"metadata": {"name": "w2"}})).await;
+    let base = "/api/v1/namespaces/w2/configmaps";
+    let c = h.post(base, &configmap("lc", json!({"watch-this": "yes"}))).await.json();
+    let rv = c["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    h.patch(&format!("{base}/lc"), "application/merge-patch+json", &json!({"metadata": {"labels": {"watch-this": "no"}}})).await;
+    h.patch(&format!("{base}/lc"), "application/merge-patch+json", &json!({"data": {"k": "ignored"}})).await;
+    h.patch(&format!("{base}/lc"), "application/merge-patch+json", &json!({"metadata": {"labels": {"watch-this": "yes"}}})).await;
+    let r = h.get(&format!("{base}?watch=true&labelSelector=watch-this%3Dyes&resourceVersion={rv}&timeoutSeconds=2")).await;
+    let types: Vec<String> = r.events().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(types, vec!["DELETED", "ADDED"]);
+}
+
+async fn watch_bookmarks_only_when_asked_and_timeout_ends_stream(h: &Harness) {
+    let base = "/api/v1/namespaces/default/configmaps";
+    let start = std::time::Instant::now();
+    let r = h.get(&format!("{base}?watch=true&resourceVersion=0&timeoutSeconds=2")).await;
+    assert!(start.elapsed() < Duration::from_secs(20), "timeoutSeconds must end the stream");
+    assert!(r.events().iter().all(|e| e["type"] != "BOOKMARK"));
+    // Writes elsewhere move the revision; a bookmark reports it when asked for.
+    h.post(base, &configmap("bm", json!({}))).await;
+    let list = h.get(base).await.json();
+    let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    h.post("/api/v1/namespaces/default/secrets", &json!({"metadata": {"name": "bump"}})).await;
+    let r = h.get(&format!("{base}?watch=true&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=3")).await;
+    let ev = r.events();
+    let bm: Vec<&Value> = ev.iter().filter(|e| e["type"] == "BOOKMARK").collect();
+    assert!(!bm.is_empty(), "{}", r.text());
+    assert_eq!(bm[0]["object"]["kind"], "ConfigMap");
+    assert!(bm[0]["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse::<i64>().unwrap() > rv.parse::<i64>().unwrap());
+}
+
+async fn finalizers_hold_deletion(h: &Harness) {
+    let mut cm = configmap("held", json!({}));
+    cm["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    h.post(CMS, &cm).await;
+    let r = h.delete(&format!("{CMS}/held"), Some(&json!({"propagationPolicy": "Foreground"}))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let got = h.get(&format!("{CMS}/held")).await.json();
+    assert!(got["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(got["metadata"]["finalizers"], json!(["example.com/hold", "foregroundDeletion"]));
+    let r = h.patch(&format!("{CMS}/held"), "application/merge-patch+json", &json!({"metadata": {"finalizers": null}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(h.get(&format!("{CMS}/held")).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn priority_class_admission(h: &Harness) {
+    let mut p = pod("critical");
+    p["spec"]["priorityClassName"] = json!("system-node-critical");
+    let r = h.post(PODS, &p).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["spec"]["priority"], 2_000_001_000);
+    let tols = r.json()["spec"]["tolerations"].clone();
+    assert!(tols.as_array().unwrap().iter().any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["tolerationSeconds"] == 300));
+    let mut p = pod("nopc");
+    p["spec"]["priorityClassName"] = json!("nope");
+    assert_eq!(h.post(PODS, &p).await.status, StatusCode::FORBIDDEN);
+}
+
+async fn metrics_count_requests(h: &Harness) {
+    let text = h.get("/metrics").await.text();
+    assert!(text.contains("apiserver_request_total{verb=\"create\",resource=\"pods\",code=\"201\"}"), "{text}");
+    assert!(text.contains("apiserver_request_duration_seconds_bucket"));
+}
