@@ -172,9 +172,12 @@ pub fn build(pod: &Pod, c: &Container, input: &SpecInput<'_>) -> Value {
             "bounding": caps, "effective": caps, "permitted": caps,
         },
         "noNewPrivileges": no_new_privs,
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
         "oomScoreAdj": 1000,
     });
+    // Inherit the shim's rlimits: raising them needs privileges a nested host may lack.
+    if let Some(p) = spec["process"].as_object_mut() {
+        p.remove("rlimits");
+    }
     spec["root"] = json!({
         "path": "rootfs",
         "readonly": sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false),

@@ -190,6 +190,9 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         let b = k.backoff.lock().await;
         compute_pod_actions(pod, &observed, sandbox.is_some(), &b, now)
     };
+    if plan != Default::default() {
+        tracing::debug!(pod = ?pod.metadata.name, ?plan, "pod actions");
+    }
     for id in &plan.prune {
         let _ = k.runtime.remove_container(id).await;
     }
@@ -243,7 +246,9 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         if s.restart_count > 0 {
             k.backoff.lock().await.next(&backoff_key(&uid, &c.name));
         }
-        match start_container(k, pod, c, s.restart_count, resolved.env, resolved.mounts).await {
+        let started = start_container(k, pod, c, s.restart_count, resolved.env, resolved.mounts).await;
+        tracing::debug!(pod = ?pod.metadata.name, container = %c.name, result = ?started, "start container");
+        match started {
             Ok(_) => {
                 state.waiting.remove(&c.name);
                 state.image_failed_at.remove(&c.name);

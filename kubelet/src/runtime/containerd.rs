@@ -155,7 +155,11 @@ impl Containerd {
             .await?
             .into_inner()
             .tasks;
-        let tasks: HashMap<String, _> = tasks.into_iter().map(|t| (t.container_id.clone(), t)).collect();
+        // containerd 1.6 fills only `id` (= the container ID) for init processes.
+        let tasks: HashMap<String, _> = tasks
+            .into_iter()
+            .map(|t| (if t.container_id.is_empty() { t.id.clone() } else { t.container_id.clone() }, t))
+            .collect();
         let mut out = Vec::with_capacity(containers.len());
         for c in containers {
             let l = |k: &str| c.labels.get(k).cloned().unwrap_or_default();

@@ -1,0 +1,156 @@
+//! A kubelet core (pod workers, real containerd, real CNI) without an
+//! apiserver: pods are handed to the workers directly and statuses recorded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kubelet::context::Kubelet;
+use kubelet::image_ref::Mirrors;
+use kubelet::network::{Cni, CniConfig};
+use kubelet::pod_worker::PodWorkers;
+use kubelet::runtime::containerd::Containerd as ContainerdRuntime;
+use kubelet::runtime::Runtime;
+use kubelet::status_manager::{StatusError, StatusManager, StatusWriter};
+use testkit::{wait_for_or, Containerd, Registry};
+
+#[derive(Default, Clone)]
+pub struct Statuses(pub Arc<Mutex<HashMap<String, Vec<PodStatus>>>>);
+
+#[async_trait::async_trait]
+impl StatusWriter for Statuses {
+    async fn patch_status(&self, _ns: &str, name: &str, _uid: &str, s: &PodStatus) -> Result<(), StatusError> {
+        self.0.lock().unwrap().entry(name.to_string()).or_default().push(s.clone());
+        Ok(())
+    }
+}
+
+impl Statuses {
+    pub fn latest(&self, name: &str) -> Option<PodStatus> {
+        self.0.lock().unwrap().get(name).and_then(|v| v.last().cloned())
+    }
+}
+
+pub struct Node {
+    pub k: Arc<Kubelet>,
+    pub workers: PodWorkers,
+    pub statuses: Statuses,
+    pub containerd: Containerd,
+    pub registry: Arc<Registry>,
+    pub bridge: String,
+    pub root: tempfile::TempDir,
+}
+
+fn slot() -> u16 {
+    // Distinct bridges and CIDRs per test in this binary and across runs.
+    (testkit::free_port() % 200) + 20
+}
+
+impl Node {
+    pub async fn start(registry: Arc<Registry>) -> Node {
+        let containerd = Containerd::start().await;
+        let root = tempfile::Builder::new().prefix("fk-kubelet-test").tempdir().unwrap();
+        let s = slot();
+        let bridge = format!("fkt{s}");
+        let _ = std::process::Command::new("ip").args(["link", "del", &bridge]).stderr(std::process::Stdio::null()).status();
+        let mirrors = Mirrors::parse(&[format!("docker.io=http://{}", registry.addr)]).unwrap();
+        let runtime: Arc<dyn Runtime> = Arc::new(ContainerdRuntime::new(&containerd.socket, mirrors));
+        Self::with(containerd, registry, root, bridge, s, runtime)
+    }
+
+    fn with(containerd: Containerd, registry: Arc<Registry>, root: tempfile::TempDir, bridge: String, s: u16, runtime: Arc<dyn Runtime>) -> Node {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let statuses = Statuses::default();
+        let k = Arc::new(Kubelet {
+            node_name: "test-node".into(),
+            node_ip: "127.0.0.1".into(),
+            root_dir: root.path().to_path_buf(),
+            runtime,
+            cni: Cni {
+                config: CniConfig {
+                    bin_dir: "/usr/lib/cni".into(),
+                    bridge: bridge.clone(),
+                    pod_cidr: format!("10.99.{s}.0/24"),
+                    ipam_dir: root.path().join("ipam"),
+                },
+            },
+            client: None,
+            status: StatusManager::new(Box::new(statuses.clone())),
+            events: kubelet::events::Recorder::new(None, "test-node"),
+            backoff: Default::default(),
+            pods: Default::default(),
+        });
+        let workers = PodWorkers::new(k.clone());
+        Node { k, workers, statuses, containerd, registry, bridge, root }
+    }
+
+    pub async fn run(&self, pod: &Pod) {
+        self.workers.update(pod.clone()).await;
+    }
+
+    /// Waits until `f` holds on the latest status of pod `name`.
+    pub async fn wait_status<T>(&self, name: &str, secs: u64, what: &str, f: impl Fn(&PodStatus) -> Option<T>) -> T {
+        let st = self.statuses.clone();
+        let r = wait_for_or(Duration::from_secs(secs), what, || {
+            let s = st.latest(name);
+            let v = s.as_ref().and_then(&f);
+            async move { v }
+        })
+        .await;
+        match r {
+            Ok(v) => v,
+            Err(e) => panic!("{e}; last status: {}", serde_json::to_string_pretty(&self.statuses.latest(name)).unwrap()),
+        }
+    }
+
+    pub async fn container_count(&self, uid: &str) -> usize {
+        self.k.runtime.list_containers().await.unwrap().iter().filter(|c| c.pod_uid == uid).count()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Namespaces and IPs of pods still around; containers die with containerd.
+        if let Ok(entries) = std::fs::read_dir(self.root.path().join("pods")) {
+            for e in entries.flatten() {
+                let ns = kubelet::network::PodNamespaces::new(e.path().join("ns"));
+                ns.remove();
+                if let Ok(vols) = std::fs::read_dir(e.path().join("volumes")) {
+                    for v in vols.flatten() {
+                        let _ = nix::mount::umount2(&v.path(), nix::mount::MntFlags::MNT_DETACH);
+                    }
+                }
+            }
+        }
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.bridge]).stderr(std::process::Stdio::null()).status();
+    }
+}
+
+pub fn pod(yaml: &str) -> Pod {
+    let mut p: Pod = serde_yaml::from_str(yaml).unwrap();
+    p.metadata.uid = Some(format!("uid-{:016x}", rand::random::<u64>()));
+    p.metadata.namespace.get_or_insert_with(|| "default".into());
+    p
+}
+
+pub fn phase(s: &PodStatus) -> &str {
+    s.phase.as_deref().unwrap_or("")
+}
+
+impl Node {
+    /// Distinct container messages seen so far, for failure output.
+    pub fn history(&self, name: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in self.statuses.0.lock().unwrap().get(name).into_iter().flatten() {
+            for cs in s.container_statuses.iter().flatten() {
+                let v = serde_json::to_string(&cs.state).unwrap();
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+}
