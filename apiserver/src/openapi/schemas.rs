@@ -222,7 +222,10 @@ impl Definitions {
 
     /// True for structs that server-side apply treats as one value.
     pub fn is_atomic(&self, schema: &Value) -> bool {
-        self.resolve(schema).get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic")
+        self.resolve(schema)
+            .get("x-kubernetes-map-type")
+            .and_then(Value::as_str)
+            == Some("atomic")
     }
 
     /// The strategic-merge-patch strategy of `field` of an object schema.

@@ -370,15 +370,17 @@ pub fn record_update(
             e.fields.remove(path);
         }
     }
+    if changed.is_empty() {
+        write_entries(new, &entries);
+        return;
+    }
     match entries.iter_mut().find(|e| is_mine(e)) {
         Some(e) => {
-            if !changed.is_empty() {
-                e.fields.extend(changed);
-                e.time = Some(now.to_string());
-                e.api_version = gvk.api_version();
-            }
+            e.fields.extend(changed);
+            e.time = Some(now.to_string());
+            e.api_version = gvk.api_version();
         }
-        None if !changed.is_empty() => entries.push(ManagedEntry {
+        None => entries.push(ManagedEntry {
             manager: manager.to_string(),
             operation: "Update".into(),
             api_version: gvk.api_version(),
@@ -386,7 +388,6 @@ pub fn record_update(
             subresource: subresource.map(str::to_string),
             fields: changed,
         }),
-        None => {}
     }
     write_entries(new, &entries);
 }

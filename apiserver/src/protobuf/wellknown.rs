@@ -27,7 +27,10 @@ fn malformed(msg: impl Into<String>) -> ProtobufError {
 }
 
 /// Reads the scalar fields of a small message: varints and length-delimited bytes by number.
-fn fields(buf: &[u8]) -> Result<Vec<(u32, Result<u64, &[u8]>)>, ProtobufError> {
+/// A field number with its varint value (Ok) or its length-delimited bytes (Err).
+type RawField<'a> = (u32, Result<u64, &'a [u8]>);
+
+fn fields(buf: &[u8]) -> Result<Vec<RawField<'_>>, ProtobufError> {
     let mut r = Reader::new(buf);
     let mut out = Vec::new();
     while !r.done() {

@@ -60,7 +60,7 @@ pub fn validate_selector_and_template(spec: &Value, kind_word: &str, errs: &mut 
 
 fn non_negative(spec: &Value, key: &str, errs: &mut Vec<FieldCause>) {
     if let Some(v) = spec.get(key) {
-        if !v.as_i64().is_some_and(|n| n >= 0) {
+        if v.as_i64().is_none_or(|n| n < 0) {
             errs.push(field::invalid(
                 &Path::new("spec").child(key),
                 v,

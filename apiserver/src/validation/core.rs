@@ -236,7 +236,7 @@ pub fn validate_data_update(kind: &str, new: &Value, old: &Value) -> Vec<FieldCa
 pub fn validate_lease(obj: &Value) -> Vec<FieldCause> {
     let mut errs = Vec::new();
     if let Some(v) = obj.pointer("/spec/leaseDurationSeconds") {
-        if !v.as_i64().is_some_and(|n| n > 0) {
+        if v.as_i64().is_none_or(|n| n <= 0) {
             errs.push(field::invalid(
                 &Path::new("spec.leaseDurationSeconds"),
                 v,

@@ -376,6 +376,9 @@ fn service_spec(spec: &mut Obj) {
         .to_string();
     if ty != "ExternalName" {
         set(spec, "internalTrafficPolicy", json!("Cluster"));
+        // What the service IP allocator records for a single-stack IPv4 cluster.
+        set(spec, "ipFamilyPolicy", json!("SingleStack"));
+        set(spec, "ipFamilies", json!(["IPv4"]));
     }
     if ty == "NodePort" || ty == "LoadBalancer" {
         set(spec, "externalTrafficPolicy", json!("Cluster"));

@@ -76,7 +76,7 @@ pub fn validate_pod_spec(spec: Option<&Value>, path: &Path) -> Vec<FieldCause> {
         }
     }
     if let Some(v) = spec.get("activeDeadlineSeconds") {
-        if !v.as_i64().is_some_and(|n| n > 0) {
+        if v.as_i64().is_none_or(|n| n <= 0) {
             errs.push(field::invalid(
                 &path.child("activeDeadlineSeconds"),
                 v,
