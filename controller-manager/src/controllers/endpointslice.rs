@@ -126,10 +126,9 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
     });
     let metrics = ctx.metrics.clone();
     let workers = ctx.opts.concurrent_syncs;
+    let synced = vec![inf.synced::<Service>(), inf.synced::<Pod>(), inf.synced::<EndpointSlice>()];
     tokio::spawn(async move {
-        let _ = state.services.wait_until_ready().await;
-        let _ = state.pods.wait_until_ready().await;
-        let _ = state.slices.wait_until_ready().await;
+        crate::runtime::wait_synced(&synced).await;
         run_workers(NAME, queue, workers, metrics, move |key| {
             let state = state.clone();
             async move { sync(&state, &key).await }

@@ -154,8 +154,9 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         namespaces: inf.store(),
     });
     let metrics = ctx.metrics.clone();
+    let synced = vec![inf.synced::<Namespace>()];
     tokio::spawn(async move {
-        let _ = state.namespaces.wait_until_ready().await;
+        crate::runtime::wait_synced(&synced).await;
         run_workers(NAME, queue, 5, metrics, move |key| {
             let state = state.clone();
             async move { sync(&state, &key).await }

@@ -55,9 +55,9 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         accounts: inf.store(),
     });
     let metrics = ctx.metrics.clone();
+    let synced = vec![inf.synced::<Namespace>(), inf.synced::<ServiceAccount>()];
     tokio::spawn(async move {
-        let _ = state.namespaces.wait_until_ready().await;
-        let _ = state.accounts.wait_until_ready().await;
+        crate::runtime::wait_synced(&synced).await;
         run_workers(NAME, queue, 2, metrics, move |key| {
             let state = state.clone();
             async move { sync(&state, &key).await }

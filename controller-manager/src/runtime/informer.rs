@@ -18,8 +18,28 @@ use serde::de::DeserializeOwned;
 /// delete = (Some, None).
 pub type Handler<K> = Arc<dyn Fn(Option<&K>, Option<&K>) + Send + Sync>;
 
+/// Resolves once an informer has finished its first list. (kube's
+/// `Store::wait_until_ready` wakes only one of several waiters.)
+#[derive(Clone)]
+pub struct Synced(tokio::sync::watch::Receiver<bool>);
+
+impl Synced {
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+/// Wait for every informer a controller reads.
+pub async fn wait_synced(all: &[Synced]) {
+    for s in all {
+        s.wait().await;
+    }
+}
+
 pub struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
     api: Api<K>,
+    synced: tokio::sync::watch::Sender<bool>,
     store: Store<K>,
     writer: Option<reflector::store::Writer<K>>,
     handlers: Vec<Handler<K>>,
@@ -33,10 +53,15 @@ where
         let (store, writer) = reflector::store();
         Informer {
             api,
+            synced: tokio::sync::watch::channel(false).0,
             store,
             writer: Some(writer),
             handlers: Vec::new(),
         }
+    }
+
+    pub fn synced(&self) -> Synced {
+        Synced(self.synced.subscribe())
     }
 
     pub fn store(&self) -> Store<K> {
@@ -53,6 +78,7 @@ where
         let handlers = std::mem::take(&mut self.handlers);
         let store = self.store.clone();
         let api = self.api.clone();
+        let synced = self.synced.clone();
         tokio::spawn(async move {
             let mut stream = watcher(api, watcher::Config::default()).boxed();
             let mut relisted: HashSet<ObjectRef<K>> = HashSet::new();
@@ -91,6 +117,7 @@ where
                     }
                     Event::InitDone => {
                         writer.apply_watcher_event(&ev);
+                        synced.send_replace(true);
                         // Objects deleted while we were not watching.
                         for gone in before_relist.drain(..) {
                             if !relisted.contains(&ObjectRef::from_obj(&*gone)) {
@@ -153,6 +180,13 @@ impl Informers {
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
         self.get::<K>().store()
+    }
+
+    pub fn synced<K>(&mut self) -> Synced
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        self.get::<K>().synced()
     }
 
     /// Start every informer that was asked for.

@@ -156,10 +156,9 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         observed: Mutex::new(HashMap::new()),
     });
     let period = ctx.opts.node_monitor_period;
+    let synced = vec![inf.synced::<Node>(), inf.synced::<Lease>(), inf.synced::<Pod>()];
     tokio::spawn(async move {
-        let _ = state.nodes.wait_until_ready().await;
-        let _ = state.leases.wait_until_ready().await;
-        let _ = state.pods.wait_until_ready().await;
+        crate::runtime::wait_synced(&synced).await;
         let mut last_monitor = tokio::time::Instant::now() - period;
         loop {
             if last_monitor.elapsed() >= period {
