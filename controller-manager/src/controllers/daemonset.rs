@@ -1,3 +1,516 @@
-use super::Ctx;
-use crate::runtime::Informers;
-pub fn register(_inf: &mut Informers, _ctx: &Ctx) {}
+//! The DaemonSet controller: one pod per eligible node, bound through node
+//! affinity on metadata.name (the scheduler places it), with RollingUpdate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::core::v1::{Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, Toleration};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::nodelifecycle::taints::tolerates;
+use super::{Ctx, Result, SyncError};
+use crate::events::{EventType, Recorder};
+use crate::podutil::{self, controller_of};
+use crate::runtime::{run_workers, Expectations, Informers, Key, WorkQueue};
+
+pub const NAME: &str = "daemonset-controller";
+pub const REVISION_HASH: &str = "controller-revision-hash";
+
+/// Upstream's AddOrUpdateDaemonPodTolerations: daemons survive node
+/// conditions that would evict ordinary pods.
+pub fn daemon_tolerations(mut tols: Vec<Toleration>, host_network: bool) -> Vec<Toleration> {
+    let mut add = |key: &str, effect: &str| {
+        if !tols
+            .iter()
+            .any(|t| t.key.as_deref() == Some(key) && t.effect.as_deref() == Some(effect))
+        {
+            tols.push(Toleration {
+                key: Some(key.into()),
+                operator: Some("Exists".into()),
+                effect: Some(effect.into()),
+                ..Default::default()
+            });
+        }
+    };
+    add("node.kubernetes.io/not-ready", "NoExecute");
+    add("node.kubernetes.io/unreachable", "NoExecute");
+    add("node.kubernetes.io/disk-pressure", "NoSchedule");
+    add("node.kubernetes.io/memory-pressure", "NoSchedule");
+    add("node.kubernetes.io/pid-pressure", "NoSchedule");
+    add("node.kubernetes.io/unschedulable", "NoSchedule");
+    if host_network {
+        add("node.kubernetes.io/network-unavailable", "NoSchedule");
+    }
+    tols
+}
+
+/// Should a daemon pod run on this node: nodeSelector matches and every
+/// NoSchedule/NoExecute taint is tolerated.
+pub fn should_run(ds: &DaemonSet, node: &Node) -> bool {
+    let spec = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    if let Some(sel) = spec.and_then(|s| s.node_selector.as_ref()) {
+        if !podutil::map_matches(sel, node.metadata.labels.as_ref()) {
+            return false;
+        }
+    }
+    let tols = daemon_tolerations(
+        spec.and_then(|s| s.tolerations.clone()).unwrap_or_default(),
+        spec.and_then(|s| s.host_network).unwrap_or(false),
+    );
+    node.spec
+        .iter()
+        .flat_map(|s| s.taints.iter().flatten())
+        .filter(|t| t.effect != "PreferNoSchedule")
+        .all(|t| tols.iter().any(|tol| tolerates(tol, t)))
+}
+
+/// The node a daemon pod is for: its nodeName, or the metadata.name its
+/// affinity pins it to while unscheduled.
+pub fn pod_node(p: &Pod) -> Option<String> {
+    let spec = p.spec.as_ref()?;
+    if let Some(n) = spec.node_name.clone().filter(|n| !n.is_empty()) {
+        return Some(n);
+    }
+    let terms = &spec
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms;
+    terms
+        .iter()
+        .flat_map(|t| t.match_fields.iter().flatten())
+        .find(|f| f.key == "metadata.name" && f.operator == "In")
+        .and_then(|f| f.values.as_ref()?.first().cloned())
+}
+
+pub fn template_hash(ds: &DaemonSet) -> String {
+    let t = ds
+        .spec
+        .as_ref()
+        .map(|s| serde_json::to_vec(&s.template).unwrap_or_default())
+        .unwrap_or_default();
+    podutil::safe_encode(podutil::fnv32a(&t))
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Nodes that need a daemon pod.
+    pub create_on: Vec<String>,
+    pub delete: Vec<String>,
+    pub status: DaemonSetStatus,
+}
+
+pub fn plan(ds: &DaemonSet, nodes: &[Arc<Node>], pods: &[Arc<Pod>], now: Timestamp) -> Plan {
+    let mut out = Plan::default();
+    let hash = template_hash(ds);
+    let min_ready = ds.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+    let mut by_node: BTreeMap<String, Vec<&Arc<Pod>>> = BTreeMap::new();
+    for p in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+        if podutil::phase(p) == "Failed" {
+            // Upstream deletes failed daemon pods so they are recreated.
+            out.delete.push(p.name_any());
+            continue;
+        }
+        if let Some(n) = pod_node(p) {
+            by_node.entry(n).or_default().push(p);
+        }
+    }
+    let (mut desired, mut current, mut mis, mut ready, mut available, mut updated) = (0, 0, 0, 0, 0, 0);
+    let mut old_available: Vec<&Arc<Pod>> = Vec::new();
+    let mut unavailable = 0;
+    for node in nodes {
+        let name = node.name_any();
+        let mut here = by_node.remove(&name).unwrap_or_default();
+        here.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        if should_run(ds, node) {
+            desired += 1;
+            match here.split_first() {
+                None => {
+                    out.create_on.push(name);
+                    unavailable += 1;
+                }
+                Some((keep, extra)) => {
+                    current += 1;
+                    out.delete.extend(extra.iter().map(|p| p.name_any()));
+                    let is_new = keep.labels().get(REVISION_HASH) == Some(&hash);
+                    let avail = podutil::is_available(keep, min_ready, now);
+                    ready += podutil::is_ready(keep) as i32;
+                    available += avail as i32;
+                    updated += is_new as i32;
+                    if !avail {
+                        unavailable += 1;
+                        if !is_new {
+                            // An old pod that is not serving anyway can go at once.
+                            out.delete.push(keep.name_any());
+                        }
+                    } else if !is_new {
+                        old_available.push(keep);
+                    }
+                }
+            }
+        } else if !here.is_empty() {
+            mis += 1;
+            out.delete.extend(here.iter().map(|p| p.name_any()));
+        }
+    }
+    // Pods on nodes that no longer exist.
+    for (_, ps) in by_node {
+        out.delete.extend(ps.iter().map(|p| p.name_any()));
+    }
+    let strategy = ds.spec.as_ref().and_then(|s| s.update_strategy.as_ref());
+    if strategy.and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate" {
+        let max_unavailable = match strategy
+            .and_then(|s| s.rolling_update.as_ref())
+            .and_then(|r| r.max_unavailable.as_ref())
+        {
+            Some(IntOrString::Int(i)) => *i,
+            Some(IntOrString::String(s)) => (desired as i64 * s.trim_end_matches('%').parse::<i64>().unwrap_or(0) / 100) as i32,
+            None => 1,
+        }
+        .max(1);
+        let budget = (max_unavailable - unavailable).max(0) as usize;
+        out.delete.extend(old_available.iter().take(budget).map(|p| p.name_any()));
+    }
+    out.status = DaemonSetStatus {
+        desired_number_scheduled: desired,
+        current_number_scheduled: current,
+        number_misscheduled: mis,
+        number_ready: ready,
+        number_available: Some(available),
+        number_unavailable: Some((desired - available).max(0)),
+        updated_number_scheduled: Some(updated),
+        observed_generation: ds.metadata.generation,
+        collision_count: ds.status.as_ref().and_then(|s| s.collision_count),
+        conditions: ds.status.as_ref().and_then(|s| s.conditions.clone()),
+    };
+    out
+}
+
+/// The daemon pod for one node.
+pub fn pod_for_node(ds: &DaemonSet, node: &str) -> Option<Pod> {
+    let spec = ds.spec.as_ref()?;
+    let mut pod = podutil::pod_from_template(
+        &spec.template,
+        &ds.namespace().unwrap_or_default(),
+        podutil::controller_ref(ds),
+        &format!("{}-", ds.name_any()),
+    );
+    pod.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(REVISION_HASH.into(), template_hash(ds));
+    let ps = pod.spec.get_or_insert_with(Default::default);
+    ps.tolerations = Some(daemon_tolerations(
+        ps.tolerations.take().unwrap_or_default(),
+        ps.host_network.unwrap_or(false),
+    ));
+    let aff = ps.affinity.get_or_insert_with(Affinity::default);
+    let na = aff.node_affinity.get_or_insert_with(NodeAffinity::default);
+    na.required_during_scheduling_ignored_during_execution = Some(NodeSelector {
+        node_selector_terms: vec![NodeSelectorTerm {
+            match_expressions: None,
+            match_fields: Some(vec![NodeSelectorRequirement {
+                key: "metadata.name".into(),
+                operator: "In".into(),
+                values: Some(vec![node.to_string()]),
+            }]),
+        }],
+    });
+    Some(pod)
+}
+
+struct State {
+    ctx: Ctx,
+    daemonsets: Store<DaemonSet>,
+    nodes: Store<Node>,
+    pods: Store<Pod>,
+    expectations: Expectations<Key>,
+    recorder: Recorder,
+}
+
+pub fn register(inf: &mut Informers, ctx: &Ctx) {
+    let queue: WorkQueue<Key> = WorkQueue::default();
+    let daemonsets = inf.store::<DaemonSet>();
+    {
+        let q = queue.clone();
+        inf.get::<DaemonSet>().on_change(move |old, new| {
+            if let Some(d) = new.or(old) {
+                q.add(Key::of(&d.metadata));
+            }
+        });
+    }
+    {
+        let q = queue.clone();
+        inf.get::<Pod>().on_change(move |old, new| {
+            for p in [old, new].into_iter().flatten() {
+                if let Some(c) = controller_of(&p.metadata).filter(|c| c.kind == "DaemonSet") {
+                    q.add(Key::namespaced(p.metadata.namespace.as_deref().unwrap_or_default(), &c.name));
+                }
+            }
+        });
+    }
+    {
+        let q = queue.clone();
+        let dss = daemonsets.clone();
+        inf.get::<Node>().on_change(move |old, new| {
+            // Only changes that can alter eligibility matter, not heartbeats.
+            let relevant = match (old, new) {
+                (Some(o), Some(n)) => o.metadata.labels != n.metadata.labels || o.spec != n.spec,
+                _ => true,
+            };
+            if relevant {
+                for d in dss.state() {
+                    q.add(Key::of(&d.metadata));
+                }
+            }
+        });
+    }
+    let state = Arc::new(State {
+        ctx: ctx.clone(),
+        daemonsets,
+        nodes: inf.store(),
+        pods: inf.store(),
+        expectations: Expectations::default(),
+        recorder: Recorder::new(ctx.client.clone(), NAME),
+    });
+    let metrics = ctx.metrics.clone();
+    let workers = ctx.opts.concurrent_syncs;
+    let synced = vec![inf.synced::<DaemonSet>(), inf.synced::<Node>(), inf.synced::<Pod>()];
+    tokio::spawn(async move {
+        crate::runtime::wait_synced(&synced).await;
+        run_workers(NAME, queue, workers, metrics, move |key| {
+            let state = state.clone();
+            async move { sync(&state, &key).await }
+        });
+    });
+}
+
+async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
+    let Some(ds) = st.daemonsets.get(&ObjectRef::new(&key.name).within(key.ns())) else {
+        st.expectations.forget(key);
+        return Ok(None);
+    };
+    let uid = ds.uid().unwrap_or_default();
+    let ns = key.ns().to_string();
+    let pods: Vec<Arc<Pod>> = st
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && podutil::is_controlled_by(&p.metadata, &uid))
+        .collect();
+    let satisfied = st.expectations.satisfied(
+        key,
+        |name| st.pods.get(&ObjectRef::new(name).within(&ns)).is_some(),
+        |name| !pods.iter().any(|p| p.name_any() == name && p.metadata.deletion_timestamp.is_none()),
+    );
+    let plan = plan(&ds, &st.nodes.state(), &pods, Timestamp::now());
+    if satisfied && ds.metadata.deletion_timestamp.is_none() {
+        let api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
+        if !plan.delete.is_empty() {
+            st.expectations.expect(key, [], plan.delete.clone());
+            for name in &plan.delete {
+                match api.delete(name, &DeleteParams::default()).await {
+                    Ok(_) => st
+                        .recorder
+                        .record(ds.as_ref(), EventType::Normal, "SuccessfulDelete", &format!("Deleted pod: {name}")),
+                    Err(e) if super::is_not_found(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let pp = PostParams::default();
+        let results = join_all(plan.create_on.iter().filter_map(|n| pod_for_node(&ds, n)).map(|p| {
+            let api = api.clone();
+            let pp = pp.clone();
+            async move { api.create(&pp, &p).await }
+        }))
+        .await;
+        let mut created = Vec::new();
+        let mut err = None;
+        for r in results {
+            match r {
+                Ok(p) => {
+                    st.recorder.record(
+                        ds.as_ref(),
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        &format!("Created pod: {}", p.name_any()),
+                    );
+                    created.push(p.name_any());
+                }
+                Err(e) => {
+                    st.recorder
+                        .record(ds.as_ref(), EventType::Warning, "FailedCreate", &format!("Error creating: {e}"));
+                    err.get_or_insert(e);
+                }
+            }
+        }
+        st.expectations.expect(key, created, []);
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+    }
+    if ds.status.as_ref() != Some(&plan.status) {
+        let v = serde_json::to_value(&plan.status).map_err(|source| SyncError::Encode {
+            what: "daemonset status",
+            source,
+        })?;
+        let dapi: Api<DaemonSet> = Api::namespaced(st.ctx.client.clone(), &ns);
+        match dapi
+            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&json!({ "status": v })))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if super::is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // minReadySeconds: look again when pods may have become available.
+    let min_ready = ds.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+    Ok((min_ready > 0).then(|| Duration::from_secs(min_ready as u64)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::podutil::fixtures::with_phase;
+    use k8s_openapi::api::apps::v1::DaemonSetSpec;
+    use k8s_openapi::api::core::v1::{NodeSpec, PodSpec, PodTemplateSpec, Taint};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+    fn ds(node_selector: Option<BTreeMap<String, String>>) -> DaemonSet {
+        DaemonSet {
+            metadata: ObjectMeta {
+                name: Some("agent".into()),
+                namespace: Some("default".into()),
+                uid: Some("ds-uid".into()),
+                generation: Some(1),
+                ..Default::default()
+            },
+            spec: Some(DaemonSetSpec {
+                selector: LabelSelector::default(),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some([("app".to_string(), "agent".to_string())].into()),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        node_selector,
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn node(name: &str, labels: &[(&str, &str)], taints: Vec<Taint>) -> Arc<Node> {
+        Arc::new(Node {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                ..Default::default()
+            },
+            spec: Some(NodeSpec {
+                taints: Some(taints),
+                ..Default::default()
+            }),
+            status: None,
+        })
+    }
+
+    #[test]
+    fn one_pod_per_eligible_node_pinned_by_affinity() {
+        let d = ds(Some([("disk".to_string(), "ssd".to_string())].into()));
+        let nodes = vec![
+            node("a", &[("disk", "ssd")], vec![]),
+            node("b", &[("disk", "hdd")], vec![]),
+            node(
+                "c",
+                &[("disk", "ssd")],
+                vec![Taint {
+                    key: "dedicated".into(),
+                    effect: "NoSchedule".into(),
+                    ..Default::default()
+                }],
+            ),
+        ];
+        let p = plan(&d, &nodes, &[], Timestamp::now());
+        assert_eq!(p.create_on, vec!["a".to_string()]);
+        assert_eq!(p.status.desired_number_scheduled, 1);
+        let pod = pod_for_node(&d, "a").unwrap();
+        assert_eq!(pod_node(&pod).as_deref(), Some("a"));
+        assert!(pod.labels().contains_key(REVISION_HASH));
+        assert!(pod
+            .spec
+            .unwrap()
+            .tolerations
+            .unwrap()
+            .iter()
+            .any(|t| t.key.as_deref() == Some("node.kubernetes.io/unreachable")));
+    }
+
+    #[test]
+    fn daemon_pods_tolerate_unreachable_and_unschedulable_nodes() {
+        let d = ds(None);
+        let n = node(
+            "a",
+            &[],
+            vec![Taint {
+                key: "node.kubernetes.io/unreachable".into(),
+                effect: "NoExecute".into(),
+                ..Default::default()
+            }],
+        );
+        assert!(should_run(&d, &n));
+    }
+
+    #[test]
+    fn extra_and_misscheduled_pods_are_deleted() {
+        let d = ds(Some([("disk".to_string(), "ssd".to_string())].into()));
+        let nodes = vec![node("a", &[("disk", "ssd")], vec![]), node("b", &[], vec![])];
+        let mk = |name: &str, node: &str| {
+            let mut p = pod_for_node(&d, node).unwrap();
+            p.metadata.name = Some(name.into());
+            Arc::new(p)
+        };
+        let p = plan(
+            &d,
+            &nodes,
+            &[mk("a1", "a"), mk("a2", "a"), mk("b1", "b"), mk("gone1", "gone")],
+            Timestamp::now(),
+        );
+        let mut del = p.delete.clone();
+        del.sort();
+        assert_eq!(del, vec!["a2", "b1", "gone1"]);
+        assert_eq!(p.status.number_misscheduled, 1);
+    }
+
+    #[test]
+    fn rolling_update_replaces_at_most_max_unavailable() {
+        let old = ds(None);
+        let mut new = old.clone();
+        new.spec.as_mut().unwrap().template.spec.as_mut().unwrap().host_network = Some(true);
+        let nodes = vec![node("a", &[], vec![]), node("b", &[], vec![])];
+        let ready_old = |n: &str| {
+            let mut p = with_phase(pod_for_node(&old, n).unwrap(), "Running", true);
+            p.metadata.name = Some(format!("{n}-old"));
+            Arc::new(p)
+        };
+        let p = plan(&new, &nodes, &[ready_old("a"), ready_old("b")], Timestamp::now());
+        assert_eq!(p.delete.len(), 1, "maxUnavailable defaults to 1");
+        assert_eq!(p.status.updated_number_scheduled, Some(0));
+    }
+}
