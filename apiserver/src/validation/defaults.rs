@@ -49,6 +49,15 @@ pub fn default_object(gvk: &Gvk, obj: &mut Value) {
             }
         }
         ("", "PodTemplate") => template(root),
+        ("", "Node") => {
+            if let Some(status) = existing(root, "status") {
+                for key in ["capacity", "allocatable"] {
+                    if let Some(map) = existing(status, key) {
+                        super::quantity::canonicalize_map(map);
+                    }
+                }
+            }
+        }
         ("", "ReplicationController") => {
             if let Some(spec) = existing(root, "spec") {
                 set(spec, "replicas", json!(1));
@@ -243,6 +252,14 @@ pub fn pod_spec(spec: &mut Obj) {
                 set(src, mode_key, json!(420));
             }
         }
+        if let Some(Value::Object(dir)) = volume.get_mut("emptyDir") {
+            if let Some(limit) = dir
+                .get("sizeLimit")
+                .and_then(super::quantity::Quantity::from_json)
+            {
+                dir.insert("sizeLimit".into(), json!(limit.canonical()));
+            }
+        }
         if let Some(hp) = existing(volume, "hostPath") {
             set(hp, "type", json!(""));
         }
@@ -271,6 +288,13 @@ fn container(c: &mut Obj) {
     set(c, "terminationMessagePath", json!("/dev/termination-log"));
     set(c, "terminationMessagePolicy", json!("File"));
     set(c, "resources", json!({}));
+    if let Some(resources) = existing(c, "resources") {
+        for key in ["limits", "requests"] {
+            if let Some(map) = existing(resources, key) {
+                super::quantity::canonicalize_map(map);
+            }
+        }
+    }
     for port in each_object(c, "ports") {
         set(port, "protocol", json!("TCP"));
     }
@@ -500,6 +524,16 @@ mod tests {
             s,
             json!({"data": {"a": "Yg==", "pw": "aGVsbG8="}, "type": "Opaque"})
         );
+    }
+
+    #[test]
+    fn quantities_are_canonicalized() {
+        let mut pod = json!({"spec": {"containers": [{"name": "c", "image": "i",
+            "resources": {"limits": {"cpu": "1000m", "memory": "1.5Gi"}, "requests": {"cpu": 0.5}}}]}});
+        default_object(&Gvk::new("", "v1", "Pod"), &mut pod);
+        let r = &pod["spec"]["containers"][0]["resources"];
+        assert_eq!(r["limits"], json!({"cpu": "1", "memory": "1536Mi"}));
+        assert_eq!(r["requests"], json!({"cpu": "500m"}));
     }
 
     #[test]

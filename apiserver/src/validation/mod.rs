@@ -8,6 +8,7 @@ pub mod field;
 pub mod meta;
 pub mod names;
 pub mod pod;
+pub mod quantity;
 pub mod strict;
 pub mod unknown;
 

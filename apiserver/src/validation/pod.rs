@@ -3,6 +3,7 @@
 
 use super::field::{self, Path};
 use super::names;
+use super::quantity::{Quantity, QUANTITY_REGEX_MSG};
 use crate::types::FieldCause;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -191,6 +192,7 @@ fn validate_container(
             }
         }
     }
+    validate_resources(c.get("resources"), &p.child("resources"), errs);
     let mut port_names = HashSet::new();
     for (i, port) in items(c, "ports").iter().enumerate() {
         let pp = p.child("ports").index(i);
@@ -259,6 +261,50 @@ fn validate_container(
         }
         if str_at(m, "mountPath").is_none_or(str::is_empty) {
             errs.push(field::required(&mp.child("mountPath"), ""));
+        }
+    }
+}
+
+/// Quantities must parse, and a request may not exceed its limit.
+fn validate_resources(resources: Option<&Value>, p: &Path, errs: &mut Vec<FieldCause>) {
+    let Some(resources) = resources else { return };
+    let mut parsed: Vec<(&str, &str, Quantity)> = Vec::new();
+    for key in ["limits", "requests"] {
+        let Some(map) = resources.get(key).and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, v) in map {
+            let path = p.child(key).key(name);
+            match Quantity::from_json(v) {
+                None => errs.push(field::invalid(&path, v, QUANTITY_REGEX_MSG)),
+                Some(q) if q.as_f64() < 0.0 => errs.push(field::invalid(
+                    &path,
+                    v,
+                    "must be greater than or equal to 0",
+                )),
+                Some(q) => parsed.push((key, name, q)),
+            }
+        }
+    }
+    for (key, name, request) in &parsed {
+        if *key != "requests" {
+            continue;
+        }
+        let limit = parsed
+            .iter()
+            .find(|(k, n, _)| *k == "limits" && n == name)
+            .map(|(_, _, q)| q);
+        if let Some(limit) = limit {
+            if request.as_f64() > limit.as_f64() {
+                errs.push(field::invalid(
+                    &p.child("requests"),
+                    &Value::String(request.canonical()),
+                    &format!(
+                        "must be less than or equal to {name} limit of {}",
+                        limit.canonical()
+                    ),
+                ));
+            }
         }
     }
 }
@@ -349,6 +395,10 @@ mod tests {
              "spec.containers[0].ports[0].protocol: Unsupported value: \"XYZ\": supported values: \"SCTP\", \"TCP\", \"UDP\""),
             (json!({"containers": [{"name": "a", "image": "x"}], "restartPolicy": "Foo"}),
              "spec.restartPolicy: Unsupported value: \"Foo\": supported values: \"Always\", \"OnFailure\", \"Never\""),
+            (json!({"containers": [{"name": "a", "image": "x", "resources": {"limits": {"cpu": "1"}, "requests": {"cpu": "2"}}}]}),
+             "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"),
+            (json!({"containers": [{"name": "a", "image": "x", "resources": {"limits": {"memory": "lots"}}}]}),
+             "spec.containers[0].resources.limits[memory]: Invalid value: \"lots\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
             (json!({"containers": [{"name": "a", "image": "x", "volumeMounts": [{"name": "v", "mountPath": "/d"}]}]}),
              "spec.containers[0].volumeMounts[0].name: Not found: \"v\""),
         ];
