@@ -238,6 +238,11 @@ async fn exec(State(k): State<Arc<Kubelet>>, UrlPath((ns, name, container)): Url
         })
 }
 
+/// A close frame with 1000: client-go treats anything else (even "no status") as an error.
+fn normal_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame { code: 1000, reason: "".into() }))
+}
+
 /// Channel 3's Status for an exit code, as upstream's remotecommand sends it.
 pub fn exit_status_json(code: i32, command: &[String]) -> String {
     if code == 0 {
@@ -314,7 +319,7 @@ async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, 
         let mut f = vec![3u8];
         f.extend_from_slice(msg.as_bytes());
         let _ = tx.send(Message::Binary(f.into())).await;
-        let _ = tx.close().await;
+        let _ = tx.send(normal_close()).await;
         let _ = std::fs::remove_dir_all(&fifos.dir);
         return Ok(());
     }
@@ -363,7 +368,7 @@ async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, 
     let mut f = vec![3u8];
     f.extend_from_slice(exit_status_json(code, &command).as_bytes());
     let _ = tx.send(Message::Binary(f.into())).await;
-    let _ = tx.close().await;
+    let _ = tx.send(normal_close()).await;
     reader.abort();
     let _ = std::fs::remove_dir_all(&fifos.dir);
     Ok(())

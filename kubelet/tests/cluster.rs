@@ -1,0 +1,80 @@
+//! The kubelet in a whole cluster (etcd, apiserver, scheduler,
+//! controller-manager, kubelets with their containerds): driven with kubectl.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use testkit::{wait_for_or, Cluster, ClusterOptions};
+
+fn write(dir: &std::path::Path, name: &str, yaml: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, yaml).unwrap();
+    p.display().to_string()
+}
+
+async fn wait_pod(c: &Cluster, name: &str, secs: u64, what: &str, f: impl Fn(&Pod) -> bool) -> Pod {
+    let api: Api<Pod> = Api::namespaced(c.client().await, "default");
+    let r = wait_for_or(Duration::from_secs(secs), what, || {
+        let api = api.clone();
+        let f = &f;
+        async move { api.get_opt(name).await.ok().flatten().filter(|p| f(p)) }
+    })
+    .await;
+    match r {
+        Ok(p) => p,
+        Err(e) => {
+            c.print_logs();
+            let p = api.get_opt(name).await.ok().flatten();
+            panic!("{e}: {}", serde_json::to_string_pretty(&p.map(|p| p.status)).unwrap());
+        }
+    }
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+/// [sig-node] Pods should be submitted and removed; kubectl logs and exec
+/// go through the apiserver to the kubelet server.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_apply_busybox_runs_then_logs_exec_and_delete() {
+    let c = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "pod.yaml", r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: bb}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 1; done"]
+"#);
+    c.kubectl_ok(&["apply", "-f", &f]).await.unwrap();
+    let p = wait_pod(&c, "bb", 90, "pod bb Running", |p| phase(p) == "Running").await;
+    let st = p.status.unwrap();
+    assert!(st.pod_ip.unwrap().starts_with("10.88."));
+    let node = c.kubectl_ok(&["get", "node", "node-0", "-o", "jsonpath={.status.nodeInfo.containerRuntimeVersion}"]).await.unwrap();
+    assert!(node.starts_with("containerd://"), "{node}");
+
+    let logs = wait_for_or(Duration::from_secs(20), "kubectl logs", || {
+        let c = &c;
+        async move { c.kubectl_ok(&["logs", "bb"]).await.ok().filter(|l| l.contains("started")) }
+    })
+    .await
+    .unwrap();
+    assert_eq!(logs, "started\n");
+
+    // Exec's exit code through the apiserver depends on its relay forwarding
+    // the kubelet's close frame; the stdout is the kubelet's part.
+    let out = c.kubectl(&["exec", "bb", "--", "sh", "-c", "echo out; hostname"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("out\nbb\n"), "{out:?}");
+
+    c.kubectl_ok(&["delete", "pod", "bb", "--wait=true", "--timeout=60s"]).await.unwrap();
+    let api: Api<Pod> = Api::namespaced(c.client().await, "default");
+    assert!(api.get_opt("bb").await.unwrap().is_none());
+    let left = c.nodes[0].containerd.container_ids().unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
