@@ -89,6 +89,35 @@ impl<'a> TestNs<'a> {
             .await
     }
 
+    /// Fetch `url` from a run-to-completion busybox pod `name` (pinned to
+    /// `node` if given) and return what it printed: the pod retries wget for
+    /// up to ~30s, so a network still being wired does not fail it. (Debian's
+    /// busybox 1.35 wget segfaults with -T, hence the timeout applet.)
+    pub async fn fetch_from_pod(&self, name: &str, node: Option<&str>, url: &str) -> String {
+        let node_line = node
+            .map(|n| format!("  nodeName: {n}\n"))
+            .unwrap_or_default();
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{node_line}  restartPolicy: Never\n  containers:\n  - name: fetch\n    image: busybox\n    command: [\"sh\", \"-c\", \"for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -qO- {url} && exit 0; sleep 1; done; exit 1\"]\n"
+        );
+        self.apply_yaml(&yaml).await;
+        let pod = crate::pods::wait_pod(
+            &self.pods(),
+            name,
+            crate::POD_START,
+            "Succeeded or Failed",
+            |p| matches!(crate::pods::phase(p), "Succeeded" | "Failed"),
+        )
+        .await;
+        let logs = self.kubectl_ok(&["logs", name]).await;
+        assert_eq!(
+            crate::pods::phase(&pod),
+            "Succeeded",
+            "{name} could not fetch {url}; it printed: {logs}"
+        );
+        logs
+    }
+
     /// `kubectl apply -f -` of an inline YAML document.
     pub async fn apply_yaml(&self, yaml: &str) -> String {
         let dir = tempfile::tempdir().expect("temp dir");
