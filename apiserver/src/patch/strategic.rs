@@ -71,6 +71,19 @@ fn merge_map(
         }
         original.retain(|k, _| keep.contains(&k.as_str()));
     }
+    // `$setElementOrder` interleaves server-only items by their original positions.
+    let server_orders: Vec<(String, Vec<Value>)> = patch
+        .keys()
+        .filter_map(|k| k.strip_prefix(SET_ORDER))
+        .map(|list| {
+            let items = original
+                .get(list)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            (list.to_string(), items)
+        })
+        .collect();
     for (key, value) in patch {
         if let Some(list) = key.strip_prefix(DELETE_PRIMITIVE) {
             let remove = value
@@ -139,8 +152,13 @@ fn merge_map(
         let merge_key = schema
             .and_then(|s| defs.field_patch_meta(s, list))
             .and_then(|m| m.merge_key);
+        let server = server_orders
+            .iter()
+            .find(|(l, _)| l == list)
+            .map(|(_, items)| items.as_slice())
+            .unwrap_or(&[]);
         if let Some(Value::Array(items)) = original.get_mut(list) {
-            reorder(items, order, merge_key);
+            reorder(items, order, server, merge_key);
         }
     }
     Ok(())
@@ -220,23 +238,44 @@ fn merge_list(
     Ok(out)
 }
 
-/// `$setElementOrder`: the listed elements come first, in the given order; others keep their
-/// relative order after them.
-fn reorder(items: &mut Vec<Value>, order: &[Value], merge_key: Option<&str>) {
+/// `$setElementOrder` (upstream `normalizeElementOrder`): the listed elements in the given
+/// order, merged with the server-only elements, which keep their place relative to elements
+/// whose original position is known; when a comparison is undecided the listed one comes first.
+fn reorder(items: &mut Vec<Value>, order: &[Value], server: &[Value], merge_key: Option<&str>) {
     let id_of = |v: &Value| -> Value {
         match merge_key {
             Some(k) => v.get(k).cloned().unwrap_or(Value::Null),
             None => v.clone(),
         }
     };
-    let mut rest: Vec<Value> = std::mem::take(items);
-    for wanted in order {
-        let wanted = id_of(wanted);
-        if let Some(pos) = rest.iter().position(|v| id_of(v) == wanted) {
-            items.push(rest.remove(pos));
-        }
+    let order_ids: Vec<Value> = order.iter().map(id_of).collect();
+    let server_ids: Vec<Value> = server.iter().map(id_of).collect();
+    let (mut listed, server_only): (Vec<Value>, Vec<Value>) = std::mem::take(items)
+        .into_iter()
+        .partition(|v| order_ids.contains(&id_of(v)));
+    listed.sort_by_key(|v| order_ids.iter().position(|o| *o == id_of(v)));
+    let server_pos = |v: &Value| server_ids.iter().position(|s| *s == id_of(v));
+    let (mut left, mut right) = (
+        listed.into_iter().peekable(),
+        server_only.into_iter().peekable(),
+    );
+    loop {
+        // upstream `mergeSortedSlice(serverOnly, patch, serverOrder)`.
+        let take_server_only = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some(l), Some(r)) => {
+                matches!((server_pos(r), server_pos(l)), (Some(a), Some(b)) if a < b)
+            }
+        };
+        let next = if take_server_only {
+            right.next()
+        } else {
+            left.next()
+        };
+        items.extend(next);
     }
-    items.extend(rest);
 }
 
 fn strip_directives(map: &Map<String, Value>) -> Map<String, Value> {
@@ -309,6 +348,34 @@ mod tests {
             json!({"spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "nginx"}]}});
         let out = apply(&p, &patch, pod_schema()).unwrap();
         assert_eq!(out["spec"]["containers"][0]["name"], "side");
+    }
+
+    #[test]
+    fn set_element_order_keeps_server_only_items_in_place() {
+        // Server [a, b, c], the patch orders only [c, a]: b stays before c, as it was.
+        let original = json!({"metadata": {}, "spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}});
+        let patch =
+            json!({"spec": {"$setElementOrder/containers": [{"name": "c"}, {"name": "a"}]}});
+        let out = apply(&original, &patch, pod_schema()).unwrap();
+        let names: Vec<&str> = out["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["b", "c", "a"]);
+        // A new server-only item whose place cannot be compared goes after the listed ones.
+        let original = json!({"spec": {"containers": [{"name": "a"}, {"name": "x"}]}});
+        let patch = json!({"spec": {"$setElementOrder/containers": [{"name": "n"}, {"name": "a"}],
+                                    "containers": [{"name": "n"}]}});
+        let out = apply(&original, &patch, pod_schema()).unwrap();
+        let names: Vec<&str> = out["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["n", "a", "x"]);
     }
 
     #[test]
