@@ -137,6 +137,29 @@ pub fn server_side_apply(
             "PATCH, application/apply-patch+yaml requires fieldManager to be set".into(),
         ));
     }
+    if applied
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(PatchError::Malformed(
+            "metadata.managedFields must be nil".into(),
+        ));
+    }
+    let kind = applied
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or(&gvk.kind);
+    let api_version = applied
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| gvk.api_version());
+    if kind != gvk.kind || api_version != gvk.api_version() {
+        return Err(PatchError::Malformed(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            gvk.api_version()
+        )));
+    }
     let defs = definitions();
     let schema = root_schema(gvk);
     let config = tracked(applied);
@@ -217,14 +240,25 @@ fn conflict_error(entries: &[ManagedEntry], conflicts: &[(usize, FieldPath)]) ->
             causes[0].message, causes[0].field
         )
     } else {
-        let mut by_manager: Vec<(String, Vec<String>)> = Vec::new();
+        // Grouped by manager, managers sorted as upstream sorts their identifiers.
+        let mut by_manager: Vec<(String, String, Vec<String>)> = Vec::new();
         for (i, path) in conflicts {
-            let owner = format!("conflicts with {}", who(&entries[*i]));
-            match by_manager.iter_mut().find(|(w, _)| *w == owner) {
-                Some((_, paths)) => paths.push(DisplayPath(path).to_string()),
-                None => by_manager.push((owner, vec![DisplayPath(path).to_string()])),
+            let e = &entries[*i];
+            let sort_key = format!(
+                "{}\0{}\0{}",
+                e.manager,
+                e.operation,
+                e.subresource.as_deref().unwrap_or("")
+            );
+            let owner = format!("conflicts with {}", who(e));
+            match by_manager.iter_mut().find(|(k, _, _)| *k == sort_key) {
+                Some((_, _, paths)) => paths.push(DisplayPath(path).to_string()),
+                None => by_manager.push((sort_key, owner, vec![DisplayPath(path).to_string()])),
             }
         }
+        by_manager.sort();
+        let by_manager: Vec<(String, Vec<String>)> =
+            by_manager.into_iter().map(|(_, o, p)| (o, p)).collect();
         let body: Vec<String> = by_manager
             .iter()
             .map(|(who, paths)| {
@@ -247,15 +281,17 @@ fn conflict_error(entries: &[ManagedEntry], conflicts: &[(usize, FieldPath)]) ->
     PatchError::Conflict { message, causes }
 }
 
-/// `"m" using apps/v1`, or `"m" with subresource "scale" using apps/v1`.
+/// upstream's `printManager`: `"m" using apps/v1` for Update managers, `"m"` for appliers,
+/// with ` with subresource "scale"` after the name when there is one.
 fn who(e: &ManagedEntry) -> String {
-    match &e.subresource {
-        Some(sub) => format!(
-            "\"{}\" with subresource \"{sub}\" using {}",
-            e.manager, e.api_version
-        ),
-        None => format!("\"{}\" using {}", e.manager, e.api_version),
+    let mut out = format!("\"{}\"", e.manager);
+    if let Some(sub) = &e.subresource {
+        out.push_str(&format!(" with subresource \"{sub}\""));
     }
+    if e.operation == "Update" {
+        out.push_str(&format!(" using {}", e.api_version));
+    }
+    out
 }
 
 /// Merges an applied configuration into the live object: maps deeply, associative lists by
@@ -476,6 +512,26 @@ mod tests {
             .find(|e| e["manager"] == "kubectl-client-side-apply")
             .unwrap();
         assert!(csa["fieldsV1"]["f:spec"].get("f:replicas").is_none());
+    }
+
+    #[test]
+    fn conflicts_with_several_managers_are_grouped_and_appliers_print_without_version() {
+        let live = server_side_apply(&gvk(), None, &deploy(1), "zeta", false, "t0").unwrap();
+        let mut scaled = live.clone();
+        scaled["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+        record_update(&gvk(), Some(&live), &mut scaled, "alpha", None, "t1");
+        let mut wanted = deploy(7);
+        wanted["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:3");
+        match server_side_apply(&gvk(), Some(&scaled), &wanted, "kubectl", false, "t2") {
+            Err(PatchError::Conflict { message, causes }) => {
+                assert_eq!(
+                    message,
+                    "Apply failed with 2 conflicts: conflicts with \"alpha\" using apps/v1:\n- .spec.template.spec.containers[name=\"nginx\"].image\nconflicts with \"zeta\":\n- .spec.replicas"
+                );
+                assert_eq!(causes.len(), 2);
+            }
+            other => panic!("expected conflicts, got {other:?}"),
+        }
     }
 
     #[test]
