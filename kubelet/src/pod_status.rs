@@ -22,6 +22,8 @@ pub struct PodFacts {
     pub waiting: HashMap<String, (String, String)>,
     /// Readiness by container name, from the prober; absent means "no readiness probe".
     pub ready: HashMap<String, bool>,
+    /// Started by container name, from the startup probe; absent means started once running.
+    pub started: HashMap<String, bool>,
     /// Start errors by container ID, reported as StartError.
     pub start_errors: HashMap<String, String>,
     pub sandbox_ready: bool,
@@ -91,7 +93,7 @@ fn container_status(pod: &Pod, c: &Container, observed: &[ObservedContainer], fa
             match &l.state {
                 ContainerState::Running { started_at } => {
                     st.state = Some(KState { running: Some(ContainerStateRunning { started_at: Some(t(*started_at)) }), ..Default::default() });
-                    st.started = Some(true);
+                    st.started = Some(facts.started.get(&c.name).copied().unwrap_or(true));
                     st.ready = !init && facts.ready.get(&c.name).copied().unwrap_or(true);
                     if let Some(p) = prev {
                         st.last_state = terminated(p, facts).map(|tt| KState { terminated: Some(tt), ..Default::default() });

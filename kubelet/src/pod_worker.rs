@@ -26,11 +26,12 @@ const RESYNC: Duration = Duration::from_secs(1);
 pub struct PodWorkers {
     k: Arc<Kubelet>,
     workers: Arc<Mutex<HashMap<String, watch::Sender<Option<Pod>>>>>,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl PodWorkers {
     pub fn new(k: Arc<Kubelet>) -> Self {
-        PodWorkers { k, workers: Default::default() }
+        PodWorkers { k, workers: Default::default(), tasks: Default::default() }
     }
 
     /// Hands the newest desired pod to its worker, starting one if needed.
@@ -47,18 +48,30 @@ impl PodWorkers {
         workers.insert(uid.clone(), tx);
         let k = self.k.clone();
         let all = self.workers.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             run(k.clone(), uid.clone(), rx).await;
             all.lock().await.remove(&uid);
             k.pods.write().await.remove(&uid);
             k.status.forget(&uid).await;
         });
+        if let Ok(mut t) = self.tasks.lock() {
+            t.retain(|h| !h.is_finished());
+            t.push(handle.abort_handle());
+        }
     }
 
     /// The pod is gone from the API: tear it down without waiting for a grace period.
     pub async fn remove(&self, uid: &str) {
         if let Some(tx) = self.workers.lock().await.get(uid) {
             let _ = tx.send(None);
+        }
+    }
+
+    /// Stops every worker where it stands, leaving containers running: what a
+    /// kubelet crash or restart looks like to the runtime.
+    pub fn shutdown(&self) {
+        if let Ok(t) = self.tasks.lock() {
+            t.iter().for_each(|h| h.abort());
         }
     }
 
@@ -75,6 +88,7 @@ struct WorkerState {
     image_backoff: crate::backoff::Backoff,
     image_failed_at: HashMap<String, chrono::DateTime<Utc>>,
     start_time: Option<chrono::DateTime<Utc>>,
+    prober: crate::prober::PodProber,
 }
 
 async fn run(k: Arc<Kubelet>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
@@ -249,7 +263,15 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         let started = start_container(k, pod, c, s.restart_count, resolved.env, resolved.mounts).await;
         tracing::debug!(pod = ?pod.metadata.name, container = %c.name, result = ?started, "start container");
         match started {
-            Ok(_) => {
+            Ok(id) => {
+                if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                    if let Err(e) = crate::lifecycle::run_handler(k, pod, &id, h, deadline).await {
+                        let field = Some(format!("spec.containers{{{}}}", c.name));
+                        k.events.pod_event(pod, "Warning", "FailedPostStartHook", format!("PostStartHook failed: {e}"), field);
+                        stop_container(k, &id, Duration::from_secs(2)).await;
+                    }
+                }
                 state.waiting.remove(&c.name);
                 state.image_failed_at.remove(&c.name);
                 state.image_backoff.reset(&c.name);
@@ -280,6 +302,24 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         }
     }
     observed = observe(k, &uid, state).await?;
+    let running: Vec<(String, String)> = observed
+        .iter()
+        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+        .map(|c| (c.name.clone(), c.id.clone()))
+        .collect();
+    let mut probe_pod = pod.clone();
+    if let Some(s) = &sandbox {
+        probe_pod.status.get_or_insert_with(Default::default).pod_ip = Some(s.pod_ip.clone());
+    }
+    let outcome = state.prober.probe(k, &probe_pod, &running).await;
+    for (name, id, msg) in &outcome.kill {
+        k.events.pod_event(pod, "Normal", "Killing", msg.clone(), Some(format!("spec.containers{{{name}}}")));
+        let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30).max(0) as u64;
+        stop_container(k, id, Duration::from_secs(grace)).await;
+    }
+    if !outcome.kill.is_empty() {
+        observed = observe(k, &uid, state).await?;
+    }
     // Waiting reasons only stand while the container is not running.
     for c in &observed {
         if matches!(c.state, ContainerState::Running { .. }) {
@@ -295,13 +335,60 @@ async fn write_status(k: &Kubelet, pod: &Pod, observed: &[ObservedContainer], st
         host_ip: k.node_ip.clone(),
         start_time: pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(crate::ktime::chrono).or(state.start_time),
         waiting: state.waiting.clone(),
-        ready: HashMap::new(),
+        ready: spec_ready(pod, state),
+        started: spec_started(pod, state),
         start_errors: state.start_errors.clone(),
         sandbox_ready: load_sandbox(k, pod.metadata.uid.as_deref().unwrap_or_default()).is_some(),
     };
     let status = pod_status::generate(pod, observed, &facts, Utc::now());
     k.status.set(pod, &status).await?;
     Ok(())
+}
+
+fn spec_ready(pod: &Pod, state: &WorkerState) -> HashMap<String, bool> {
+    let mut m = HashMap::new();
+    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+        if let Some(r) = state.prober.ready(&c.name, c.readiness_probe.is_some()) {
+            m.insert(c.name.clone(), r);
+        } else if c.readiness_probe.is_some() || c.startup_probe.is_some() {
+            m.insert(c.name.clone(), false);
+        }
+    }
+    m
+}
+
+fn spec_started(pod: &Pod, state: &WorkerState) -> HashMap<String, bool> {
+    let mut m = HashMap::new();
+    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+        if let Some(s) = state.prober.started(&c.name) {
+            m.insert(c.name.clone(), s);
+        } else if c.startup_probe.is_some() {
+            m.insert(c.name.clone(), false);
+        }
+    }
+    m
+}
+
+/// SIGTERM, then SIGKILL once `grace` has passed.
+async fn stop_container(k: &Kubelet, id: &str, grace: Duration) {
+    let _ = k.runtime.kill_container(id, 15).await;
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let running = k
+            .runtime
+            .list_containers()
+            .await
+            .map(|cs| cs.iter().any(|c| c.id == id && matches!(c.state, ContainerState::Running { .. })))
+            .unwrap_or(false);
+        if !running {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = k.runtime.kill_container(id, 9).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn release_network(k: &Kubelet, uid: &str) {

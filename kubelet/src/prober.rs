@@ -127,3 +127,108 @@ mod tests {
         assert_eq!(resolve_port(&pod, &IntOrString::String("nope".into())), None);
     }
 }
+
+/// The probes of one running container.
+#[derive(Debug, Clone)]
+struct ContainerProbes {
+    id: String,
+    since: tokio::time::Instant,
+    started: bool,
+    startup: ProbeState,
+    liveness: ProbeState,
+    readiness: ProbeState,
+    last: [Option<tokio::time::Instant>; 3],
+}
+
+/// What the prober concluded this round.
+#[derive(Debug, Default)]
+pub struct ProbeOutcome {
+    /// Containers whose liveness or startup probe failed: restart them.
+    pub kill: Vec<(String, String, String)>,
+}
+
+/// Probe state per container of one pod; lives in the pod worker.
+#[derive(Debug, Default)]
+pub struct PodProber {
+    containers: HashMap<String, ContainerProbes>,
+}
+
+fn due(last: Option<tokio::time::Instant>, since: tokio::time::Instant, p: &Probe, now: tokio::time::Instant) -> bool {
+    if now < since + Duration::from_secs(p.initial_delay_seconds.unwrap_or(0).max(0) as u64) {
+        return false;
+    }
+    match last {
+        None => true,
+        Some(l) => now >= l + Duration::from_secs(p.period_seconds.unwrap_or(10).max(1) as u64),
+    }
+}
+
+impl PodProber {
+    /// Ready per container name: true with no readiness probe once started.
+    pub fn ready(&self, name: &str, has_readiness: bool) -> Option<bool> {
+        let c = self.containers.get(name)?;
+        Some(c.started && (!has_readiness || c.readiness.result == Some(true)))
+    }
+
+    pub fn started(&self, name: &str) -> Option<bool> {
+        self.containers.get(name).map(|c| c.started)
+    }
+
+    /// Runs the probes that are due for the running containers of `pod`.
+    pub async fn probe(&mut self, k: &Kubelet, pod: &Pod, running: &[(String, String)]) -> ProbeOutcome {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let now = tokio::time::Instant::now();
+        self.containers.retain(|name, c| running.iter().any(|(n, id)| n == name && *id == c.id));
+        let mut out = ProbeOutcome::default();
+        for (name, id) in running {
+            let Some(c) = spec.containers.iter().find(|c| &c.name == name) else { continue };
+            let entry = self.containers.entry(name.clone()).or_insert_with(|| ContainerProbes {
+                id: id.clone(),
+                since: now,
+                started: c.startup_probe.is_none(),
+                startup: Default::default(),
+                liveness: Default::default(),
+                readiness: Default::default(),
+                last: [None; 3],
+            });
+            let kinds: [(usize, Option<&Probe>); 3] = [(0, c.startup_probe.as_ref()), (1, c.liveness_probe.as_ref()), (2, c.readiness_probe.as_ref())];
+            for (i, p) in kinds {
+                let Some(p) = p else { continue };
+                if (i == 0) == entry.started {
+                    // Startup runs only until it succeeds; the others only after.
+                    continue;
+                }
+                if !due(entry.last[i], entry.since, p, now) {
+                    continue;
+                }
+                entry.last[i] = Some(now);
+                let res = probe_once(k, pod, id, p).await;
+                let ok = res.is_ok();
+                let kind = ["Startup", "Liveness", "Readiness"][i];
+                if let Err(e) = &res {
+                    k.events.pod_event(pod, "Warning", "Unhealthy", format!("{kind} probe failed: {e}"), Some(format!("spec.containers{{{name}}}")));
+                }
+                let state = match i {
+                    0 => &mut entry.startup,
+                    1 => &mut entry.liveness,
+                    _ => &mut entry.readiness,
+                };
+                let decided = state.record(ok, p);
+                match (i, decided) {
+                    (0, Some(true)) => entry.started = true,
+                    (0, Some(false)) | (1, Some(false)) => {
+                        let msg = format!("Container {name} failed {} probe, will be restarted", kind.to_lowercase());
+                        out.kill.push((name.clone(), id.clone(), msg));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (name, _, _) in &out.kill {
+            self.containers.remove(name);
+        }
+        out
+    }
+}
+
+use std::collections::HashMap;

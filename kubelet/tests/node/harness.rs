@@ -32,14 +32,20 @@ impl Statuses {
     }
 }
 
-pub struct Node {
-    pub k: Arc<Kubelet>,
-    pub workers: PodWorkers,
-    pub statuses: Statuses,
+/// What outlives a kubelet restart: containerd, the root dir, the bridge.
+pub struct NodeEnv {
     pub containerd: Containerd,
     pub registry: Arc<Registry>,
     pub bridge: String,
     pub root: tempfile::TempDir,
+    pub slot: u16,
+}
+
+pub struct Node {
+    pub k: Arc<Kubelet>,
+    pub workers: PodWorkers,
+    pub statuses: Statuses,
+    pub env: NodeEnv,
 }
 
 fn slot() -> u16 {
@@ -51,29 +57,36 @@ impl Node {
     pub async fn start(registry: Arc<Registry>) -> Node {
         let containerd = Containerd::start().await;
         let root = tempfile::Builder::new().prefix("fk-kubelet-test").tempdir().unwrap();
-        let s = slot();
-        let bridge = format!("fkt{s}");
+        let slot = slot();
+        let bridge = format!("fkt{slot}");
         let _ = std::process::Command::new("ip").args(["link", "del", &bridge]).stderr(std::process::Stdio::null()).status();
-        let mirrors = Mirrors::parse(&[format!("docker.io=http://{}", registry.addr)]).unwrap();
-        let runtime: Arc<dyn Runtime> = Arc::new(ContainerdRuntime::new(&containerd.socket, mirrors));
-        Self::with(containerd, registry, root, bridge, s, runtime)
+        Self::with(NodeEnv { containerd, registry, bridge, root, slot })
     }
 
-    fn with(containerd: Containerd, registry: Arc<Registry>, root: tempfile::TempDir, bridge: String, s: u16, runtime: Arc<dyn Runtime>) -> Node {
+    /// A new kubelet on the same root dir and containerd; the old workers stop where they stand.
+    pub fn restart_kubelet(self) -> Node {
+        let Node { workers, env, .. } = self;
+        workers.shutdown();
+        Self::with(env)
+    }
+
+    fn with(env: NodeEnv) -> Node {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let mirrors = Mirrors::parse(&[format!("docker.io=http://{}", env.registry.addr)]).unwrap();
+        let runtime: Arc<dyn Runtime> = Arc::new(ContainerdRuntime::new(&env.containerd.socket, mirrors));
         let statuses = Statuses::default();
         let k = Arc::new(Kubelet {
             node_name: "test-node".into(),
             node_ip: "127.0.0.1".into(),
-            root_dir: root.path().to_path_buf(),
+            root_dir: env.root.path().to_path_buf(),
             runtime,
             cni: Cni {
                 config: CniConfig {
                     bin_dir: "/usr/lib/cni".into(),
-                    bridge: bridge.clone(),
-                    pod_cidr: format!("10.99.{s}.0/24"),
-                    ipam_dir: root.path().join("ipam"),
+                    bridge: env.bridge.clone(),
+                    pod_cidr: format!("10.99.{}.0/24", env.slot),
+                    ipam_dir: env.root.path().join("ipam"),
                 },
             },
             client: None,
@@ -83,7 +96,7 @@ impl Node {
             pods: Default::default(),
         });
         let workers = PodWorkers::new(k.clone());
-        Node { k, workers, statuses, containerd, registry, bridge, root }
+        Node { k, workers, statuses, env }
     }
 
     pub async fn run(&self, pod: &Pod) {
@@ -110,7 +123,7 @@ impl Node {
     }
 }
 
-impl Drop for Node {
+impl Drop for NodeEnv {
     fn drop(&mut self) {
         // Namespaces and IPs of pods still around; containers die with containerd.
         if let Ok(entries) = std::fs::read_dir(self.root.path().join("pods")) {

@@ -40,3 +40,278 @@ spec:
     let ready = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(ready.status, "True");
 }
+
+fn terminated(s: &k8s_openapi::api::core::v1::PodStatus, i: usize) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
+    s.container_statuses.as_ref()?.get(i)?.state.as_ref()?.terminated.clone()
+}
+
+fn waiting_reason(s: &k8s_openapi::api::core::v1::PodStatus, i: usize) -> Option<String> {
+    s.container_statuses.as_ref()?.get(i)?.state.as_ref()?.waiting.as_ref()?.reason.clone()
+}
+
+/// [sig-node] Downward API, EmptyDir, HostPath, env and command as upstream merges them.
+#[tokio::test(flavor = "multi_thread")]
+async fn env_command_working_dir_and_volumes() {
+    let node = Node::start(registry().await).await;
+    let host = tempfile::tempdir().unwrap();
+    let p = pod(&format!(r#"
+metadata: {{name: vol, labels: {{app: web}}}}
+spec:
+  restartPolicy: Never
+  volumes:
+  - {{name: out, hostPath: {{path: "{}"}}}}
+  - {{name: scratch, emptyDir: {{}}}}
+  - {{name: mem, emptyDir: {{medium: Memory}}}}
+  - name: info
+    downwardAPI:
+      items:
+      - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
+      - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
+  containers:
+  - name: main
+    image: busybox
+    workingDir: /work
+    command: ["sh", "-c"]
+    args:
+    - |
+      echo "$GREETING $POD_NAME $(pwd)" > /out/env
+      cat /etc/info/name > /out/name; echo >> /out/name; cat /etc/info/labels >> /out/name
+      echo hi > /scratch/a && cat /scratch/a > /out/scratch
+      grep -q " /mem tmpfs" /proc/mounts && echo tmpfs > /out/mem
+      touch /etc/info/x 2>/dev/null || echo ro > /out/ro
+      hostname > /out/hostname
+    env:
+    - {{name: NAME, value: world}}
+    - {{name: GREETING, value: "hello $(NAME)"}}
+    - name: POD_NAME
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    volumeMounts:
+    - {{name: out, mountPath: /out}}
+    - {{name: scratch, mountPath: /scratch, subPath: sub}}
+    - {{name: mem, mountPath: /mem}}
+    - {{name: info, mountPath: /etc/info}}
+"#, host.path().display()));
+    node.run(&p).await;
+    let st = node.wait_status("vol", 60, "pod Succeeded", |s| (phase(s) == "Succeeded").then(|| s.clone())).await;
+    assert_eq!(terminated(&st, 0).unwrap().reason.as_deref(), Some("Completed"));
+    let read = |f: &str| std::fs::read_to_string(host.path().join(f)).unwrap_or_default();
+    assert_eq!(read("env"), "hello world vol /work\n");
+    assert_eq!(read("name"), "vol\napp=\"web\"");
+    assert_eq!(read("scratch"), "hi\n");
+    assert_eq!(read("mem"), "tmpfs\n");
+    assert_eq!(read("ro"), "ro\n");
+    assert_eq!(read("hostname"), "vol\n");
+}
+
+/// [sig-node] Pods should have their restart count and back off crashing containers.
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_always_backs_off_with_crash_loop_and_keeps_last_state() {
+    let node = Node::start(registry().await).await;
+    let p = pod(r#"
+metadata: {name: crash}
+spec:
+  containers:
+  - {name: main, image: busybox, command: ["sh", "-c", "echo boom; exit 1"]}
+"#);
+    node.run(&p).await;
+    let st = node
+        .wait_status("crash", 60, "CrashLoopBackOff", |s| (waiting_reason(s, 0).as_deref() == Some("CrashLoopBackOff")).then(|| s.clone()))
+        .await;
+    let cs = &st.container_statuses.as_ref().unwrap()[0];
+    assert!(cs.restart_count >= 1, "{cs:?}");
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(last.exit_code, 1);
+    assert_eq!(last.reason.as_deref(), Some("Error"));
+    assert_eq!(phase(&st), "Running");
+    let msg = cs.state.as_ref().unwrap().waiting.as_ref().unwrap().message.clone().unwrap();
+    assert!(msg.starts_with("back-off 10s restarting failed container=main"), "{msg}");
+}
+
+/// [sig-node] Pods with restartPolicy Never/OnFailure end Failed/Succeeded with exit codes.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_to_completion_phases_and_exit_codes() {
+    let node = Node::start(registry().await).await;
+    let never = pod(r#"
+metadata: {name: never}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: main, image: busybox, command: ["sh", "-c", "exit 3"]}
+"#);
+    let onfail = pod(r#"
+metadata: {name: onfail}
+spec:
+  restartPolicy: OnFailure
+  initContainers:
+  - {name: init, image: busybox, command: ["true"]}
+  containers:
+  - {name: main, image: busybox, command: ["sh", "-c", "echo done"]}
+"#);
+    let missing = pod(r#"
+metadata: {name: nocmd}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: main, image: busybox, command: ["/does-not-exist"]}
+"#);
+    node.run(&never).await;
+    node.run(&onfail).await;
+    node.run(&missing).await;
+    let st = node.wait_status("never", 60, "Failed", |s| (phase(s) == "Failed").then(|| s.clone())).await;
+    let t = terminated(&st, 0).unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (3, Some("Error")));
+    let st = node.wait_status("onfail", 60, "Succeeded", |s| (phase(s) == "Succeeded").then(|| s.clone())).await;
+    assert_eq!(terminated(&st, 0).unwrap().reason.as_deref(), Some("Completed"));
+    let init = &st.init_container_statuses.as_ref().unwrap()[0];
+    assert_eq!(init.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 0);
+    let st = node.wait_status("nocmd", 60, "Failed", |s| (phase(s) == "Failed").then(|| s.clone())).await;
+    let t = terminated(&st, 0).unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (128, Some("StartError")));
+    assert!(t.message.unwrap().contains("does-not-exist"));
+}
+
+/// [sig-node] An image that does not exist: ErrImagePull, then ImagePullBackOff.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_image_goes_err_image_pull_then_back_off() {
+    let node = Node::start(registry().await).await;
+    let p = pod(r#"
+metadata: {name: noimg}
+spec:
+  containers:
+  - {name: main, image: "no-such-image:v1"}
+"#);
+    node.run(&p).await;
+    node.wait_status("noimg", 60, "ErrImagePull", |s| (waiting_reason(s, 0).as_deref() == Some("ErrImagePull")).then_some(())).await;
+    let st = node.wait_status("noimg", 60, "ImagePullBackOff", |s| (waiting_reason(s, 0).as_deref() == Some("ImagePullBackOff")).then(|| s.clone())).await;
+    assert_eq!(phase(&st), "Pending");
+}
+
+/// [sig-node] Probing container: a failing liveness probe restarts the
+/// container; readiness (httpGet, tcpSocket) drives Ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn liveness_restarts_and_readiness_drives_ready() {
+    let node = Node::start(registry().await).await;
+    let p = pod(r#"
+metadata: {name: probes}
+spec:
+  containers:
+  - name: live
+    image: busybox
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 3600"]
+    livenessProbe:
+      exec: {command: ["cat", "/tmp/healthy"]}
+      periodSeconds: 1
+      failureThreshold: 1
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www; echo ok > /www/index.html; httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      httpGet: {path: /index.html, port: 8080}
+      periodSeconds: 1
+    startupProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+  - name: never-ready
+    image: busybox
+    command: ["sleep", "3600"]
+    readinessProbe:
+      tcpSocket: {port: 9999}
+      periodSeconds: 1
+"#);
+    node.run(&p).await;
+    let st = node
+        .wait_status("probes", 60, "liveness restart", |s| {
+            let cs = s.container_statuses.as_ref()?;
+            (cs[0].restart_count >= 1 && cs[1].ready).then(|| s.clone())
+        })
+        .await;
+    let cs = st.container_statuses.as_ref().unwrap();
+    assert_eq!(cs[1].started, Some(true));
+    assert!(!cs[2].ready);
+    let ready = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+}
+
+/// [sig-node] Pods should support graceful deletion: preStop, then SIGTERM,
+/// SIGKILL after the grace period, and everything released.
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_deletion_runs_pre_stop_then_sigterm_then_kills() {
+    let node = Node::start(registry().await).await;
+    let host = tempfile::tempdir().unwrap();
+    let mut p = pod(&format!(r#"
+metadata: {{name: grace}}
+spec:
+  terminationGracePeriodSeconds: 3
+  volumes:
+  - {{name: out, hostPath: {{path: "{}"}}}}
+  containers:
+  - name: polite
+    image: busybox
+    command: ["sh", "-c", "trap 'echo term > /out/term; exit 0' TERM; while true; do sleep 0.2; done"]
+    lifecycle:
+      preStop:
+        exec: {{command: ["sh", "-c", "echo prestop > /out/prestop"]}}
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  - name: stubborn
+    image: busybox
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]
+"#, host.path().display()));
+    node.run(&p).await;
+    node.wait_status("grace", 60, "Running", |s| {
+        (phase(s) == "Running" && s.container_statuses.as_ref()?.iter().all(|c| c.ready)).then_some(())
+    })
+    .await;
+    let uid = p.metadata.uid.clone().unwrap();
+    assert_eq!(node.container_count(&uid).await, 2);
+    let t0 = std::time::Instant::now();
+    p.metadata.deletion_timestamp = Some(kubelet::ktime::time(chrono::Utc::now()));
+    p.metadata.deletion_grace_period_seconds = Some(3);
+    node.run(&p).await;
+    let k = node.k.clone();
+    let u = uid.clone();
+    testkit::wait_for_or(std::time::Duration::from_secs(30), "containers removed", || {
+        let k = k.clone();
+        let u = u.clone();
+        async move { k.runtime.list_containers().await.ok().filter(|cs| !cs.iter().any(|c| c.pod_uid == u)).map(|_| ()) }
+    })
+    .await
+    .unwrap();
+    // The stubborn container ignores SIGTERM, so only SIGKILL at the grace period ends it.
+    assert!(t0.elapsed() >= std::time::Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(std::fs::read_to_string(host.path().join("prestop")).unwrap(), "prestop\n");
+    assert_eq!(std::fs::read_to_string(host.path().join("term")).unwrap(), "term\n");
+    assert!(!node.k.pod_dir(&uid).exists());
+}
+
+/// A restarted kubelet adopts running containers without restarting them,
+/// and removes the containers of pods that no longer exist.
+#[tokio::test(flavor = "multi_thread")]
+async fn restarted_kubelet_adopts_containers_and_removes_orphans() {
+    let node = Node::start(registry().await).await;
+    let keep = pod(r#"
+metadata: {name: keep}
+spec:
+  containers:
+  - {name: main, image: busybox, command: ["sleep", "3600"]}
+"#);
+    let gone = pod(r#"
+metadata: {name: gone}
+spec:
+  containers:
+  - {name: main, image: busybox, command: ["sleep", "3600"]}
+"#);
+    node.run(&keep).await;
+    node.run(&gone).await;
+    let before = node.wait_status("keep", 60, "Running", |s| (phase(s) == "Running").then(|| s.container_statuses.clone().unwrap()[0].clone())).await;
+    node.wait_status("gone", 60, "Running", |s| (phase(s) == "Running").then_some(())).await;
+    let node = node.restart_kubelet();
+    let live: std::collections::HashSet<String> = [keep.metadata.uid.clone().unwrap()].into();
+    kubelet::pod_worker::remove_orphans(&node.k, &live).await;
+    node.run(&keep).await;
+    let after = node.wait_status("keep", 30, "status after restart", |s| s.container_statuses.clone().map(|c| c[0].clone())).await;
+    assert_eq!(after.container_id, before.container_id);
+    assert_eq!(after.restart_count, 0);
+    assert!(after.ready);
+    assert_eq!(node.container_count(gone.metadata.uid.as_deref().unwrap()).await, 0);
+    assert!(!node.k.pod_dir(gone.metadata.uid.as_deref().unwrap()).exists());
+}
