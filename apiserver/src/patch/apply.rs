@@ -437,10 +437,7 @@ fn status_only(obj: &Value) -> Value {
 
 /// Removed fields are nobody's; only paths present in the new object are recorded.
 fn fieldset_contains_path(obj: &Value, path: &[fieldset::PathElement]) -> bool {
-    let mut probe = obj.clone();
-    let before = probe.clone();
-    fieldset::remove_path(&mut probe, path);
-    probe != before
+    fieldset::path_exists(obj, path)
 }
 
 #[cfg(test)]

@@ -277,6 +277,30 @@ pub fn remove_path(obj: &mut Value, path: &[PathElement]) {
     }
 }
 
+/// True when the field or list item at `path` is present in `obj`.
+pub fn path_exists(obj: &Value, path: &[PathElement]) -> bool {
+    let mut cur = obj;
+    for el in path {
+        let next = match (el, cur) {
+            (PathElement::Field(n), Value::Object(m)) => m.get(n),
+            (PathElement::Key(j), Value::Array(items)) => {
+                items.iter().find(|i| item_matches_key(i, j))
+            }
+            (PathElement::Value(j), Value::Array(items)) => {
+                let wanted: Option<Value> = serde_json::from_str(j).ok();
+                items.iter().find(|i| Some(*i) == wanted.as_ref())
+            }
+            (PathElement::Index(i), Value::Array(items)) => items.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return false,
+        }
+    }
+    true
+}
+
 fn item_matches_key(item: &Value, key_json: &str) -> bool {
     let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key_json) else {
         return false;
@@ -333,6 +357,35 @@ mod tests {
         let schema = definitions().schemas.get("io.k8s.api.apps.v1.Deployment");
         let v1 = to_fields_v1(&field_set(&d, schema, definitions()));
         assert_eq!(v1, json!({"f:spec": {"f:replicas": {}, "f:selector": {}}}));
+    }
+
+    #[test]
+    fn path_exists_follows_keys_and_values() {
+        let pod = json!({"metadata": {"finalizers": ["a"]}, "spec": {"containers": [{"name": "x", "image": "i"}]}});
+        let key = PathElement::Key(key_json("name", &json!("x")));
+        let image = [
+            PathElement::Field("spec".into()),
+            PathElement::Field("containers".into()),
+            key,
+            PathElement::Field("image".into()),
+        ];
+        assert!(path_exists(&pod, &image));
+        assert!(!path_exists(
+            &pod,
+            &image[..2]
+                .iter()
+                .cloned()
+                .chain([PathElement::Key(key_json("name", &json!("y")))])
+                .collect::<Vec<_>>()
+        ));
+        assert!(path_exists(
+            &pod,
+            &[
+                PathElement::Field("metadata".into()),
+                PathElement::Field("finalizers".into()),
+                PathElement::Value("\"a\"".into())
+            ]
+        ));
     }
 
     #[test]
