@@ -163,6 +163,7 @@ impl Algorithm {
             }
         }
 
+        let filters = fw.active_filters(state);
         let want = num_feasible_nodes_to_find(fw.percentage_of_nodes_to_score, n);
         let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(want.min(n));
         let mut statuses = NodeToStatus::new();
@@ -170,7 +171,7 @@ impl Algorithm {
         for i in 0..n {
             let node = &snapshot.nodes[(self.next_start_node_index + i) % n];
             processed += 1;
-            let st = fw.run_filter(state, pod, node);
+            let st = filters.run(state, pod, node);
             match st.code {
                 Code::Success => {
                     feasible.push(node);

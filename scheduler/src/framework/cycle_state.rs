@@ -2,15 +2,16 @@
 //! Filter/Score read for every node.
 
 use std::any::Any;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 #[derive(Default)]
 pub struct CycleState {
     data: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
     /// Plugins whose PreFilter returned Skip: their Filter is not run.
-    pub skip_filter: HashSet<&'static str>,
+    /// A short list: a linear scan beats hashing on the per-node path.
+    pub skip_filter: Vec<&'static str>,
     /// Plugins whose PreScore returned Skip: their Score is not run.
-    pub skip_score: HashSet<&'static str>,
+    pub skip_score: Vec<&'static str>,
 }
 
 impl CycleState {

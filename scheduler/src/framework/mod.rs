@@ -46,7 +46,7 @@ impl Framework {
             match status.code {
                 Code::Success => {}
                 Code::Skip => {
-                    state.skip_filter.insert(p.name());
+                    state.skip_filter.push(p.name());
                 }
                 _ => return status.with_plugin(p.name()),
             }
@@ -56,17 +56,19 @@ impl Framework {
 
     /// Filters in order; the first rejection wins, as upstream.
     pub fn run_filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        for p in &self.plugins {
-            let Some(f) = p.as_filter() else { continue };
-            if state.skip_filter.contains(p.name()) {
-                continue;
-            }
-            let status = f.filter(state, pod, node);
-            if !status.is_success() {
-                return status.with_plugin(p.name());
-            }
-        }
-        Status::success()
+        self.active_filters(state).run(state, pod, node)
+    }
+
+    /// The Filter plugins not skipped by PreFilter, resolved once per cycle
+    /// so the per-node loop makes no lookups.
+    pub fn active_filters(&self, state: &CycleState) -> ActiveFilters<'_> {
+        let filters = self
+            .plugins
+            .iter()
+            .filter(|p| !state.skip_filter.contains(&p.name()))
+            .filter_map(|p| p.as_filter().map(|f| (p.name(), f)))
+            .collect();
+        ActiveFilters { filters }
     }
 
     pub fn run_post_filter(
@@ -100,7 +102,7 @@ impl Framework {
             match status.code {
                 Code::Success => {}
                 Code::Skip => {
-                    state.skip_score.insert(p.name());
+                    state.skip_score.push(p.name());
                 }
                 _ => return status.with_plugin(p.name()),
             }
@@ -114,7 +116,7 @@ impl Framework {
         let mut scores = vec![0i64; nodes.len()];
         for (p, weight) in &self.score_weights {
             let Some(s) = p.as_score() else { continue };
-            if state.skip_score.contains(p.name()) {
+            if state.skip_score.contains(&p.name()) {
                 continue;
             }
             for (i, n) in nodes.iter().enumerate() {
@@ -150,5 +152,22 @@ impl Framework {
                 r.unreserve(state, pod, node);
             }
         }
+    }
+}
+
+/// The filters of one cycle, in order.
+pub struct ActiveFilters<'a> {
+    filters: Vec<(&'static str, &'a dyn Filter)>,
+}
+
+impl ActiveFilters<'_> {
+    pub fn run(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        for (name, f) in &self.filters {
+            let status = f.filter(state, pod, node);
+            if !status.is_success() {
+                return status.with_plugin(name);
+            }
+        }
+        Status::success()
     }
 }

@@ -10,12 +10,23 @@ use super::NodeInfo;
 pub struct Snapshot {
     pub nodes: Vec<Arc<NodeInfo>>,
     index: HashMap<String, usize>,
+    /// Cluster-wide counts kept up to date on replace, so plugins can skip
+    /// whole-cluster scans without touching every node.
+    pods_with_affinity: usize,
+    pods_with_required_anti_affinity: usize,
+    nodes_with_images: usize,
 }
 
 impl Snapshot {
     pub fn new(nodes: Vec<Arc<NodeInfo>>) -> Snapshot {
         let index = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
-        Snapshot { nodes, index }
+        let mut s = Snapshot { nodes, index, ..Default::default() };
+        for n in &s.nodes {
+            s.pods_with_affinity += n.pods_with_affinity;
+            s.pods_with_required_anti_affinity += n.pods_with_required_anti_affinity;
+            s.nodes_with_images += (!n.images.is_empty()) as usize;
+        }
+        s
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<NodeInfo>> {
@@ -26,7 +37,13 @@ impl Snapshot {
     pub fn replace(&mut self, info: Arc<NodeInfo>) -> bool {
         match self.index.get(&info.name) {
             Some(i) => {
-                self.nodes[*i] = info;
+                let old = std::mem::replace(&mut self.nodes[*i], info);
+                let new = &self.nodes[*i];
+                self.pods_with_affinity = self.pods_with_affinity + new.pods_with_affinity - old.pods_with_affinity;
+                self.pods_with_required_anti_affinity =
+                    self.pods_with_required_anti_affinity + new.pods_with_required_anti_affinity - old.pods_with_required_anti_affinity;
+                self.nodes_with_images =
+                    self.nodes_with_images + (!new.images.is_empty()) as usize - (!old.images.is_empty()) as usize;
                 true
             }
             None => false,
@@ -44,6 +61,14 @@ impl Snapshot {
     /// Whether any pod on any node has (anti-)affinity terms, so that
     /// InterPodAffinity can skip the scan for ordinary pods.
     pub fn any_pod_with_affinity(&self) -> bool {
-        self.nodes.iter().any(|n| n.pods_with_affinity > 0)
+        self.pods_with_affinity > 0
+    }
+
+    pub fn any_pod_with_required_anti_affinity(&self) -> bool {
+        self.pods_with_required_anti_affinity > 0
+    }
+
+    pub fn any_node_with_images(&self) -> bool {
+        self.nodes_with_images > 0
     }
 }

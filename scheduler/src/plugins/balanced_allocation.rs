@@ -21,19 +21,17 @@ impl Plugin for BalancedAllocation {
 
 impl Score for BalancedAllocation {
     fn score(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let fractions: Vec<f64> = [CPU, MEMORY]
-            .iter()
-            .filter_map(|r| {
-                let cap = node.allocatable.get(r);
-                (cap > 0).then(|| (requested_with_pod(pod, node, r) as f64 / cap as f64).min(1.0))
-            })
-            .collect();
-        if fractions.is_empty() {
-            return Ok(0);
-        }
-        let mean = fractions.iter().sum::<f64>() / fractions.len() as f64;
-        let var = fractions.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / fractions.len() as f64;
-        Ok(((1.0 - var.sqrt()) * MAX_NODE_SCORE as f64) as i64)
+        let fraction = |r: &str| {
+            let cap = node.allocatable.get(r);
+            (cap > 0).then(|| (requested_with_pod(pod, node, r) as f64 / cap as f64).min(1.0))
+        };
+        // With two resources the standard deviation is half the difference.
+        let std = match (fraction(CPU), fraction(MEMORY)) {
+            (Some(c), Some(m)) => (c - m).abs() / 2.0,
+            (Some(_), None) | (None, Some(_)) => 0.0,
+            (None, None) => return Ok(0),
+        };
+        Ok(((1.0 - std) * MAX_NODE_SCORE as f64) as i64)
     }
 }
 

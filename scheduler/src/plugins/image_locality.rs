@@ -46,7 +46,7 @@ fn images(pod: &PodInfo) -> Vec<String> {
 impl PreScore for ImageLocality {
     fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, _: &[&NodeInfo], snapshot: &Snapshot) -> Status {
         let wanted = images(pod);
-        if wanted.is_empty() || snapshot.nodes.iter().all(|n| n.images.is_empty()) {
+        if wanted.is_empty() || !snapshot.any_node_with_images() {
             return Status::skip();
         }
         let nodes_with = wanted

@@ -128,6 +128,9 @@ impl PreFilter for InterPodAffinity {
         }
         let aff = required_affinity(&pod.pod);
         let anti = required_anti(&pod.pod);
+        if aff.is_empty() && anti.is_empty() && !snapshot.any_pod_with_required_anti_affinity() {
+            return Status::skip();
+        }
         let mut s = FilterState::default();
         for node in &snapshot.nodes {
             let scan_all = !aff.is_empty() || !anti.is_empty();
