@@ -89,6 +89,8 @@ struct WorkerState {
     image_failed_at: HashMap<String, chrono::DateTime<Utc>>,
     start_time: Option<chrono::DateTime<Utc>>,
     prober: crate::prober::PodProber,
+    /// Containers whose output is being copied into their log file.
+    logging: std::collections::HashSet<String>,
 }
 
 async fn run(k: Arc<Kubelet>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
@@ -264,6 +266,7 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         tracing::debug!(pod = ?pod.metadata.name, container = %c.name, result = ?started, "start container");
         match started {
             Ok(id) => {
+                state.logging.insert(id.clone());
                 if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                     if let Err(e) = crate::lifecycle::run_handler(k, pod, &id, h, deadline).await {
@@ -307,6 +310,14 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         .filter(|c| matches!(c.state, ContainerState::Running { .. }))
         .map(|c| (c.name.clone(), c.id.clone()))
         .collect();
+    // Adopted containers (kubelet restarted): pick their output up again.
+    for c in observed.iter().filter(|c| matches!(c.state, ContainerState::Running { .. })) {
+        if state.logging.insert(c.id.clone()) {
+            if let Err(e) = crate::container_start::attach_logs(k, &uid, &c.name, c.restart_count, &c.id).await {
+                tracing::debug!(id = %c.id, error = %e, "reattaching logs");
+            }
+        }
+    }
     let mut probe_pod = pod.clone();
     if let Some(s) = &sandbox {
         probe_pod.status.get_or_insert_with(Default::default).pod_ip = Some(s.pod_ip.clone());

@@ -261,7 +261,8 @@ pub fn exit_status_json(code: i32, command: &[String]) -> String {
 #[allow(clippy::too_many_arguments)]
 async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, command: Vec<String>, stdin: bool, stdout: bool, stderr: bool, tty: bool) -> Result<(), String> {
     let exec_id = crate::exec::exec_id();
-    let fifos = crate::exec::make_fifos(&k.root_dir.join("exec"), &exec_id, stdin, stdout, stderr).map_err(|e| e.to_string())?;
+    // The shim needs both output paths (an empty one fails); unwanted output is discarded.
+    let fifos = crate::exec::make_fifos(&k.root_dir.join("exec"), &exec_id, stdin, true, !tty).map_err(|e| e.to_string())?;
     let (mut tx, mut rx) = socket.split();
     let open_rx = |p: &Option<std::path::PathBuf>| -> std::io::Result<Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::pipe::Sender)>> {
         match p {
@@ -291,7 +292,7 @@ async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, 
     let started = k.runtime.exec(cfg).await;
     let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     let mut pumps = Vec::new();
-    for (chan, pipe) in [(1u8, out), (2u8, err)] {
+    for (chan, pipe, wanted) in [(1u8, out, stdout), (2u8, err, stderr)] {
         if let Some((mut r, hold)) = pipe {
             drop(hold);
             let ftx = frames_tx.clone();
@@ -300,6 +301,7 @@ async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, 
                 loop {
                     match r.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
+                        Ok(_) if !wanted => {}
                         Ok(n) => {
                             let mut f = Vec::with_capacity(n + 1);
                             f.push(chan);

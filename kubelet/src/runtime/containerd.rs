@@ -41,6 +41,15 @@ fn ts(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     (d.timestamp() > 0).then_some(d)
 }
 
+/// cgroup v1 keeps the OOM kill count until the task is deleted.
+fn oom_killed(pod_uid: &str, id: &str) -> bool {
+    let p = format!("/sys/fs/cgroup/memory/kubepods/pod{pod_uid}/{id}/memory.oom_control");
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok())))
+        .is_some_and(|n| n > 0)
+}
+
 fn ignore_not_found(r: std::result::Result<(), tonic::Status>) -> Result<()> {
     match r {
         Ok(()) => Ok(()),
@@ -183,6 +192,7 @@ impl Containerd {
                     ProcStatus::Unknown => ContainerState::Unknown,
                 },
             };
+            let oom_killed = matches!(state, ContainerState::Exited { exit_code: 137, .. }) && oom_killed(&l(LABEL_POD_UID), &c.id);
             out.push(ObservedContainer {
                 id: c.id.clone(),
                 pod_uid: l(LABEL_POD_UID),
@@ -194,7 +204,7 @@ impl Containerd {
                 image_id: c.labels.get(LABEL_IMAGE_ID).cloned().unwrap_or_default(),
                 state,
                 created_at: ts(&c.created_at).unwrap_or_else(Utc::now),
-                oom_killed: false,
+                oom_killed,
             });
         }
         Ok(out)

@@ -315,3 +315,13 @@ spec:
     assert_eq!(node.container_count(gone.metadata.uid.as_deref().unwrap()).await, 0);
     assert!(!node.k.pod_dir(gone.metadata.uid.as_deref().unwrap()).exists());
 }
+
+mod server;
+
+/// Logs (tailLines, timestamps, limitBytes, previous), exec with exit
+/// codes, /pods, /metrics and client-certificate authentication.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_and_exec_through_the_kubelet_server() {
+    let node = Node::start(registry().await).await;
+    server::logs_and_exec_through_the_kubelet_server(&node).await;
+}
