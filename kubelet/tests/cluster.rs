@@ -78,3 +78,56 @@ spec:
     let left = c.nodes[0].containerd.container_ids().unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// [sig-node] ConfigMap and Secret as env and volumes; a pod referring to a
+/// missing ConfigMap waits in ContainerCreating with a FailedMount event, then
+/// starts once the ConfigMap exists.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_maps_and_secrets_as_env_and_volumes() {
+    let c = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "objs.yaml", r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cfg}
+spec:
+  restartPolicy: Never
+  volumes:
+  - {name: cm, configMap: {name: settings}}
+  - {name: sec, secret: {secretName: creds}}
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo $MODE $PASSWORD $(cat /etc/cm/mode) $(cat /etc/sec/password)"]
+    env:
+    - name: MODE
+      valueFrom: {configMapKeyRef: {name: settings, key: mode}}
+    - name: PASSWORD
+      valueFrom: {secretKeyRef: {name: creds, key: password}}
+    volumeMounts:
+    - {name: cm, mountPath: /etc/cm}
+    - {name: sec, mountPath: /etc/sec}
+"#);
+    c.kubectl_ok(&["apply", "-f", &f]).await.unwrap();
+    let p = wait_pod(&c, "cfg", 60, "waiting for the ConfigMap", |p| {
+        p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| cs[0].state.as_ref()?.waiting.as_ref()?.reason.clone()).as_deref() == Some("ContainerCreating")
+    })
+    .await;
+    assert_eq!(phase(&p), "Pending");
+    let events = wait_for_or(Duration::from_secs(30), "FailedMount event", || {
+        let c = &c;
+        async move { c.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=cfg", "-o", "jsonpath={.items[*].reason}"]).await.ok().filter(|e| e.contains("FailedMount")) }
+    })
+    .await
+    .unwrap();
+    assert!(events.contains("FailedMount"), "{events}");
+    c.kubectl_ok(&["create", "configmap", "settings", "--from-literal=mode=fast"]).await.unwrap();
+    wait_pod(&c, "cfg", 60, "pod Succeeded", |p| phase(p) == "Succeeded").await;
+    let logs = c.kubectl_ok(&["logs", "cfg"]).await.unwrap();
+    assert_eq!(logs, "fast s3cret fast s3cret\n");
+}
