@@ -27,7 +27,10 @@ async fn one_leader_then_fail_over() {
 
     let (a_leads, a_task) = LeaderElector::new(client.clone(), config("a")).spawn();
     let mut a = a_leads.clone();
-    tokio::time::timeout(Duration::from_secs(20), a.wait_for(|l| *l)).await.expect("a leads").expect("channel");
+    tokio::time::timeout(Duration::from_secs(20), a.wait_for(|l| *l))
+        .await
+        .expect("a leads")
+        .expect("channel");
 
     let (b_leads, b_task) = LeaderElector::new(client.clone(), config("b")).spawn();
     // b sees a live holder: it does not lead while a renews.
@@ -38,10 +41,19 @@ async fn one_leader_then_fail_over() {
 
     a_task.abort();
     let mut b = b_leads.clone();
-    tokio::time::timeout(Duration::from_secs(10), b.wait_for(|l| *l)).await.expect("b takes over").expect("channel");
+    tokio::time::timeout(Duration::from_secs(10), b.wait_for(|l| *l))
+        .await
+        .expect("b takes over")
+        .expect("channel");
     let l = wait_for_or(Duration::from_secs(5), "lease held by b", || {
         let leases = leases.clone();
-        async move { leases.get("le-test").await.ok().filter(|l| l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some("b")) }
+        async move {
+            leases
+                .get("le-test")
+                .await
+                .ok()
+                .filter(|l| l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some("b"))
+        }
     })
     .await
     .unwrap();

@@ -185,11 +185,8 @@ impl Filter for InterPodAffinity {
         let Some(s) = state.read::<FilterState>(NAME) else {
             return Status::success();
         };
-        if let Some(labels) = node.labels() {
-            if s.existing_anti.keys().any(|(k, v)| labels.get(k) == Some(v)) {
-                return Status::unschedulable(REASON_EXISTING_ANTI);
-            }
-        }
+        // Upstream's order: the pod's affinity, its anti-affinity, then the
+        // anti-affinity of pods already placed.
         let aff = required_affinity(&pod.pod);
         if !aff.is_empty() {
             let satisfied = aff.iter().all(|t| {
@@ -212,6 +209,11 @@ impl Filter for InterPodAffinity {
                 if count(&s.anti_counts, &t.topology_key, v) > 0 {
                     return Status::unschedulable(REASON_ANTI);
                 }
+            }
+        }
+        if let Some(labels) = node.labels() {
+            if s.existing_anti.keys().any(|(k, v)| labels.get(k) == Some(v)) {
+                return Status::unschedulable(REASON_EXISTING_ANTI);
             }
         }
         Status::success()
