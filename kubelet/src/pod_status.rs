@@ -268,3 +268,133 @@ pub fn generate(pod: &Pod, observed: &[ObservedContainer], facts: &PodFacts, now
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    fn pod(policy: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.uid = Some("u".into());
+        p.spec = Some(PodSpec {
+            restart_policy: Some(policy.into()),
+            containers: vec![Container { name: "a".into(), image: Some("busybox".into()), ..Default::default() }],
+            ..Default::default()
+        });
+        p
+    }
+
+    fn obs(rc: i32, state: ContainerState) -> ObservedContainer {
+        ObservedContainer {
+            id: format!("id{rc}"),
+            pod_uid: "u".into(),
+            pod_name: "p".into(),
+            pod_namespace: "default".into(),
+            name: "a".into(),
+            restart_count: rc,
+            image: "busybox".into(),
+            image_id: "busybox@sha256:x".into(),
+            state,
+            created_at: Utc::now(),
+            oom_killed: false,
+        }
+    }
+
+    fn exited(code: i32) -> ContainerState {
+        ContainerState::Exited { exit_code: code, started_at: None, finished_at: Utc::now() }
+    }
+
+    #[test]
+    fn no_containers_yet_is_pending_container_creating() {
+        let s = generate(&pod("Always"), &[], &PodFacts::default(), Utc::now());
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let w = s.container_statuses.unwrap()[0].state.clone().unwrap().waiting.unwrap();
+        assert_eq!(w.reason.as_deref(), Some("ContainerCreating"));
+    }
+
+    #[test]
+    fn running_container_is_ready_and_pod_running() {
+        let o = [obs(0, ContainerState::Running { started_at: Utc::now() })];
+        let s = generate(&pod("Always"), &o, &PodFacts { sandbox_ready: true, ..Default::default() }, Utc::now());
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let cs = &s.container_statuses.unwrap()[0];
+        assert!(cs.ready);
+        assert_eq!(cs.container_id.as_deref(), Some("containerd://id0"));
+        let ready = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.status, "True");
+    }
+
+    #[test]
+    fn crash_loop_shows_waiting_with_last_state() {
+        let o = [obs(2, exited(1))];
+        let mut facts = PodFacts::default();
+        facts.waiting.insert("a".into(), ("CrashLoopBackOff".into(), "back-off 20s".into()));
+        let s = generate(&pod("Always"), &o, &facts, Utc::now());
+        let cs = &s.container_statuses.unwrap()[0];
+        assert_eq!(cs.restart_count, 2);
+        assert_eq!(cs.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(), Some("CrashLoopBackOff"));
+        assert_eq!(cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 1);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+    }
+
+    #[test]
+    fn completed_and_failed_phases_follow_restart_policy() {
+        assert_eq!(generate(&pod("Never"), &[obs(0, exited(0))], &PodFacts::default(), Utc::now()).phase.as_deref(), Some("Succeeded"));
+        assert_eq!(generate(&pod("Never"), &[obs(0, exited(2))], &PodFacts::default(), Utc::now()).phase.as_deref(), Some("Failed"));
+        assert_eq!(generate(&pod("OnFailure"), &[obs(0, exited(0))], &PodFacts::default(), Utc::now()).phase.as_deref(), Some("Succeeded"));
+        let s = generate(&pod("Never"), &[obs(0, exited(0))], &PodFacts::default(), Utc::now());
+        let t = s.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+        assert_eq!(t.reason.as_deref(), Some("Completed"));
+    }
+
+    #[test]
+    fn oom_killed_and_start_error_reasons() {
+        let mut o = obs(0, exited(137));
+        o.oom_killed = true;
+        let s = generate(&pod("Never"), &[o], &PodFacts::default(), Utc::now());
+        assert_eq!(s.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap().reason.as_deref(), Some("OOMKilled"));
+        let mut facts = PodFacts::default();
+        facts.start_errors.insert("id0".into(), "exec: not found".into());
+        let s = generate(&pod("Never"), &[obs(0, exited(128))], &facts, Utc::now());
+        let t = s.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+        assert_eq!((t.exit_code, t.reason.as_deref()), (128, Some("StartError")));
+    }
+
+    #[test]
+    fn terminal_phase_is_sticky() {
+        let mut p = pod("Always");
+        p.status = Some(PodStatus { phase: Some("Failed".into()), ..Default::default() });
+        let s = generate(&p, &[obs(0, ContainerState::Running { started_at: Utc::now() })], &PodFacts::default(), Utc::now());
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn qos_classes() {
+        let mut p = pod("Always");
+        assert_eq!(qos_class(&p), "BestEffort");
+        let q = |s: &str| Quantity(s.into());
+        p.spec.as_mut().unwrap().containers[0].resources = Some(ResourceRequirements {
+            requests: Some([("cpu".to_string(), q("100m"))].into()),
+            ..Default::default()
+        });
+        assert_eq!(qos_class(&p), "Burstable");
+        p.spec.as_mut().unwrap().containers[0].resources = Some(ResourceRequirements {
+            limits: Some([("cpu".to_string(), q("1")), ("memory".to_string(), q("64Mi"))].into()),
+            ..Default::default()
+        });
+        assert_eq!(qos_class(&p), "Guaranteed");
+    }
+
+    #[test]
+    fn transition_time_is_kept_while_status_unchanged() {
+        let o = [obs(0, ContainerState::Running { started_at: Utc::now() })];
+        let t1 = Utc::now() - chrono::Duration::seconds(100);
+        let mut p = pod("Always");
+        p.status = Some(generate(&p, &o, &PodFacts::default(), t1));
+        let s = generate(&p, &o, &PodFacts::default(), Utc::now());
+        let ready = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.last_transition_time, Some(crate::ktime::time(t1)));
+    }
+}
