@@ -325,3 +325,31 @@ async fn logs_and_exec_through_the_kubelet_server() {
     let node = Node::start(registry().await).await;
     server::logs_and_exec_through_the_kubelet_server(&node).await;
 }
+
+/// containerd restarted under the kubelet: running pods keep their
+/// containers and new pods still start once it is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn containerd_restart_under_the_kubelet() {
+    let mut node = Node::start(registry().await).await;
+    let a = pod(r#"
+metadata: {name: before}
+spec:
+  containers:
+  - {name: main, image: busybox, command: ["sleep", "3600"]}
+"#);
+    node.run(&a).await;
+    let before = node.wait_status("before", 60, "Running", |s| (phase(s) == "Running").then(|| s.container_statuses.clone().unwrap()[0].clone())).await;
+    node.env.containerd.process().restart().unwrap();
+    let b = pod(r#"
+metadata: {name: after}
+spec:
+  containers:
+  - {name: main, image: busybox, command: ["sleep", "3600"]}
+"#);
+    node.run(&b).await;
+    node.wait_status("after", 60, "new pod Running after restart", |s| (phase(s) == "Running").then_some(())).await;
+    let now = node.statuses.latest("before").unwrap().container_statuses.unwrap()[0].clone();
+    assert_eq!(now.container_id, before.container_id);
+    assert_eq!(now.restart_count, 0);
+    assert!(now.state.unwrap().running.is_some());
+}
