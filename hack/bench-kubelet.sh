@@ -82,20 +82,24 @@ bench_pods() {
   local n="$1" out="$2" names=() i
   for ((i = 0; i < n; i++)); do names+=("bench-$n-$i"); done
   : >"$WORK/seen"
+  rm -f "$WORK/events"; mkfifo "$WORK/events"
+  # The watch writes into a FIFO so that it can be stopped by its own PID.
   k get pods -l bench=kubelet -w --output-watch-events \
-    -o jsonpath='{.object.metadata.name} {.object.status.phase}{"\n"}' 2>/dev/null |
-    while read -r name ph; do
-      [ "$ph" = Running ] && ! grep -q "^$name " "$WORK/seen" && echo "$name $(date +%s.%N)" >>"$WORK/seen"
-    done &
-  local watcher=$!
+    -o jsonpath='{.object.metadata.name} {.object.status.phase}{"\n"}' >"$WORK/events" 2>/dev/null &
+  local watch_pid=$!
+  while read -r name ph; do
+    if [ "$ph" = Running ] && ! grep -q "^$name " "$WORK/seen"; then echo "$name $(date +%s.%N)" >>"$WORK/seen"; fi
+  done <"$WORK/events" &
+  local reader_pid=$!
   sleep 1
   for n2 in "${names[@]}"; do pod_yaml "$n2"; done >"$WORK/pods.yaml"
   local t0; t0="$(date +%s.%N)"
   k apply -f "$WORK/pods.yaml" >/dev/null
   local deadline=$((SECONDS + 180))
   until [ "$(wc -l <"$WORK/seen")" -ge "$n" ] || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
-  kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true
-  pkill -P $$ -f "get pods -l bench=kubelet" 2>/dev/null || true
+  kill "$watch_pid" 2>/dev/null || true
+  wait "$watch_pid" 2>/dev/null || true
+  wait "$reader_pid" 2>/dev/null || true
   awk -v t0="$t0" '{printf "%.3f\n", $2 - t0}' "$WORK/seen" >"$out"
 }
 
