@@ -41,6 +41,21 @@ pub enum SyncError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("API request timed out after {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// How long one write may take before the sync gives up and backs off; a
+/// hung request must not hold a key (and its controller's progress) forever.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Run one API call with [`REQUEST_TIMEOUT`].
+pub async fn timed<T>(
+    fut: impl std::future::Future<Output = std::result::Result<T, kube::Error>>,
+) -> Result<std::result::Result<T, kube::Error>> {
+    tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        .await
+        .map_err(|_| SyncError::Timeout(REQUEST_TIMEOUT))
 }
 
 pub type Result<T, E = SyncError> = std::result::Result<T, E>;

@@ -233,6 +233,9 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     );
     let now = Timestamp::now();
     let plan = plan(&rs, &pods, now);
+    if !satisfied {
+        tracing::debug!(replicaset = %key, "waiting for the cache to show earlier creations/deletions");
+    }
     let pod_api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
     let mut create_error = None;
     if satisfied {
@@ -312,11 +315,11 @@ async fn create_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, n: 
     let pod = podutil::pod_from_template(template, key.ns(), podutil::controller_ref(rs), &format!("{}-", key.name));
     for batch in super::slow_start_batches(n) {
         let pp = PostParams::default();
-        let results = join_all((0..batch).map(|_| api.create(&pp, &pod))).await;
+        let results = join_all((0..batch).map(|_| super::timed(api.create(&pp, &pod)))).await;
         let mut first_err = None;
         let mut created = Vec::new();
         for r in results {
-            match r {
+            match r.and_then(|r| r.map_err(SyncError::from)) {
                 Ok(p) => {
                     st.recorder
                         .record(rs, EventType::Normal, "SuccessfulCreate", &format!("Created pod: {}", p.name_any()));
@@ -333,7 +336,7 @@ async fn create_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, n: 
         }
         st.expectations.expect(key, created, []);
         if let Some(e) = first_err {
-            return Err(e.into());
+            return Err(e);
         }
     }
     Ok(())
@@ -343,11 +346,11 @@ async fn delete_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, pod
     st.expectations.expect(key, [], pods.iter().filter_map(|p| p.metadata.uid.clone()));
     let results = join_all(
         pods.iter()
-            .map(|p| async move { (p, api.delete(&p.name_any(), &DeleteParams::default()).await) }),
+            .map(|p| async move { (p, super::timed(api.delete(&p.name_any(), &DeleteParams::default())).await) }),
     )
     .await;
     for (p, r) in results {
-        match r {
+        match r? {
             Ok(_) => st
                 .recorder
                 .record(rs, EventType::Normal, "SuccessfulDelete", &format!("Deleted pod: {}", p.name_any())),

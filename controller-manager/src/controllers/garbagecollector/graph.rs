@@ -202,9 +202,11 @@ pub fn decide(node: &Node, dependents: &[&Node], owners: &[OwnerState]) -> Decis
     if !waiting.is_empty() && !dependents.is_empty() {
         return Decision::UnblockAndDelete(waiting);
     }
+    // As upstream: with no dependents of its own, a dependent of a waiting
+    // owner needs no foreground deletion; its existing finalizers decide.
     let policy = if node.has_finalizer(ORPHAN) {
         Propagation::Orphan
-    } else if node.has_finalizer(FOREGROUND) || !waiting.is_empty() {
+    } else if node.has_finalizer(FOREGROUND) {
         Propagation::Foreground
     } else {
         Propagation::Background
@@ -267,10 +269,10 @@ mod tests {
             Decision::ProcessDependents(vec!["p1".into()])
         );
         assert_eq!(decide(&rs, &[&free], &[]), Decision::RemoveFinalizer(FOREGROUND));
-        // A dependent of a waiting owner is deleted in the foreground.
+        // A leaf dependent of a waiting owner is simply deleted (upstream's default case).
         assert_eq!(
             decide(&blocking, &[], &[OwnerState::Waiting]),
-            Decision::Delete(Propagation::Foreground)
+            Decision::Delete(Propagation::Background)
         );
     }
 
