@@ -412,6 +412,10 @@ fn service_spec(spec: &mut Obj) {
     }
     for port in each_object(spec, "ports") {
         set(port, "protocol", json!("TCP"));
+        // upstream treats a zero IntOrString (what protobuf clients send when unset) as unset.
+        if matches!(port.get("targetPort"), Some(v) if *v == json!(0) || *v == json!("")) {
+            port.remove("targetPort");
+        }
         if let Some(p) = port.get("port").cloned() {
             set(port, "targetPort", p);
         }
@@ -479,6 +483,9 @@ mod tests {
             s["spec"]["ports"][0],
             json!({"port": 80, "protocol": "TCP", "targetPort": 80})
         );
+        let mut zero = json!({"spec": {"ports": [{"port": 81, "targetPort": 0}]}});
+        default_object(&Gvk::new("", "v1", "Service"), &mut zero);
+        assert_eq!(zero["spec"]["ports"][0]["targetPort"], 81);
         let mut j =
             json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}});
         default_object(&Gvk::new("batch", "v1", "Job"), &mut j);
