@@ -21,7 +21,10 @@ fn cycle(c: &mut Criterion) {
             let mut cache = Cache::default();
             for i in 0..nodes {
                 let zone = format!("zone-{}", i % 3);
-                cache.add_or_update_node(Arc::new(with_node_labels(node(&format!("node-{i}"), "32", "256Gi", "110"), &[("topology.kubernetes.io/zone", &zone)])));
+                cache.add_or_update_node(Arc::new(with_node_labels(
+                    node(&format!("node-{i}"), "32", "256Gi", "110"),
+                    &[("topology.kubernetes.io/zone", &zone)],
+                )));
             }
             let mut snapshot = Snapshot::default();
             let mut alg = Algorithm::with_seed(1);

@@ -56,21 +56,36 @@ fn bench_node(name: &str) -> Node {
         status: Some(NodeStatus {
             capacity: Some(alloc.clone()),
             allocatable: Some(alloc),
-            conditions: Some(vec![NodeCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
             ..Default::default()
         }),
     }
 }
 
 fn bench_pod(name: &str) -> Pod {
-    let requests: BTreeMap<String, Quantity> = [("cpu".to_string(), Quantity("10m".into())), ("memory".to_string(), Quantity("16Mi".into()))].into();
+    let requests: BTreeMap<String, Quantity> = [
+        ("cpu".to_string(), Quantity("10m".into())),
+        ("memory".to_string(), Quantity("16Mi".into())),
+    ]
+    .into();
     Pod {
-        metadata: ObjectMeta { name: Some(name.into()), labels: Some([("app".to_string(), "bench".to_string())].into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some([("app".to_string(), "bench".to_string())].into()),
+            ..Default::default()
+        },
         spec: Some(PodSpec {
             containers: vec![Container {
                 name: "c".into(),
                 image: Some("busybox".into()),
-                resources: Some(ResourceRequirements { requests: Some(requests), ..Default::default() }),
+                resources: Some(ResourceRequirements {
+                    requests: Some(requests),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }],
             ..Default::default()
@@ -81,7 +96,9 @@ fn bench_pod(name: &str) -> Pod {
 
 async fn client(path: &std::path::Path) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
     cfg.read_timeout = Some(Duration::from_secs(600));
     kube::Client::try_from(cfg).expect("client")
 }
@@ -95,7 +112,9 @@ where
 }
 
 async fn etcd_rate(endpoint: &str, n: usize, concurrency: usize) -> f64 {
-    let client = etcd_client::Client::connect([endpoint], None).await.expect("etcd connect");
+    let client = etcd_client::Client::connect([endpoint], None)
+        .await
+        .expect("etcd connect");
     let value = serde_json::to_vec(&bench_pod("raw-etcd-value")).expect("json");
     let value = Arc::new(value);
     let start = Instant::now();
@@ -105,14 +124,21 @@ async fn etcd_rate(endpoint: &str, n: usize, concurrency: usize) -> f64 {
         async move {
             let key = format!("/bench-raw/{i}");
             let txn = etcd_client::Txn::new()
-                .when([etcd_client::Compare::create_revision(key.clone(), etcd_client::CompareOp::Equal, 0)])
+                .when([etcd_client::Compare::create_revision(
+                    key.clone(),
+                    etcd_client::CompareOp::Equal,
+                    0,
+                )])
                 .and_then([etcd_client::TxnOp::put(key, value.as_slice().to_vec(), None)]);
             kv.txn(txn).await.expect("etcd txn");
         }
     })
     .await;
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    let _ = client.kv_client().delete("/bench-raw/", Some(etcd_client::DeleteOptions::new().with_prefix())).await;
+    let _ = client
+        .kv_client()
+        .delete("/bench-raw/", Some(etcd_client::DeleteOptions::new().with_prefix()))
+        .await;
     rate
 }
 
@@ -128,7 +154,13 @@ async fn main() {
             let name = format!("bench-node-{i}");
             let n = bench_node(&name);
             if nodes.create(&PostParams::default(), &n).await.is_ok() {
-                let _ = nodes.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": n.status }))).await;
+                let _ = nodes
+                    .patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "status": n.status })),
+                    )
+                    .await;
             }
         }
     })
@@ -136,7 +168,16 @@ async fn main() {
     eprintln!("created {} nodes in {:.1}s", args.nodes, t.elapsed().as_secs_f64());
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let _ = namespaces
-        .create(&PostParams::default(), &k8s_openapi::api::core::v1::Namespace { metadata: ObjectMeta { name: Some(args.namespace.clone()), ..Default::default() }, ..Default::default() })
+        .create(
+            &PostParams::default(),
+            &k8s_openapi::api::core::v1::Namespace {
+                metadata: ObjectMeta {
+                    name: Some(args.namespace.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
         .await;
     // Let the scheduler's node informer catch up before the clock starts.
     if let Ok(wait) = std::env::var("BENCH_SETTLE_SECS") {
@@ -163,7 +204,9 @@ async fn main() {
                 }
             }
             if let watcher::Event::Apply(p) | watcher::Event::InitApply(p) = ev {
-                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() && seen.insert(p.metadata.name.clone().unwrap_or_default()) {
+                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+                    && seen.insert(p.metadata.name.clone().unwrap_or_default())
+                {
                     let n = watch_bound.fetch_add(1, Ordering::SeqCst) + 1;
                     if n == target {
                         if let Some(tx) = done_tx.take() {
@@ -181,7 +224,10 @@ async fn main() {
     tokio::spawn(run_concurrently(args.pods, args.concurrency, move |i| {
         let pods = create_pods.clone();
         async move {
-            if let Err(e) = pods.create(&PostParams::default(), &bench_pod(&format!("bench-pod-{i}"))).await {
+            if let Err(e) = pods
+                .create(&PostParams::default(), &bench_pod(&format!("bench-pod-{i}")))
+                .await
+            {
                 eprintln!("create bench-pod-{i}: {e}");
             }
         }
@@ -189,15 +235,27 @@ async fn main() {
     let end = match tokio::time::timeout(Duration::from_secs(args.timeout_secs), done_rx).await {
         Ok(Ok(t)) => t,
         _ => {
-            eprintln!("timed out with {} of {} pods bound", bound.load(Ordering::SeqCst), args.pods);
+            eprintln!(
+                "timed out with {} of {} pods bound",
+                bound.load(Ordering::SeqCst),
+                args.pods
+            );
             std::process::exit(1);
         }
     };
     let secs = end.duration_since(start).as_secs_f64();
     let rate = args.pods as f64 / secs;
-    println!("e2e: {} pods on {} nodes bound in {:.2}s = {:.0} pods/s (concurrency {})", args.pods, args.nodes, secs, rate, args.concurrency);
+    println!(
+        "e2e: {} pods on {} nodes bound in {:.2}s = {:.0} pods/s (concurrency {})",
+        args.pods, args.nodes, secs, rate, args.concurrency
+    );
     if let Some(etcd) = &args.etcd {
         let raw = etcd_rate(etcd, args.pods, args.concurrency).await;
-        println!("etcd: raw txn-create rate at concurrency {} = {:.0} writes/s; ratio e2e/etcd = {:.2}", args.concurrency, raw, rate / raw);
+        println!(
+            "etcd: raw txn-create rate at concurrency {} = {:.0} writes/s; ratio e2e/etcd = {:.2}",
+            args.concurrency,
+            raw,
+            rate / raw
+        );
     }
 }

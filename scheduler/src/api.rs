@@ -37,7 +37,9 @@ pub trait ClusterApi: Send + Sync + 'static {
         message: String,
     ) -> BoxFuture<'static, Result<(), ApiError>>;
     fn set_unschedulable(&self, pod: Arc<Pod>, status: Unschedulable) -> BoxFuture<'static, Result<(), ApiError>>;
-    fn delete_pod(&self, pod: Arc<Pod>) -> BoxFuture<'static, Result<(), ApiError>>;
+    /// Deletes a preemption victim gracefully, after marking it with the
+    /// DisruptionTarget condition on behalf of `scheduler_name`.
+    fn delete_pod(&self, pod: Arc<Pod>, scheduler_name: String) -> BoxFuture<'static, Result<(), ApiError>>;
 }
 
 /// The real API through a kube client.
@@ -217,10 +219,27 @@ impl ClusterApi for KubeApi {
         })
     }
 
-    fn delete_pod(&self, pod: Arc<Pod>) -> BoxFuture<'static, Result<(), ApiError>> {
+    fn delete_pod(&self, pod: Arc<Pod>, scheduler_name: String) -> BoxFuture<'static, Result<(), ApiError>> {
         let api = self.pods(&pod);
         Box::pin(async move {
             let name = pod.metadata.name.clone().unwrap_or_default();
+            let condition = PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "True".into(),
+                reason: Some("PreemptionByScheduler".into()),
+                message: Some(format!(
+                    "{scheduler_name}: preempting to accommodate a higher priority pod"
+                )),
+                last_transition_time: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+                ..Default::default()
+            };
+            let smp = json!({ "metadata": { "uid": pod.metadata.uid }, "status": { "conditions": [condition] } });
+            if let Err(e) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&smp))
+                .await
+            {
+                tracing::debug!(pod = %name, error = %e, "marking preemption victim");
+            }
             let dp = DeleteParams {
                 preconditions: pod.metadata.uid.clone().map(|uid| kube::api::Preconditions {
                     uid: Some(uid),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::algorithm::{Algorithm, ScheduleError};
 use crate::api::{ApiError, ClusterApi, Unschedulable};
@@ -37,9 +37,15 @@ pub struct Scheduler {
     state: Mutex<State>,
     wake: Notify,
     api: Arc<dyn ClusterApi>,
+    /// Bounds concurrent API writes (binds, events, status), so a burst of
+    /// scheduled pods queues here instead of opening a connection each.
+    writes: Arc<Semaphore>,
     profiles: BTreeMap<String, Arc<Framework>>,
     pub metrics: Arc<Metrics>,
 }
+
+/// Concurrent API writes in flight at most.
+pub const MAX_INFLIGHT_WRITES: usize = 64;
 
 fn is_terminal(pod: &Pod) -> bool {
     matches!(
@@ -106,6 +112,7 @@ impl Scheduler {
             }),
             wake: Notify::new(),
             api,
+            writes: Arc::new(Semaphore::new(MAX_INFLIGHT_WRITES)),
             profiles,
             metrics: Arc::new(Metrics::default()),
         })
@@ -331,7 +338,9 @@ impl Scheduler {
         let api = self.api.clone();
         let pod = qp.info.pod.clone();
         let component = fw.scheduler_name.clone();
+        let writes = self.writes.clone();
         tokio::spawn(async move {
+            let _permit = writes.acquire_owned().await;
             if let Err(e) = api
                 .event(pod.clone(), component, "Warning", "FailedScheduling", message.clone())
                 .await
@@ -367,7 +376,7 @@ impl Scheduler {
                 let _ = api
                     .event(v.pod.clone(), component.clone(), "Normal", "Preempted", msg)
                     .await;
-                match api.delete_pod(v.pod.clone()).await {
+                match api.delete_pod(v.pod.clone(), component.clone()).await {
                     Ok(()) | Err(ApiError::Gone(_)) => {}
                     Err(e) => tracing::warn!(victim = %v.key, error = %e, "deleting preemption victim"),
                 }
@@ -378,6 +387,7 @@ impl Scheduler {
     fn spawn_bind(self: &Arc<Self>, fw: Arc<Framework>, qp: QueuedPodInfo, node: String, state: CycleState) {
         let this = self.clone();
         tokio::spawn(async move {
+            let _permit = this.writes.clone().acquire_owned().await;
             let key = qp.info.key.clone();
             let result = this.api.bind(qp.info.pod.clone(), node.clone()).await;
             // Update the cache and queue under the lock; publish after it.

@@ -24,7 +24,14 @@ const LEASE_FLAGS: &[&str] = &[
 
 async fn holder(env: &Env) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), "default");
-    leases.get_opt("kube-scheduler").await.ok().flatten()?.spec?.holder_identity.filter(|h| !h.is_empty())
+    leases
+        .get_opt("kube-scheduler")
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +43,9 @@ async fn leader_fail_over_binds_each_pod_once() {
         flags.extend(["--identity", id]);
         env.start_scheduler(&flags);
     }
-    let leader = testkit::wait_for_or(WAIT, "a lease holder", || holder(&env)).await.unwrap();
+    let leader = testkit::wait_for_or(WAIT, "a lease holder", || holder(&env))
+        .await
+        .unwrap();
 
     env.create_pod(&pod("before", "100m", "10Mi")).await;
     env.wait_bound("before").await;
@@ -56,6 +65,10 @@ async fn leader_fail_over_binds_each_pod_once() {
     for (pod, by) in [("before", &leader), ("after", &new_leader)] {
         let events = env.events_for(pod, "Scheduled").await;
         assert_eq!(events.len(), 1, "{pod} bound once");
-        assert_eq!(events[0].reporting_instance.as_deref(), Some(by.as_str()), "{pod} bound by the leader");
+        assert_eq!(
+            events[0].reporting_instance.as_deref(),
+            Some(by.as_str()),
+            "{pod} bound by the leader"
+        );
     }
 }

@@ -21,7 +21,7 @@ fn app_selector(app: &str) -> Option<LabelSelector> {
 /// The walking skeleton and the no-overcommit guarantee: 100 pods created
 /// at once on 3 nodes of 1 cpu; exactly 10 fit per node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resource_fit_100_pods_on_3_small_nodes_never_overcommit() {
+async fn scheduler_resource_limits_100_pods_on_3_small_nodes_never_overcommit() {
     let mut env = Env::start().await;
     for n in ["n1", "n2", "n3"] {
         env.create_node(node(n, "1", "2Gi")).await;
@@ -251,7 +251,7 @@ async fn binpack_against_spread_profiles() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn preemption_evicts_lower_priority_and_nominates() {
+async fn scheduler_basic_preemption_with_disruption_target_and_nominated_node() {
     let mut env = Env::start().await;
     env.create_node(node("n1", "1", "2Gi")).await;
     let classes: Api<PriorityClass> = Api::all(env.client.clone());
@@ -318,4 +318,60 @@ async fn bad_input_stays_pending_with_a_reason() {
         .message
         .as_deref()
         .is_some_and(|m| m.contains("Insufficient example.com/gpu"))));
+}
+
+/// Conformance: "Scheduler, node selector matching" and "... not matching".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_node_selector_matching_and_not_matching() {
+    let mut env = Env::start().await;
+    env.create_node(labeled(node("n1", "1", "2Gi"), &[("kubernetes.io/e2e-selector", "42")]))
+        .await;
+    env.create_node(node("n2", "1", "2Gi")).await;
+    env.start_scheduler(&[]);
+    let selecting = |name: &str, value: &str| {
+        let mut p = pod(name, "10m", "10Mi");
+        p.spec.as_mut().unwrap().node_selector =
+            Some([("kubernetes.io/e2e-selector".to_string(), value.to_string())].into());
+        p
+    };
+    env.create_pod(&selecting("match", "42")).await;
+    assert_eq!(env.wait_bound("match").await, "n1");
+    env.create_pod(&selecting("nomatch", "43")).await;
+    env.wait_unschedulable(
+        "nomatch",
+        "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector.",
+    )
+    .await;
+}
+
+/// Conformance: "Scheduling, HostPort and Protocol match, HostIPs different
+/// but one is default HostIP (0.0.0.0)" and "HostPort matching and HostIP
+/// and Protocol not-matching".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduling_hostport_conflicts_with_default_host_ip_but_not_other_protocols() {
+    use k8s_openapi::api::core::v1::ContainerPort;
+    let mut env = Env::start().await;
+    env.create_node(node("n1", "4", "4Gi")).await;
+    env.start_scheduler(&[]);
+    let with_port = |name: &str, ip: &str, proto: &str| {
+        let mut p = pod(name, "10m", "10Mi");
+        p.spec.as_mut().unwrap().containers[0].ports = Some(vec![ContainerPort {
+            container_port: 8080,
+            host_port: Some(54321),
+            host_ip: Some(ip.into()),
+            protocol: Some(proto.into()),
+            ..Default::default()
+        }]);
+        p
+    };
+    env.create_pod(&with_port("any-ip", "0.0.0.0", "TCP")).await;
+    env.wait_bound("any-ip").await;
+    env.create_pod(&with_port("udp", "127.0.0.1", "UDP")).await;
+    env.wait_bound("udp").await;
+    env.create_pod(&with_port("loopback-tcp", "127.0.0.1", "TCP")).await;
+    env.wait_unschedulable(
+        "loopback-tcp",
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.",
+    )
+    .await;
 }

@@ -79,6 +79,11 @@ pub type HostPort = (String, String, i32);
 pub struct NodeInfo {
     pub node: Arc<Node>,
     pub name: String,
+    /// spec.unschedulable, and whether the node has taints at all: read on
+    /// every filter pass, kept here to spare the walk into the Node.
+    pub unschedulable: bool,
+    pub has_taints: bool,
+    pub has_prefer_no_schedule_taints: bool,
     pub allocatable: Resources,
     /// Set when allocatable does not parse; nothing fits such a node.
     pub allocatable_error: Option<String>,
@@ -97,6 +102,9 @@ impl NodeInfo {
         let mut info = NodeInfo {
             name: node.metadata.name.clone().unwrap_or_default(),
             node: node.clone(),
+            unschedulable: false,
+            has_taints: false,
+            has_prefer_no_schedule_taints: false,
             allocatable: Resources::default(),
             allocatable_error: None,
             requested: Resources::default(),
@@ -131,6 +139,11 @@ impl NodeInfo {
             }
         }
         self.name = node.metadata.name.clone().unwrap_or_default();
+        let spec = node.spec.as_ref();
+        self.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+        let taints = spec.and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
+        self.has_taints = !taints.is_empty();
+        self.has_prefer_no_schedule_taints = taints.iter().any(|t| t.effect == "PreferNoSchedule");
         self.node = node;
     }
 

@@ -20,7 +20,11 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn new(nodes: Vec<Arc<NodeInfo>>) -> Snapshot {
         let index = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
-        let mut s = Snapshot { nodes, index, ..Default::default() };
+        let mut s = Snapshot {
+            nodes,
+            index,
+            ..Default::default()
+        };
         for n in &s.nodes {
             s.pods_with_affinity += n.pods_with_affinity;
             s.pods_with_required_anti_affinity += n.pods_with_required_anti_affinity;
@@ -40,8 +44,9 @@ impl Snapshot {
                 let old = std::mem::replace(&mut self.nodes[*i], info);
                 let new = &self.nodes[*i];
                 self.pods_with_affinity = self.pods_with_affinity + new.pods_with_affinity - old.pods_with_affinity;
-                self.pods_with_required_anti_affinity =
-                    self.pods_with_required_anti_affinity + new.pods_with_required_anti_affinity - old.pods_with_required_anti_affinity;
+                self.pods_with_required_anti_affinity = self.pods_with_required_anti_affinity
+                    + new.pods_with_required_anti_affinity
+                    - old.pods_with_required_anti_affinity;
                 self.nodes_with_images =
                     self.nodes_with_images + (!new.images.is_empty()) as usize - (!old.images.is_empty()) as usize;
                 true

@@ -144,7 +144,7 @@ pub fn insufficient_resources(req: &Resources, node: &NodeInfo) -> Vec<String> {
     let mut reasons = Vec::new();
     let alloc = &node.allocatable;
     let used = &node.requested;
-    if used.allowed_pods + 1 > alloc.allowed_pods {
+    if used.allowed_pods.saturating_add(1) > alloc.allowed_pods {
         reasons.push("Too many pods".to_string());
     }
     let checks = [
@@ -153,12 +153,12 @@ pub fn insufficient_resources(req: &Resources, node: &NodeInfo) -> Vec<String> {
         (EPHEMERAL_STORAGE, req.ephemeral_storage),
     ];
     for (name, want) in checks {
-        if want > 0 && want > alloc.get(name) - used.get(name) {
+        if want > 0 && want > alloc.get(name).saturating_sub(used.get(name)) {
             reasons.push(format!("Insufficient {name}"));
         }
     }
     for (name, want) in &req.scalar {
-        if *want > 0 && is_scalar(name) && *want > alloc.get(name) - used.get(name) {
+        if *want > 0 && is_scalar(name) && *want > alloc.get(name).saturating_sub(used.get(name)) {
             reasons.push(format!("Insufficient {name}"));
         }
     }
@@ -207,15 +207,17 @@ impl NodeResourcesFit {
         if capacity <= 0 {
             return 0;
         }
+        // Percentages in i128: capacity * 100 can exceed i64 for huge quantities.
+        let pct = |n: i64| (n.max(0) as i128 * MAX_NODE_SCORE as i128 / capacity as i128) as i64;
         match self.strategy.type_ {
             StrategyType::LeastAllocated => {
                 if requested > capacity {
                     0
                 } else {
-                    (capacity - requested) * MAX_NODE_SCORE / capacity
+                    pct(capacity - requested)
                 }
             }
-            StrategyType::MostAllocated => requested.min(capacity) * MAX_NODE_SCORE / capacity,
+            StrategyType::MostAllocated => pct(requested.min(capacity)),
             StrategyType::RequestedToCapacityRatio => {
                 let shape = self
                     .strategy
@@ -223,7 +225,7 @@ impl NodeResourcesFit {
                     .as_ref()
                     .map(|r| r.shape.as_slice())
                     .unwrap_or(&[]);
-                shape_score(shape, requested.min(capacity) * 100 / capacity)
+                shape_score(shape, pct(requested.min(capacity)))
             }
         }
     }
@@ -233,8 +235,11 @@ impl NodeResourcesFit {
 /// use the non-zero defaults so that empty pods still spread.
 pub fn requested_with_pod(pod: &PodInfo, node: &NodeInfo, resource: &str) -> i64 {
     match resource {
-        CPU | MEMORY => node.non_zero_requested.get(resource) + pod.non_zero.get(resource),
-        other => node.requested.get(other) + pod.requests.get(other),
+        CPU | MEMORY => node
+            .non_zero_requested
+            .get(resource)
+            .saturating_add(pod.non_zero.get(resource)),
+        other => node.requested.get(other).saturating_add(pod.requests.get(other)),
     }
 }
 
@@ -381,6 +386,22 @@ mod tests {
                 .unwrap(),
             50
         );
+    }
+
+    #[test]
+    fn huge_quantities_neither_overflow_nor_panic() {
+        let info = node_info(
+            node("n", "9999999999999", "99999999999Ei", "10"),
+            vec![on_node(pod("x", "9999999999999", "8Ei"), "n")],
+        );
+        let p = pod_info(pod("p", "9999999999999", "99999999999Ei"));
+        let st = CycleState::default();
+        for t in [StrategyType::LeastAllocated, StrategyType::MostAllocated] {
+            let plugin = fit(t);
+            let _ = plugin.filter(&st, &p, &info);
+            let s = plugin.score(&st, &p, &info).unwrap();
+            assert!((0..=MAX_NODE_SCORE).contains(&s), "{s}");
+        }
     }
 
     #[test]

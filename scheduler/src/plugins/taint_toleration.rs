@@ -36,6 +36,9 @@ fn taints(node: &NodeInfo) -> &[k8s_openapi::api::core::v1::Taint] {
 
 impl Filter for TaintToleration {
     fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        if !node.has_taints {
+            return Status::success();
+        }
         let tols = tolerations(pod);
         let untolerated = taints(node)
             .iter()

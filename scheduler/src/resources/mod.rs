@@ -44,12 +44,13 @@ impl Resources {
     }
 
     pub fn sub(&mut self, other: &Resources) {
-        self.milli_cpu -= other.milli_cpu;
-        self.memory -= other.memory;
-        self.ephemeral_storage -= other.ephemeral_storage;
-        self.allowed_pods -= other.allowed_pods;
+        self.milli_cpu = self.milli_cpu.saturating_sub(other.milli_cpu);
+        self.memory = self.memory.saturating_sub(other.memory);
+        self.ephemeral_storage = self.ephemeral_storage.saturating_sub(other.ephemeral_storage);
+        self.allowed_pods = self.allowed_pods.saturating_sub(other.allowed_pods);
         for (k, v) in &other.scalar {
-            *self.scalar.entry(k.clone()).or_insert(0) -= *v;
+            let e = self.scalar.entry(k.clone()).or_insert(0);
+            *e = e.saturating_sub(*v);
         }
     }
 

@@ -53,7 +53,7 @@ impl ClusterApi for FakeApi {
         self.statuses.lock().unwrap().push((pod_key(&pod), status));
         Box::pin(async { Ok(()) })
     }
-    fn delete_pod(&self, pod: Arc<Pod>) -> BoxFuture<'static, Result<(), ApiError>> {
+    fn delete_pod(&self, pod: Arc<Pod>, _: String) -> BoxFuture<'static, Result<(), ApiError>> {
         self.deleted.lock().unwrap().push(pod_key(&pod));
         Box::pin(async { Ok(()) })
     }
