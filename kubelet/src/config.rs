@@ -30,6 +30,41 @@ pub struct Flags {
     pub bridge_name: String,
     #[arg(long, default_value_t = 110)]
     pub max_pods: i64,
+    /// Resources kept for the system, e.g. cpu=100m,memory=100Mi.
+    #[arg(long, default_value = "")]
+    pub system_reserved: String,
+    /// Resources kept for Kubernetes daemons, e.g. cpu=100m,memory=100Mi.
+    #[arg(long, default_value = "")]
+    pub kube_reserved: String,
+}
+
+/// Parses `cpu=100m,memory=100Mi` into (milli-CPU, bytes).
+pub fn parse_reserved(s: &str) -> Result<(i64, i64), String> {
+    let (mut cpu, mut mem) = (0, 0);
+    for kv in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("reservation {kv:?}: expected NAME=QUANTITY"))?;
+        match k.trim() {
+            "cpu" => cpu = crate::quantity::milli_cpu(v.trim()).ok_or_else(|| format!("reservation cpu={v:?} is not a quantity"))?,
+            "memory" => mem = crate::quantity::bytes(v.trim()).ok_or_else(|| format!("reservation memory={v:?} is not a quantity"))?,
+            "pid" | "ephemeral-storage" => {}
+            other => return Err(format!("reservation of unknown resource {other:?}")),
+        }
+    }
+    Ok((cpu, mem))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_parse_and_reject_garbage() {
+        assert_eq!(parse_reserved("cpu=100m,memory=1Mi"), Ok((100, 1 << 20)));
+        assert_eq!(parse_reserved(""), Ok((0, 0)));
+        assert!(parse_reserved("cpu").is_err());
+        assert!(parse_reserved("gpu=1").is_err());
+        assert!(parse_reserved("memory=lots").is_err());
+    }
 }
 
 impl Flags {
@@ -49,6 +84,8 @@ impl Flags {
             return Err("--node-name must not be empty".into());
         }
         crate::image_ref::Mirrors::parse(&self.registry_mirror)?;
+        parse_reserved(&self.system_reserved).map_err(|e| format!("--system-reserved: {e}"))?;
+        parse_reserved(&self.kube_reserved).map_err(|e| format!("--kube-reserved: {e}"))?;
         Ok(())
     }
 }

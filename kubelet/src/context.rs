@@ -25,6 +25,8 @@ pub struct Kubelet {
     pub backoff: Mutex<Backoff>,
     /// The latest desired pods by UID, for /pods and the server.
     pub pods: RwLock<HashMap<String, Pod>>,
+    /// Host ports held open per pod UID so that a taken port fails the pod, as upstream's hostport manager.
+    pub host_ports: std::sync::Mutex<HashMap<String, Vec<std::net::TcpListener>>>,
 }
 
 impl Kubelet {

@@ -61,6 +61,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         events: kubelet::events::Recorder::new(Some(client.clone()), &flags.node_name),
         backoff: Default::default(),
         pods: Default::default(),
+        host_ports: Default::default(),
     });
 
     let info = Arc::new(node_status::NodeInfo {
@@ -69,6 +70,11 @@ async fn run(flags: Flags) -> Result<(), String> {
         port: flags.port as i32,
         pod_cidr: flags.pod_cidr.clone(),
         max_pods: flags.max_pods,
+        reserved: {
+            let s = kubelet::config::parse_reserved(&flags.system_reserved)?;
+            let k = kubelet::config::parse_reserved(&flags.kube_reserved)?;
+            (s.0 + k.0, s.1 + k.1)
+        },
     });
     // The apiserver may come up after us: retry registration.
     loop {

@@ -21,6 +21,8 @@ pub struct NodeInfo {
     pub port: i32,
     pub pod_cidr: String,
     pub max_pods: i64,
+    /// Kept out of allocatable: (milli-CPU, bytes).
+    pub reserved: (i64, i64),
 }
 
 fn read_trim(p: &str) -> String {
@@ -64,9 +66,13 @@ pub fn conditions(runtime_ok: bool, prev: &[NodeCondition], now: chrono::DateTim
 
 fn status(info: &NodeInfo, runtime_version: &str, conds: Vec<NodeCondition>) -> NodeStatus {
     let cap = capacity(info.max_pods);
+    let (cpu_milli, mem) = crate::volumes::node_capacity();
+    let mut alloc = cap.clone();
+    alloc.insert("cpu".into(), Quantity(format!("{}m", (cpu_milli - info.reserved.0).max(0))));
+    alloc.insert("memory".into(), Quantity(format!("{}Ki", ((mem - info.reserved.1) / 1024).max(0))));
     NodeStatus {
-        capacity: Some(cap.clone()),
-        allocatable: Some(cap),
+        capacity: Some(cap),
+        allocatable: Some(alloc),
         addresses: Some(vec![
             NodeAddress { type_: "InternalIP".into(), address: info.ip.clone() },
             NodeAddress { type_: "Hostname".into(), address: info.name.clone() },

@@ -171,6 +171,20 @@ async fn create_sandbox(k: &Kubelet, pod: &Pod) -> Result<SandboxState, String> 
     ns.remove();
     ns.create(pod.metadata.name.as_deref().unwrap_or("pod")).await.map_err(|e| e.to_string())?;
     let ports = host_ports(pod);
+    let mut held = Vec::new();
+    for p in ports.iter().filter(|p| p.protocol == "tcp") {
+        let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() };
+        match std::net::TcpListener::bind((ip, p.host_port as u16)) {
+            Ok(l) => held.push(l),
+            Err(e) => {
+                ns.remove();
+                return Err(format!("cannot open hostport {} for pod {}: {e}", p.host_port, pod.metadata.name.clone().unwrap_or_default()));
+            }
+        }
+    }
+    if let Ok(mut hp) = k.host_ports.lock() {
+        hp.insert(uid.clone(), held);
+    }
     let ip = match k.cni.add(&uid, &ns.net(), &ports).await {
         Ok(ip) => ip,
         Err(e) => {
@@ -403,6 +417,9 @@ async fn stop_container(k: &Kubelet, id: &str, grace: Duration) {
 }
 
 async fn release_network(k: &Kubelet, uid: &str) {
+    if let Ok(mut hp) = k.host_ports.lock() {
+        hp.remove(uid);
+    }
     let ns = k.namespaces(uid);
     let ports = load_sandbox(k, uid).map(|s| s.ports).unwrap_or_default();
     if let Err(e) = k.cni.del(uid, &ns.net(), &ports).await {

@@ -94,6 +94,7 @@ impl Node {
             events: kubelet::events::Recorder::new(None, "test-node"),
             backoff: Default::default(),
             pods: Default::default(),
+            host_ports: Default::default(),
         });
         let workers = PodWorkers::new(k.clone());
         Node { k, workers, statuses, env }

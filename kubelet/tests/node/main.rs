@@ -353,3 +353,30 @@ spec:
     assert_eq!(now.restart_count, 0);
     assert!(now.state.unwrap().running.is_some());
 }
+
+/// A hostPort that is already taken keeps the pod in ContainerCreating
+/// (sandbox creation fails) while a free one runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn taken_host_port_keeps_pod_creating() {
+    let node = Node::start(registry().await).await;
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let free = testkit::free_port();
+    let mk = |name: &str, port: u16| pod(&format!(r#"
+metadata: {{name: {name}}}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+    ports: [{{containerPort: 80, hostPort: {port}}}]
+"#));
+    node.run(&mk("clash", port)).await;
+    node.run(&mk("fine", free)).await;
+    node.wait_status("fine", 60, "Running", |s| (phase(s) == "Running").then_some(())).await;
+    let st = node.wait_status("clash", 30, "ContainerCreating", |s| (waiting_reason(s, 0).as_deref() == Some("ContainerCreating")).then(|| s.clone())).await;
+    assert_eq!(phase(&st), "Pending");
+    let ready = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "PodReadyToStartContainers").unwrap();
+    assert_eq!(ready.status, "False");
+    drop(taken);
+}
