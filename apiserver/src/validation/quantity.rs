@@ -151,9 +151,16 @@ impl Quantity {
                 return format!("{sign}{m}{suffix}");
             }
         }
-        let e3 = self.exp.div_euclid(3) * 3;
+        let mut e3 = self.exp.div_euclid(3) * 3;
         let shift = (self.exp - e3) as u32;
-        let m = self.mantissa * 10u128.pow(shift);
+        let m = match self.mantissa.checked_mul(10u128.pow(shift)) {
+            Some(m) => m,
+            None => {
+                // Too large to shift onto a multiple of three: print the exact exponent.
+                e3 = self.exp;
+                self.mantissa
+            }
+        };
         match DECIMAL.iter().find(|(_, e)| *e == e3) {
             Some((suffix, _)) if self.format != Format::DecimalExponent => {
                 format!("{sign}{m}{suffix}")
@@ -216,6 +223,29 @@ mod tests {
                 Some(want.to_string()),
                 "{input}"
             );
+        }
+    }
+
+    #[test]
+    fn random_strings_never_panic() {
+        let alphabet: Vec<char> = "0123456789.eEinumkKMGTP+-".chars().collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 48) as usize;
+            let s: String = (0..len)
+                .map(|i| alphabet[((state >> (i % 56)) as usize + i * 7) % alphabet.len()])
+                .collect();
+            if let Some(q) = Quantity::parse(&s) {
+                let canonical = q.canonical();
+                assert_eq!(
+                    Quantity::parse(&canonical).map(|c| c.canonical()),
+                    Some(canonical.clone()),
+                    "{s} -> {canonical}"
+                );
+            }
         }
     }
 
