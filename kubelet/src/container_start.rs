@@ -145,3 +145,75 @@ pub async fn start_container(
     k.events.pod_event(pod, "Normal", "Started", format!("Started container {}", c.name), field);
     Ok(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::{Cni, CniConfig};
+    use crate::runtime::fake::FakeRuntime;
+    use crate::status_manager::{StatusError, StatusManager, StatusWriter};
+    use k8s_openapi::api::core::v1::PodStatus;
+
+    struct Nowhere;
+    #[async_trait::async_trait]
+    impl StatusWriter for Nowhere {
+        async fn patch_status(&self, _: &str, _: &str, _: &str, _: &PodStatus) -> std::result::Result<(), StatusError> {
+            Ok(())
+        }
+    }
+
+    fn kubelet(rt: Arc<FakeRuntime>, root: &Path) -> Kubelet {
+        Kubelet {
+            node_name: "n".into(),
+            node_ip: "127.0.0.1".into(),
+            root_dir: root.to_path_buf(),
+            runtime: rt,
+            cni: Cni { config: CniConfig { bin_dir: "/nonexistent".into(), bridge: "x".into(), pod_cidr: "10.0.0.0/24".into(), ipam_dir: root.join("ipam") } },
+            client: None,
+            status: StatusManager::new(Box::new(Nowhere)),
+            events: crate::events::Recorder::new(None, "n"),
+            backoff: Default::default(),
+            pods: Default::default(),
+            host_ports: Default::default(),
+        }
+    }
+
+    fn pod() -> (Pod, Container) {
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .unwrap();
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        (p, c)
+    }
+
+    #[tokio::test]
+    async fn pulls_creates_and_starts_with_pod_labels() {
+        let root = tempfile::tempdir().unwrap();
+        let rt = Arc::new(FakeRuntime::with_image("busybox"));
+        let k = kubelet(rt.clone(), root.path());
+        let (p, c) = pod();
+        let id = start_container(&k, &p, &c, 2, vec![], vec![]).await.unwrap();
+        let calls = rt.calls.lock().unwrap().clone();
+        assert_eq!(calls, vec!["pull busybox".to_string(), format!("create {id}"), format!("start {id}")]);
+        let cs = rt.list_containers().await.unwrap();
+        assert_eq!(cs[0].pod_uid, "u1");
+        assert_eq!(cs[0].name, "c");
+        assert_eq!(cs[0].restart_count, 2);
+        assert!(logs::log_path(&k.log_dir("u1"), "c", 2).exists());
+    }
+
+    #[tokio::test]
+    async fn missing_image_is_an_image_pull_error() {
+        let root = tempfile::tempdir().unwrap();
+        let rt = Arc::new(FakeRuntime::default());
+        let k = kubelet(rt.clone(), root.path());
+        let (p, c) = pod();
+        match start_container(&k, &p, &c, 0, vec![], vec![]).await {
+            Err(StartError::ImagePull(m)) => assert!(m.starts_with("Failed to pull image \"busybox\""), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(rt.containers.lock().unwrap().is_empty());
+    }
+}
