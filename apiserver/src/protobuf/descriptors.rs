@@ -130,6 +130,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_referenced_message_is_in_the_table() {
+        for msg in table().values() {
+            for field in &msg.fields {
+                let inner = match &field.ty {
+                    FieldType::Message(name) => Some(*name),
+                    FieldType::Map(_, v) => match v.as_ref() {
+                        FieldType::Message(name) => Some(*name),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(name) = inner {
+                    assert!(table().contains_key(name), "dangling reference to {name}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn table_knows_the_kinds_kubectl_sends() {
         for (av, kind, want) in [
             ("v1", "Pod", "api.core.v1.Pod"),

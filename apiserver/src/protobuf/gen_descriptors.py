@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Generates descriptors.txt: the field table of every k8s-pb message under api/ and
-apimachinery/, with each field's JSON name taken from k8s-openapi's serde field names.
+"""Generates descriptors.txt: the field table of every k8s-pb message of the stable versions under
+api/ and apimachinery/, with each field's JSON name taken from k8s-openapi's serde field names.
 
 Run from anywhere after a build has fetched the crates:
     python3 apiserver/src/protobuf/gen_descriptors.py > apiserver/src/protobuf/descriptors.txt
@@ -49,6 +49,9 @@ def main():
     for path in sorted(glob.glob(PB + "/**/mod.rs", recursive=True)):
         module = os.path.relpath(os.path.dirname(path), PB).replace("/", ".")
         if not (module.startswith("api.") or module.startswith("apimachinery.")) or "testapigroup" in module:
+            continue
+        # Only the stable versions are served; alpha and beta layouts would only add weight.
+        if re.search(r"\.v\d+(alpha|beta)\d+$", module):
             continue
         lines = open(path).read().split("\n")
         i = 0
@@ -104,7 +107,7 @@ def struct_line(module, struct, fields, names):
             ty = f"map<{SCALARS[k]},{vt}>"
         elif kind == "message":
             inner = re.search(r"(?:Option|Vec)<(.*)>$", ftype).group(1)
-            ty = "m=" + resolve(module, inner)
+            ty = "m=" + resolve(module, inner.rstrip(","))
         else:
             ty = SCALARS[kind]
         if "repeated" in attr:

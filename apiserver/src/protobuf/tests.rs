@@ -50,7 +50,11 @@ fn kubectl_deployment() -> apps::Deployment {
             replicas: Some(1),
             selector: Some(meta::LabelSelector {
                 match_labels: labels.clone(),
-                match_expressions: vec![],
+                match_expressions: vec![meta::LabelSelectorRequirement {
+                    key: s("tier"),
+                    operator: s("NotIn"),
+                    values: vec!["db".into()],
+                }],
             }),
             template: Some(core::PodTemplateSpec {
                 metadata: Some(meta::ObjectMeta {
@@ -108,7 +112,7 @@ fn decodes_kubectl_create_deployment_like_upstream_json() {
         "metadata": {"name": "web", "labels": {"app": "web"}},
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": {"app": "web"}},
+            "selector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]},
             "template": {"metadata": {"labels": {"app": "web"}},
                          "spec": {"containers": [{"name": "nginx", "image": "nginx", "resources": {}}]}},
             "strategy": {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}}
