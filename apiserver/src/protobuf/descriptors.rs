@@ -179,3 +179,41 @@ mod tests {
         assert_eq!(volume.by_tag(2).unwrap().json, "");
     }
 }
+#[cfg(test)]
+mod json_names {
+    /// Fields k8s-pb 0.9 knows from releases after v1.33, which k8s-openapi's v1_33 schemas lack.
+    const NEWER_THAN_V1_33: &[&str] = &[
+        "api.core.v1.Container.restartPolicyRules",
+        "api.core.v1.EnvVarSource.fileKeyRef",
+        "api.core.v1.NodeStatus.declaredFeatures",
+        "api.core.v1.PodSpec.hostnameOverride",
+        "api.core.v1.PodSpec.workloadRef",
+        "api.core.v1.PodStatus.allocatedResources",
+        "api.core.v1.PodStatus.extendedResourceClaimStatus",
+        "api.core.v1.PodStatus.resources",
+        "api.core.v1.VolumeProjection.podCertificate",
+    ];
+
+    #[test]
+    fn json_names_match_the_openapi_schemas() {
+        let defs = crate::openapi::schemas::definitions();
+        let mut checked = 0;
+        for (name, msg) in super::table() {
+            let Some(schema) = defs.schemas.get(&format!("io.k8s.{name}")) else {
+                continue;
+            };
+            let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
+                continue;
+            };
+            for f in msg.fields.iter().filter(|f| !f.json.is_empty()) {
+                let id = format!("{name}.{}", f.json);
+                assert!(
+                    props.contains_key(f.json) || NEWER_THAN_V1_33.contains(&id.as_str()),
+                    "{id} is not in the schema"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "only {checked} fields checked");
+    }
+}
