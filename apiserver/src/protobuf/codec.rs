@@ -160,7 +160,9 @@ fn assemble(msg: &Message, values: Vec<Option<Value>>) -> Map<String, Value> {
         };
         let is_scalar =
             !matches!(field.ty, FieldType::Message(_) | FieldType::Map(..)) && !field.repeated;
-        if zero && is_scalar && !KEEP_ZERO.contains(&field.json) {
+        // Empty strings are always Go zero values; KEEP_ZERO is about pointer numbers and bools.
+        let keep = field.ty != FieldType::Str && KEEP_ZERO.contains(&field.json);
+        if zero && is_scalar && !keep {
             continue;
         }
         out.insert(field.json.to_string(), value);

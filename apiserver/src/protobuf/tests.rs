@@ -68,6 +68,11 @@ fn kubectl_deployment() -> apps::Deployment {
                         image: s("nginx"),
                         resources: Some(core::ResourceRequirements::default()),
                         termination_message_path: s(""),
+                        env: vec![core::EnvVar {
+                            name: s("EMPTY"),
+                            value: s(""),
+                            value_from: None,
+                        }],
                         tty: Some(false),
                         ..Default::default()
                     }],
@@ -114,7 +119,7 @@ fn decodes_kubectl_create_deployment_like_upstream_json() {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]},
             "template": {"metadata": {"labels": {"app": "web"}},
-                         "spec": {"containers": [{"name": "nginx", "image": "nginx", "resources": {}}]}},
+                         "spec": {"containers": [{"name": "nginx", "image": "nginx", "env": [{"name": "EMPTY"}], "resources": {}}]}},
             "strategy": {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}}
         },
         "status": {}
