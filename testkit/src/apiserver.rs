@@ -114,20 +114,22 @@ impl ApiServer {
         }
     }
 
-    /// A kubeconfig for `user` in `groups`, signed by the cluster CA.
+    /// A kubeconfig for `user` in `groups`, signed by the cluster CA; panics on failure.
     pub fn issue_kubeconfig(&self, user: &str, groups: &[&str]) -> PathBuf {
+        match self.try_issue_kubeconfig(user, groups) {
+            Ok(p) => p,
+            Err(e) => panic!("issuing kubeconfig for {user}: {e}"),
+        }
+    }
+
+    pub fn try_issue_kubeconfig(&self, user: &str, groups: &[&str]) -> Result<PathBuf, Error> {
         let out = self
             .dir
             .path()
             .join(format!("{}.kubeconfig", user.replace([':', '/'], "_")));
-        let program = match try_bin(APISERVER) {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        };
-        if let Err(e) = issue_kubeconfig(&program, &self.cert_dir, &self.url, user, groups, &out) {
-            panic!("issuing kubeconfig for {user}: {e}");
-        }
-        out
+        let program = try_bin(APISERVER)?;
+        issue_kubeconfig(&program, &self.cert_dir, &self.url, user, groups, &out)?;
+        Ok(out)
     }
 
     pub fn ca_file(&self) -> PathBuf {

@@ -146,7 +146,7 @@ impl Cluster {
         let registry = Registry::try_start().await?;
         registry.push_images().await?;
 
-        let kc = apiserver.issue_kubeconfig("system:kube-scheduler", &[]);
+        let kc = apiserver.try_issue_kubeconfig("system:kube-scheduler", &[])?;
         let mut args = vec![
             "--kubeconfig".to_string(),
             kc.display().to_string(),
@@ -156,7 +156,7 @@ impl Cluster {
         args.extend(opts.scheduler_args.iter().cloned());
         let scheduler = Process::spawn("scheduler", &scheduler_bin, args, dir.path())?;
 
-        let kc = apiserver.issue_kubeconfig("system:kube-controller-manager", &[]);
+        let kc = apiserver.try_issue_kubeconfig("system:kube-controller-manager", &[])?;
         let mut args = vec![
             "--kubeconfig".to_string(),
             kc.display().to_string(),
@@ -206,7 +206,7 @@ impl Cluster {
         let root_dir = dir.subdir("root")?;
         let kubeconfig = self
             .apiserver
-            .issue_kubeconfig(&format!("system:node:{name}"), &["system:nodes"]);
+            .try_issue_kubeconfig(&format!("system:node:{name}"), &["system:nodes"])?;
         let port = free_port();
         let mut args = vec![
             "--kubeconfig".to_string(),
@@ -269,6 +269,9 @@ impl Cluster {
         if let Err(e) = res {
             // Name a crashed component rather than just "timed out".
             self.check_running()?;
+            for n in &mut self.nodes {
+                n.kubelet.check_running()?;
+            }
             return Err(e);
         }
         Ok(())
