@@ -23,11 +23,22 @@ pub fn generate_job_selector(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    if spec.get("selector").is_none_or(Value::is_null) {
-        spec.insert(
-            "selector".into(),
-            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
-        );
+    // Like upstream's generateSelector, only what is missing is added, so that running it again
+    // (on update) changes nothing.
+    if !spec.get("selector").is_some_and(Value::is_object) {
+        spec.insert("selector".into(), json!({}));
+    }
+    if let Some(selector) = spec.get_mut("selector").and_then(Value::as_object_mut) {
+        if !selector.get("matchLabels").is_some_and(Value::is_object) {
+            selector.insert("matchLabels".into(), json!({}));
+        }
+        if let Some(ml) = selector
+            .get_mut("matchLabels")
+            .and_then(Value::as_object_mut)
+        {
+            ml.entry("batch.kubernetes.io/controller-uid")
+                .or_insert(json!(uid));
+        }
     }
     let Some(template) = spec.get_mut("template").and_then(Value::as_object_mut) else {
         return;
@@ -44,11 +55,13 @@ pub fn generate_job_selector(obj: &mut Value) {
     let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) else {
         return;
     };
-    labels.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
-    labels.insert("controller-uid".into(), json!(uid));
+    for key in ["batch.kubernetes.io/controller-uid", "controller-uid"] {
+        labels.entry(key).or_insert(json!(uid));
+    }
     if let Some(name) = name {
-        labels.insert("batch.kubernetes.io/job-name".into(), json!(name));
-        labels.insert("job-name".into(), json!(name));
+        for key in ["batch.kubernetes.io/job-name", "job-name"] {
+            labels.entry(key).or_insert(json!(name));
+        }
     }
 }
 
@@ -163,6 +176,18 @@ mod tests {
             "pi"
         );
         assert!(validate_job(&j).is_empty(), "{:?}", validate_job(&j));
+    }
+
+    #[test]
+    fn generating_again_with_another_uid_changes_nothing() {
+        let mut j = job();
+        generate_job_selector(&mut j);
+        let once = j.clone();
+        j["metadata"]["uid"] = json!("u2");
+        generate_job_selector(&mut j);
+        j["metadata"]["uid"] = json!("u1");
+        assert_eq!(j, once);
+        assert!(validate_job_update(&j, &once).is_empty());
     }
 
     #[test]
