@@ -241,8 +241,11 @@ impl WatchCache {
                 }
                 EventKind::Delete => {
                     st.objects.remove(&e.key);
-                    let last = prev.as_ref().map(|p| p.value.clone());
-                    let obj = last.and_then(|v| decode(&e.key, &serde_json::to_vec(&v).unwrap_or_default(), e.mod_revision));
+                    // The deleted object carries the deletion's revision, as upstream reports it.
+                    let obj = match &prev {
+                        Some(p) => decode(&e.key, &p.json, e.mod_revision),
+                        None => decode(&e.key, &e.value, e.mod_revision),
+                    };
                     if let Some(obj) = obj {
                         self.publish(&mut st, CacheEvent { kind: EventType::Deleted, object: obj, prev, rv: e.mod_revision });
                     }

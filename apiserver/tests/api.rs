@@ -500,3 +500,78 @@ async fn watch_configmaps_with_multiple_watchers() {
         assert_eq!(w.await.unwrap(), want);
     }
 }
+
+/// A stand-in kubelet (HTTPS, serving the CONTRACTS.md endpoints) proves the apiserver proxies
+/// pods/log as a stream and relays pods/exec WebSocket frames both ways.
+#[tokio::test]
+async fn pods_log_and_exec_are_proxied_to_the_kubelet() {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    use futures::{SinkExt, StreamExt};
+    let h = Harness::start().await;
+    // The kubelet trusts the cluster CA for client certificates (its --client-ca-file).
+    let certs = apiserver::auth::certs::ensure_server_certs(&h.api.cert_dir, "127.0.0.1").unwrap();
+    let kubelet = axum::Router::new()
+        .route(
+            "/containerLogs/{ns}/{pod}/{container}",
+            axum::routing::get(|axum::extract::Path((ns, pod, c)): axum::extract::Path<(String, String, String)>, q: axum::extract::RawQuery| async move {
+                format!("log of {ns}/{pod}/{c} {}\n", q.0.unwrap_or_default())
+            }),
+        )
+        .route(
+            "/exec/{ns}/{pod}/{container}",
+            axum::routing::get(|ws: WebSocketUpgrade| async move {
+                ws.protocols(["v5.channel.k8s.io"]).on_upgrade(|mut socket| async move {
+                    // Echo stdin (channel 0) back on stdout (channel 1), then report success.
+                    if let Some(Ok(Message::Binary(b))) = socket.recv().await {
+                        let mut out = vec![1u8];
+                        out.extend_from_slice(&b[1..]);
+                        let _ = socket.send(Message::Binary(out.into())).await;
+                    }
+                    let _ = socket.send(Message::Binary([&[3u8][..], br#"{"status":"Success"}"#].concat().into())).await;
+                    let _ = socket.close().await;
+                })
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = apiserver::auth::tls::server_config(&certs).unwrap();
+    tokio::spawn(apiserver::auth::tls::serve(listener, tls, kubelet));
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "k1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}], "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}});
+    assert_eq!(h.post("/api/v1/nodes", &node).await.status, StatusCode::CREATED);
+    h.post(PODS, &pod("logged")).await;
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "logged"}, "target": {"kind": "Node", "name": "k1"}});
+    assert_eq!(h.post(&format!("{PODS}/logged/binding"), &binding).await.status, StatusCode::CREATED);
+    let r = h.get(&format!("{PODS}/logged/log?tailLines=5&follow=true")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.text(), "log of default/logged/c tailLines=5&follow=true\n");
+    assert_eq!(h.get(&format!("{PODS}/logged/log?container=nope")).await.status, StatusCode::BAD_REQUEST);
+    // exec over WebSocket v5.
+    let url = format!("{}{PODS}/logged/exec?command=cat&stdin=true&stdout=true", h.api.url.replacen("https", "wss", 1));
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).unwrap();
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "v5.channel.k8s.io".parse().unwrap());
+    req.headers_mut().insert("Authorization", format!("Bearer {}", support::TOKEN).parse().unwrap());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut std::fs::read(h.api.ca_file()).unwrap().as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (mut ws, resp) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(tokio_tungstenite::Connector::Rustls(Arc::new(cfg))))
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "v5.channel.k8s.io");
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary([&[0u8][..], b"hello"].concat().into())).await.unwrap();
+    let mut frames = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        if let tokio_tungstenite::tungstenite::Message::Binary(b) = m {
+            frames.push(b.to_vec());
+        }
+    }
+    assert_eq!(frames[0], [&[1u8][..], b"hello"].concat());
+    assert_eq!(frames[1][0], 3);
+    assert!(String::from_utf8_lossy(&frames[1][1..]).contains("Success"));
+}

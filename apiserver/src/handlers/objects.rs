@@ -32,7 +32,14 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     })
 }
 
-fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
+/// Upstream's default field manager: the User-Agent up to its first `/`.
+fn default_manager(headers: &HeaderMap) -> Option<String> {
+    let ua = headers.get(http::header::USER_AGENT)?.to_str().ok()?;
+    let m: String = ua.split('/').next().unwrap_or("").chars().take(128).collect();
+    (!m.is_empty()).then_some(m)
+}
+
+fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
     let dry_run = match q.get("dryRun") {
         None | Some("") => false,
         Some("All") => true,
@@ -43,7 +50,11 @@ fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
         Some("true") => true,
         Some(other) => return Err(ApiError::BadRequest(format!("invalid value for force: {other}"))),
     };
-    Ok(WriteOptions { dry_run, field_manager: q.get("fieldManager").filter(|m| !m.is_empty()).map(String::from), force })
+    let field_manager = q.get("fieldManager").filter(|m| !m.is_empty()).map(String::from);
+    if field_manager.as_ref().is_some_and(|m| m.len() > 128 || m.chars().any(|c| c.is_control())) {
+        return Err(ApiError::BadRequest("fieldManager must be at most 128 printable characters".into()));
+    }
+    Ok(WriteOptions { dry_run, field_manager: field_manager.or_else(|| default_manager(headers)), force })
 }
 
 /// fieldValidation: Strict refuses unknown fields (400), Warn (the default) reports them in
@@ -120,7 +131,7 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
             let body = read_body(req.into_body()).await?;
             let obj = codec::decode_body(&headers, &body)?;
             let warnings = check_unknown_fields(&store, &q, &obj)?;
-            let created = store.create(ns.or(row.namespaced().then_some("default")), obj, &write_options(&q)?).await?;
+            let created = store.create(ns.or(row.namespaced().then_some("default")), obj, &write_options(&q, &headers)?).await?;
             Ok(codec::object_response(StatusCode::CREATED, &created, format, &warnings))
         }
         (Method::POST, Some(name), Some("binding")) => {
@@ -131,7 +142,7 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
         }
         (Method::PUT, Some(name), sub) => {
             let body = read_body(req.into_body()).await?;
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, &headers)?;
             if sub == Some("scale") {
                 codec::decode_body(&headers, &body)?;
                 let scale = store.update_scale(ns, name, &body, None, &opts).await?;
@@ -147,12 +158,15 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
             let ct = codec::content_type(&headers);
             let patch_type = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::UnsupportedMediaType(ct.clone()))?;
             let body = read_body(req.into_body()).await?;
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, &headers)?;
             if sub == Some("scale") {
                 let scale = store.update_scale(ns, name, &body, Some(patch_type), &opts).await?;
                 return Ok(codec::object_response(StatusCode::OK, &scale, format, &[]));
             }
             let mut warnings = Vec::new();
+            if patch_type == PatchType::Apply && q.get("fieldManager").is_none_or(str::is_empty) {
+                return Err(ApiError::BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set".into()));
+            }
             if patch_type == PatchType::Apply {
                 let applied: Value = serde_yaml::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
                 if applied.is_object() {

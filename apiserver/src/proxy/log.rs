@@ -35,7 +35,10 @@ pub async fn log(state: &SharedState, store: &Store, ns: Option<&str>, name: &st
             }
         }
     }
-    let resp = kubelet.http.get(url).send().await.map_err(|e| ApiError::ServiceUnavailable(format!("error dialing backend: {e}")))?;
+    let resp = kubelet.http.get(url).send().await.map_err(|e| {
+        let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+        ApiError::ServiceUnavailable(format!("error dialing backend: {e}{cause}"))
+    })?;
     let status = resp.status();
     if !status.is_success() {
         let text = resp.text().await.unwrap_or_default();

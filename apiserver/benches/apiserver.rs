@@ -1,0 +1,358 @@
+//! The apiserver benchmark driven by hack/bench-apiserver.sh, which starts etcd and the
+//! apiserver and passes them in the environment: BENCH_ETCD, BENCH_URL, BENCH_TOKEN,
+//! BENCH_CA, BENCH_PID. Prints figures and ratios against the targets.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Env {
+    etcd: String,
+    url: String,
+    token: String,
+    pid: u32,
+    http: reqwest::Client,
+}
+
+fn pod_json(name: &str, ns: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench", "tier": "backend", "pod-template-hash": "5d8f7b9c4"},
+                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(400)}},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"],
+                                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                                 "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                                 "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}
+    }))
+    .unwrap_or_default()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+struct Run {
+    ops: usize,
+    elapsed: Duration,
+    lat: Vec<Duration>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+    fn show(&self, what: &str) -> String {
+        format!(
+            "{what:<28} {:>8.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            self.rate(),
+            percentile(&self.lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&self.lat, 0.99).as_secs_f64() * 1e3
+        )
+    }
+}
+
+/// Runs `total` operations over `clients` concurrent workers.
+async fn drive<F, Fut>(clients: usize, total: usize, op: F) -> Run
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let op = op.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return lat;
+                }
+                let t = Instant::now();
+                if !op(i).await {
+                    eprintln!("operation {i} failed");
+                }
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap_or_default());
+    }
+    let elapsed = start.elapsed();
+    lat.sort();
+    Run { ops: total, elapsed, lat }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+impl Env {
+    async fn create_ns(&self, name: &str) {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        let _ = self.http.post(format!("{}/api/v1/namespaces", self.url)).bearer_auth(&self.token).json(&body).send().await;
+    }
+
+    async fn create_pods(self: &Arc<Self>, ns: &str, prefix: &str, clients: usize, total: usize) -> Run {
+        let env = self.clone();
+        let ns = ns.to_string();
+        let prefix = prefix.to_string();
+        drive(clients, total, move |i| {
+            let env = env.clone();
+            let ns = ns.clone();
+            let body = pod_json(&format!("{prefix}-{i}"), &ns);
+            async move {
+                let r = env
+                    .http
+                    .post(format!("{}/api/v1/namespaces/{ns}/pods", env.url))
+                    .bearer_auth(&env.token)
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                matches!(r, Ok(r) if r.status().as_u16() == 201)
+            }
+        })
+        .await
+    }
+}
+
+async fn etcd_creates(endpoint: &str, prefix: &str, clients: usize, total: usize) -> Run {
+    let client = etcd_client::Client::connect([endpoint], None).await.expect("etcd");
+    let prefix = prefix.to_string();
+    drive(clients, total, move |i| {
+        let mut kv = client.kv_client();
+        let key = format!("{prefix}/{i}");
+        let value = pod_json(&format!("p{i}"), "raw");
+        async move {
+            use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+            let txn = Txn::new().when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)]).and_then([TxnOp::put(key, value, None)]);
+            kv.txn(txn).await.is_ok_and(|r| r.succeeded())
+        }
+    })
+    .await
+}
+
+async fn paced_creates(env: &Arc<Env>, per_sec: u64, secs: u64) -> Vec<Duration> {
+    env.create_ns("bench-paced").await;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / per_sec));
+    let mut tasks = Vec::new();
+    for i in 0..(per_sec * secs) {
+        tick.tick().await;
+        let env = env.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let _ = env
+                .http
+                .post(format!("{}/api/v1/namespaces/bench-paced/pods", env.url))
+                .bearer_auth(&env.token)
+                .header("Content-Type", "application/json")
+                .body(pod_json(&format!("paced-{i}"), "bench-paced"))
+                .send()
+                .await;
+            t.elapsed()
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.push(t.await.unwrap_or_default());
+    }
+    lat.sort();
+    lat
+}
+
+async fn watch_fanout(env: &Arc<Env>, watchers: usize, events: usize) -> (Vec<Duration>, usize) {
+    env.create_ns("bench-fan").await;
+    let base = format!("{}/api/v1/namespaces/bench-fan/configmaps", env.url);
+    let list: serde_json::Value = env.http.get(&base).bearer_auth(&env.token).send().await.expect("list").json().await.expect("json");
+    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+    let sent: Arc<parking_lot_free::Times> = Arc::new(parking_lot_free::Times::new(events));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers);
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let env = env.clone();
+        let url = format!("{base}?watch=true&resourceVersion={rv}&timeoutSeconds=120");
+        let sent = sent.clone();
+        let ready = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            use futures::StreamExt;
+            let mut lat = Vec::new();
+            let Ok(resp) = env.http.get(url).bearer_auth(&env.token).send().await else { return lat };
+            let _ = ready.send(()).await;
+            let mut stream = resp.bytes_stream();
+            let mut buf = Vec::new();
+            while let Some(Ok(chunk)) = stream.next().await {
+                buf.extend_from_slice(&chunk);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let now = Instant::now();
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
+                        if let Some(i) = v["object"]["metadata"]["name"].as_str().and_then(|n| n.strip_prefix("fan-")).and_then(|n| n.parse::<usize>().ok()) {
+                            if let Some(t) = sent.get(i) {
+                                lat.push(now.saturating_duration_since(t));
+                            }
+                            if i + 1 == events {
+                                return lat;
+                            }
+                        }
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    drop(ready_tx);
+    let mut ready = 0;
+    while ready < watchers {
+        if ready_rx.recv().await.is_none() {
+            break;
+        }
+        ready += 1;
+    }
+    for i in 0..events {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("fan-{i}")}, "data": {"i": i.to_string()}});
+        sent.set(i, Instant::now());
+        let _ = env.http.post(&base).bearer_auth(&env.token).json(&body).send().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(tokio::time::timeout(Duration::from_secs(60), t).await.ok().and_then(Result::ok).unwrap_or_default());
+    }
+    lat.sort();
+    (lat, ready)
+}
+
+/// Send times shared between the writer and the watchers, without a lock crate.
+mod parking_lot_free {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    pub struct Times(Mutex<Vec<Option<Instant>>>);
+    impl Times {
+        pub fn new(n: usize) -> Self {
+            Times(Mutex::new(vec![None; n]))
+        }
+        pub fn set(&self, i: usize, t: Instant) {
+            if let Ok(mut v) = self.0.lock() {
+                v[i] = Some(t);
+            }
+        }
+        pub fn get(&self, i: usize) -> Option<Instant> {
+            self.0.lock().ok().and_then(|v| v.get(i).copied().flatten())
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() {
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    if var("BENCH_URL").is_empty() {
+        eprintln!("run through hack/bench-apiserver.sh (it starts etcd and the apiserver)");
+        return;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = std::fs::read(var("BENCH_CA")).expect("BENCH_CA");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
+        .pool_max_idle_per_host(2048)
+        .timeout(Duration::from_secs(180))
+        .build()
+        .expect("client");
+    let env = Arc::new(Env { etcd: var("BENCH_ETCD"), url: var("BENCH_URL"), token: var("BENCH_TOKEN"), pid: var("BENCH_PID").parse().unwrap_or(0), http });
+    let scale: usize = var("BENCH_SCALE").parse().unwrap_or(1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_mb(env.pid);
+
+    println!("== creates: raw etcd txn vs apiserver POST pods (pod-sized values) ==");
+    let mut ratios = Vec::new();
+    for clients in [1usize, 16, 64] {
+        let n = if clients == 1 { 1000 * scale } else { 3000 * scale };
+        let raw = etcd_creates(&env.etcd, &format!("/bench-raw/c{clients}"), clients, n).await;
+        let ns = format!("bench-c{clients}");
+        env.create_ns(&ns).await;
+        let api = env.create_pods(&ns, "p", clients, n).await;
+        println!("{}", raw.show(&format!("etcd   {clients:>2} clients")));
+        println!("{}", api.show(&format!("api    {clients:>2} clients")));
+        let ratio = api.rate() / raw.rate();
+        println!("ratio  {clients:>2} clients            {ratio:.2}x of raw etcd");
+        ratios.push((clients, ratio));
+    }
+
+    println!("== mutating latency at 100 creates/s for 5 s ==");
+    let paced = paced_creates(&env, 100, 5).await;
+    println!("p50 {:.2} ms  p99 {:.2} ms (target p99 <= 50 ms)", ms(percentile(&paced, 0.5)), ms(percentile(&paced, 0.99)));
+
+    println!("== 10,000 pods: get and list ==");
+    env.create_ns("bench-list").await;
+    let fill = env.create_pods("bench-list", "l", 64, 10_000).await;
+    println!("{}", fill.show("fill 10,000 pods (64 cl)"));
+    let url = format!("{}/api/v1/namespaces/bench-list/pods", env.url);
+    let mut lists = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let body = env.http.get(&url).bearer_auth(&env.token).send().await.expect("list").bytes().await.expect("body");
+        lists.push(t.elapsed());
+        assert!(body.len() > 1_000_000, "list body too small: {}", body.len());
+    }
+    lists.sort();
+    let mut lists0 = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let _ = env.http.get(format!("{url}?resourceVersion=0")).bearer_auth(&env.token).send().await.expect("list").bytes().await;
+        lists0.push(t.elapsed());
+    }
+    lists0.sort();
+    println!("list 10,000 pods (consistent)  median {:.1} ms  max {:.1} ms (target <= 200 ms)", ms(lists[2]), ms(lists[4]));
+    println!("list 10,000 pods (RV=0)        median {:.1} ms", ms(lists0[2]));
+    let envc = env.clone();
+    let gets = drive(16, 2000, move |i| {
+        let env = envc.clone();
+        async move {
+            env.http
+                .get(format!("{}/api/v1/namespaces/bench-list/pods/l-{}", env.url, i % 10_000))
+                .bearer_auth(&env.token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    println!("{}", gets.show("get pod (16 clients)"));
+    let loaded = rss_mb(env.pid);
+
+    println!("== watch fan-out ==");
+    let watchers: usize = var("BENCH_WATCHERS").parse().unwrap_or(1000);
+    let (lat, ready) = watch_fanout(&env, watchers, 20).await;
+    println!(
+        "{ready} watchers, {} deliveries: p50 {:.2} ms  p99 {:.2} ms (target p99 <= 100 ms)",
+        lat.len(),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99))
+    );
+
+    println!("== memory ==");
+    println!("RSS idle {idle:.1} MB (target <= 40)   with 10,000+ pods {loaded:.1} MB (target <= 250)   after fan-out {:.1} MB", rss_mb(env.pid));
+    for (c, r) in ratios {
+        println!("summary: creates at {c} clients = {r:.2}x raw etcd");
+    }
+}
