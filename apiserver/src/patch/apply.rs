@@ -189,7 +189,10 @@ pub fn server_side_apply(
     // Fields this manager applied before and no longer applies are removed unless someone else owns them.
     for path in old_set.difference(&new_set) {
         let shared = entries.iter().any(|e| !mine(e) && e.fields.contains(path));
-        if !shared {
+        // A field under one the configuration now sets as a whole (an atomic struct or list) was
+        // already replaced by the merge.
+        let covered = (1..path.len()).any(|n| new_set.contains(&path[..n]));
+        if !shared && !covered {
             fieldset::remove_path(&mut merged, path);
         }
     }
@@ -540,6 +543,20 @@ mod tests {
         second["metadata"]["labels"] = json!({"a": "1"});
         let out = server_side_apply(&gvk(), Some(&live), &second, "kubectl", false, "t1").unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn fields_now_owned_as_a_whole_are_not_pruned() {
+        let mut live = server_side_apply(&gvk(), None, &deploy(1), "kubectl", false, "t0").unwrap();
+        // An entry written when the selector was tracked field by field.
+        live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:selector"] =
+            json!({"f:matchLabels": {"f:app": {}}});
+        let out =
+            server_side_apply(&gvk(), Some(&live), &deploy(1), "kubectl", false, "t1").unwrap();
+        assert_eq!(
+            out["spec"]["selector"],
+            json!({"matchLabels": {"app": "web"}})
+        );
     }
 
     #[test]
