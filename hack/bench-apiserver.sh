@@ -4,11 +4,13 @@
 # 1/16/64 clients (throughput, p50, p99, ratio), mutating p99 at 100 req/s, get/list of
 # 10,000 pods, watch fan-out to 1,000 watchers, RSS idle and with 10,000 pods.
 #
-# Env: PROFILE (release), BENCH_SCALE (1), BENCH_WATCHERS (1000), KEEP=1 keeps the temp dir.
+# Env: PROFILE (release) for the apiserver, DRIVER_PROFILE (= PROFILE) for the load driver,
+# SKIP_BUILD=1 uses the binaries as built, BENCH_SCALE (1), BENCH_WATCHERS (1000), KEEP=1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PROFILE=${PROFILE:-release}
+DRIVER_PROFILE=${DRIVER_PROFILE:-$PROFILE}
 PIDS=()
 WORK=$(mktemp -d /tmp/bench-apiserver.XXXXXX)
 
@@ -27,12 +29,11 @@ free_port() {
 
 ulimit -n 65536 2>/dev/null || true
 cd "$ROOT"
-if [ "$PROFILE" = release ]; then
-  cargo build --release -p apiserver --bin ferrokube-apiserver
-  cargo bench -p apiserver --bench apiserver --no-run
-else
-  cargo build -p apiserver --bin ferrokube-apiserver
+cargo_profile() { [ "$1" = release ] && echo --profile=bench || echo --profile=dev; }
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  cargo build --profile "$([ "$PROFILE" = release ] && echo release || echo dev)" -p apiserver --bin ferrokube-apiserver
 fi
+cargo bench -p apiserver --bench apiserver --no-run "$(cargo_profile "$DRIVER_PROFILE")"
 BIN=$ROOT/target/$PROFILE/ferrokube-apiserver
 
 ETCD_PORT=$(free_port); PEER_PORT=$(free_port); API_PORT=$(free_port)
@@ -54,8 +55,8 @@ for _ in $(seq 1 100); do
   curl -sfk "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-echo "etcd 127.0.0.1:$ETCD_PORT  apiserver https://127.0.0.1:$API_PORT (pid $API_PID)  profile $PROFILE"
+echo "etcd 127.0.0.1:$ETCD_PORT  apiserver https://127.0.0.1:$API_PORT (pid $API_PID)  apiserver $PROFILE, driver $DRIVER_PROFILE"
 
 BENCH_ETCD="http://127.0.0.1:$ETCD_PORT" BENCH_URL="https://127.0.0.1:$API_PORT" BENCH_TOKEN="$TOKEN" \
 BENCH_CA="$WORK/pki/ca.crt" BENCH_PID="$API_PID" \
-  cargo bench -q -p apiserver --bench apiserver $([ "$PROFILE" = release ] || echo --profile dev)
+  cargo bench -q -p apiserver --bench apiserver "$(cargo_profile "$DRIVER_PROFILE")"
