@@ -351,7 +351,13 @@ async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, 
                         let _ = k2.runtime.resize_exec(&cid, &eid, s.width, s.height).await;
                     }
                 }
-                Some(255) if data.get(1) == Some(&0) => input = None,
+                Some(255) if data.get(1) == Some(&0) => {
+                    if let Some(mut i) = input.take() {
+                        let _ = i.flush().await;
+                        drop(i);
+                        let _ = k2.runtime.close_exec_stdin(&cid, &eid).await;
+                    }
+                }
                 _ => {}
             }
         }

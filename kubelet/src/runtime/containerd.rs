@@ -11,7 +11,7 @@ use containerd_client::services::v1::{
     snapshots::{snapshots_client::SnapshotsClient, PrepareSnapshotRequest, RemoveSnapshotRequest, MountsRequest},
     tasks_client::TasksClient,
     version_client::VersionClient,
-    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, KillRequest, ListContainersRequest,
     ListTasksRequest, ResizePtyRequest, StartRequest, UpdateContainerRequest, WaitRequest,
 };
@@ -348,6 +348,14 @@ impl Runtime for Containerd {
             .delete_process(ns(DeleteProcessRequest { container_id: container_id.into(), exec_id: exec_id.into() }))
             .await;
         Ok(r.exit_status as i32)
+    }
+
+    async fn close_exec_stdin(&self, container_id: &str, exec_id: &str) -> Result<()> {
+        let ch = self.ch().await?;
+        TasksClient::new(ch)
+            .close_io(ns(CloseIoRequest { container_id: container_id.into(), exec_id: exec_id.into(), stdin: true }))
+            .await?;
+        Ok(())
     }
 
     async fn resize_exec(&self, container_id: &str, exec_id: &str, w: u32, h: u32) -> Result<()> {

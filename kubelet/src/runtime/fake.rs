@@ -116,4 +116,8 @@ impl Runtime for FakeRuntime {
     async fn resize_exec(&self, _c: &str, _e: &str, _w: u32, _h: u32) -> Result<()> {
         Ok(())
     }
+
+    async fn close_exec_stdin(&self, _c: &str, _e: &str) -> Result<()> {
+        Ok(())
+    }
 }

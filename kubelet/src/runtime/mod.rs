@@ -173,4 +173,6 @@ pub trait Runtime: Send + Sync + 'static {
     /// Waits for an exec'd process and returns its exit code.
     async fn wait_exec(&self, container_id: &str, exec_id: &str) -> Result<i32>;
     async fn resize_exec(&self, container_id: &str, exec_id: &str, w: u32, h: u32) -> Result<()>;
+    /// Closes an exec'd process's stdin: the shim keeps the FIFO open until told.
+    async fn close_exec_stdin(&self, container_id: &str, exec_id: &str) -> Result<()>;
 }

@@ -72,6 +72,13 @@ fn http(server: &CertificateDer<'static>, pki: Option<&Pki>) -> reqwest::Client 
 
 /// Exec over WebSocket v5.channel.k8s.io; returns (stdout, channel-3 status JSON).
 async fn exec(port: u16, server: &CertificateDer<'static>, pki: &Pki, query: &str) -> (String, serde_json::Value) {
+    exec_with_stdin(port, server, pki, query, None).await
+}
+
+/// Like [`exec`], first sending `stdin` on channel 0 and then closing it (v5: [255, 0]).
+async fn exec_with_stdin(port: u16, server: &CertificateDer<'static>, pki: &Pki, query: &str, stdin: Option<&[u8]>) -> (String, serde_json::Value) {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = format!("wss://127.0.0.1:{port}/exec/default/srv/main?{query}");
     let mut req = url.into_client_request().unwrap();
@@ -79,6 +86,12 @@ async fn exec(port: u16, server: &CertificateDer<'static>, pki: &Pki, query: &st
     let connector = tokio_tungstenite::Connector::Rustls(tls_config(server, Some(pki)));
     let (mut ws, resp) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector)).await.unwrap();
     assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "v5.channel.k8s.io");
+    if let Some(data) = stdin {
+        let mut f = vec![0u8];
+        f.extend_from_slice(data);
+        ws.send(Message::Binary(f.into())).await.unwrap();
+        ws.send(Message::Binary(vec![255u8, 0].into())).await.unwrap();
+    }
     let mut out = String::new();
     let mut status = serde_json::Value::Null;
     while let Some(Ok(m)) = ws.next().await {
@@ -149,6 +162,10 @@ spec:
     let (_, status) = exec(port, &server, &pki, "command=sh&command=-c&command=exit%203&stdout=true").await;
     assert_eq!(status["reason"], "NonZeroExitCode");
     assert_eq!(status["details"]["causes"][0]["message"], "3");
+
+    let (out, status) = exec_with_stdin(port, &server, &pki, "command=cat&stdin=true&stdout=true&stderr=true", Some(b"piped in\n")).await;
+    assert_eq!(out, "piped in\n");
+    assert_eq!(status["status"], "Success");
 
     // No client certificate: the TLS handshake is refused.
     let anon = http(&server, None);
