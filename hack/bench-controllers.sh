@@ -118,8 +118,8 @@ while :; do
   # Stand in for the kubelets: confirm termination of pods marked for deletion.
   doomed=$(k get --raw "/api/v1/namespaces/default/pods?labelSelector=app%3Dbench" | jq -r '.items[] | select(.metadata.deletionTimestamp != null) | .metadata.name')
   if [ -n "$doomed" ]; then
-    # shellcheck disable=SC2086
-    k delete pod $doomed --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
+    echo "$doomed" | xargs -P 8 -n 50 "$KUBECTL_BIN" --kubeconfig "$WORK/admin.kubeconfig" --cache-dir "$WORK/cache" \
+      delete pod --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
   fi
   if ! k get deployment bench >/dev/null 2>&1; then
     read -r n _ _ < <(pod_counts)

@@ -13,10 +13,45 @@ pub enum EventType {
     Warning,
 }
 
+/// Upstream's EventSourceObjectSpamFilter: a token bucket per involved
+/// object (burst 25, one token back every 5 minutes), so a ReplicaSet
+/// creating 1,000 pods does not also write 1,000 events.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket {
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+pub const SPAM_BURST: f64 = 25.0;
+pub const SPAM_REFILL: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Bucket {
+    pub fn new(now: std::time::Instant) -> Self {
+        Bucket {
+            tokens: SPAM_BURST,
+            last: now,
+        }
+    }
+
+    /// Take a token if there is one.
+    pub fn allow(&mut self, now: std::time::Instant) -> bool {
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() / SPAM_REFILL.as_secs_f64();
+        self.tokens = (self.tokens + refill).min(SPAM_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Recorder {
     client: Client,
     component: &'static str,
+    buckets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Bucket>>>,
 }
 
 /// An ObjectReference to `obj`, as the involvedObject of an Event.
@@ -71,7 +106,11 @@ pub fn build_event(component: &str, involved: ObjectReference, ty: EventType, re
 
 impl Recorder {
     pub fn new(client: Client, component: &'static str) -> Self {
-        Recorder { client, component }
+        Recorder {
+            client,
+            component,
+            buckets: Default::default(),
+        }
     }
 
     /// Write an Event about `obj` without waiting; failures are only logged,
@@ -81,6 +120,22 @@ impl Recorder {
     }
 
     pub fn record_ref(&self, involved: ObjectReference, ty: EventType, reason: &str, message: &str) {
+        let key = format!(
+            "{}/{}/{}",
+            involved.kind.as_deref().unwrap_or(""),
+            involved.namespace.as_deref().unwrap_or(""),
+            involved.uid.as_deref().or(involved.name.as_deref()).unwrap_or("")
+        );
+        {
+            let now = std::time::Instant::now();
+            let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            if b.len() > 10_000 {
+                b.retain(|_, v| now.saturating_duration_since(v.last) < SPAM_REFILL * 25);
+            }
+            if !b.entry(key).or_insert_with(|| Bucket::new(now)).allow(now) {
+                return;
+            }
+        }
         let ev = build_event(self.component, involved, ty, reason, message);
         let api: Api<Event> = Api::namespaced(self.client.clone(), ev.metadata.namespace.as_deref().unwrap_or("default"));
         tokio::spawn(async move {
@@ -120,6 +175,15 @@ mod tests {
         assert_eq!(ev.involved_object.api_version.as_deref(), Some("apps/v1"));
         assert_eq!(ev.type_.as_deref(), Some("Normal"));
         assert_eq!(ev.source.unwrap().component.as_deref(), Some("replicaset-controller"));
+    }
+
+    #[test]
+    fn spam_filter_allows_a_burst_then_one_per_refill() {
+        let t0 = std::time::Instant::now();
+        let mut b = Bucket::new(t0);
+        assert_eq!((0..100).filter(|_| b.allow(t0)).count(), 25);
+        assert!(!b.allow(t0 + SPAM_REFILL / 2));
+        assert!(b.allow(t0 + SPAM_REFILL + SPAM_REFILL / 2));
     }
 
     #[test]

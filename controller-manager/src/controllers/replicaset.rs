@@ -23,6 +23,7 @@ use crate::runtime::{run_workers, Expectations, Informers, Key, WorkQueue};
 pub const NAME: &str = "replicaset-controller";
 /// Upstream's burstReplicas: at most this many creations or deletions per sync.
 pub const BURST_REPLICAS: usize = 500;
+const RELIST_AFTER: Duration = Duration::from_secs(5);
 
 /// What one sync of a ReplicaSet should do.
 #[derive(Debug, Default, PartialEq)]
@@ -149,6 +150,8 @@ struct State {
     pods: Store<Pod>,
     expectations: Expectations<Key>,
     recorder: Recorder,
+    pod_relist: Arc<tokio::sync::Notify>,
+    last_relist: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Queue the ReplicaSets a pod change concerns: its controller, or for an
@@ -197,6 +200,8 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         pods,
         expectations: Expectations::default(),
         recorder: Recorder::new(ctx.client.clone(), NAME),
+        pod_relist: inf.relister::<Pod>(),
+        last_relist: std::sync::Mutex::new(None),
     });
     let metrics = ctx.metrics.clone();
     let workers = ctx.opts.concurrent_syncs;
@@ -235,6 +240,15 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     let plan = plan(&rs, &pods, now);
     if !satisfied {
         tracing::debug!(replicaset = %key, "waiting for the cache to show earlier creations/deletions");
+        // A watch that dropped events would stall us for the 5-minute
+        // expectations timeout; relist the pods instead (at most every 10s).
+        if st.expectations.pending_for(key).is_some_and(|d| d > RELIST_AFTER) {
+            let mut last = st.last_relist.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|t| t.elapsed() > RELIST_AFTER * 2) {
+                *last = Some(std::time::Instant::now());
+                st.pod_relist.notify_one();
+            }
+        }
     }
     let pod_api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
     let mut create_error = None;
@@ -258,6 +272,10 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     update_status(&st.ctx, &rs, status).await?;
     if let Some(e) = create_error {
         return Err(e);
+    }
+    if !satisfied {
+        // Look again even if no event comes (a missed one is why we wait).
+        return Ok(Some(Duration::from_secs(1)));
     }
     Ok(next_availability_check(&rs, &pods, now))
 }

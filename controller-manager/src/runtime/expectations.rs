@@ -62,6 +62,11 @@ impl<K: Eq + Hash + Clone> Expectations<K> {
         false
     }
 
+    /// How long `key` has waited for the cache, if it is waiting.
+    pub fn pending_for(&self, key: &K) -> Option<Duration> {
+        self.lock().get(key).map(|p| p.since.elapsed())
+    }
+
     pub fn forget(&self, key: &K) {
         self.lock().remove(key);
     }

@@ -40,6 +40,7 @@ pub async fn wait_synced(all: &[Synced]) {
 pub struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
     api: Api<K>,
     synced: tokio::sync::watch::Sender<bool>,
+    relist: Arc<tokio::sync::Notify>,
     store: Store<K>,
     writer: Option<reflector::store::Writer<K>>,
     handlers: Vec<Handler<K>>,
@@ -54,6 +55,7 @@ where
         Informer {
             api,
             synced: tokio::sync::watch::channel(false).0,
+            relist: Arc::new(tokio::sync::Notify::new()),
             store,
             writer: Some(writer),
             handlers: Vec::new(),
@@ -62,6 +64,12 @@ where
 
     pub fn synced(&self) -> Synced {
         Synced(self.synced.subscribe())
+    }
+
+    /// Notify to drop the watch and list again: a safety valve for a cache
+    /// that misses events (observed against an apiserver under load).
+    pub fn relister(&self) -> Arc<tokio::sync::Notify> {
+        self.relist.clone()
     }
 
     pub fn store(&self) -> Store<K> {
@@ -79,11 +87,23 @@ where
         let store = self.store.clone();
         let api = self.api.clone();
         let synced = self.synced.clone();
+        let relist = self.relist.clone();
         tokio::spawn(async move {
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            let mut stream = watcher(api.clone(), watcher::Config::default()).boxed();
             let mut relisted: HashSet<ObjectRef<K>> = HashSet::new();
             let mut before_relist: Vec<Arc<K>> = Vec::new();
-            while let Some(ev) = stream.next().await {
+            loop {
+                let ev = tokio::select! {
+                    ev = stream.next() => match ev {
+                        Some(ev) => ev,
+                        None => break,
+                    },
+                    _ = relist.notified() => {
+                        tracing::info!(kind = %K::kind(&()), "relisting");
+                        stream = watcher(api.clone(), watcher::Config::default()).boxed();
+                        continue;
+                    }
+                };
                 let ev = match ev {
                     Ok(ev) => ev,
                     Err(e) => {
@@ -180,6 +200,13 @@ impl Informers {
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
         self.get::<K>().store()
+    }
+
+    pub fn relister<K>(&mut self) -> Arc<tokio::sync::Notify>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        self.get::<K>().relister()
     }
 
     pub fn synced<K>(&mut self) -> Synced

@@ -259,6 +259,25 @@ async fn process(st: &State, uid: &str) -> Result<Option<Duration>> {
         Decision::RemoveFinalizer(f) => remove_finalizer(&api, &node, f).await?,
         Decision::ProcessDependents(uids) => {
             st.enqueue(uids);
+            // Dependents already being deleted block us until their DELETED
+            // event arrives; confirm with the API so a missed event cannot
+            // hold the owner forever.
+            for d in dependents
+                .iter()
+                .filter(|d| d.deleting && d.owners.iter().any(|o| o.uid == node.uid && o.block_owner_deletion == Some(true)))
+            {
+                let Some(dapi) = api_for(st, d) else { continue };
+                let gone = match dapi.get_opt(&d.name).await {
+                    Ok(None) => true,
+                    Ok(Some(obj)) => obj.metadata.uid.as_deref() != Some(d.uid.as_str()),
+                    Err(_) => false,
+                };
+                if gone {
+                    let todo = st.graph().remove(&d.uid);
+                    st.enqueue(todo);
+                }
+            }
+            return Ok(Some(Duration::from_secs(2)));
         }
         Decision::RemoveOwnerRefs(drop) => {
             let refs: Vec<&OwnerReference> = node.owners.iter().filter(|o| !drop.contains(&o.uid)).collect();
