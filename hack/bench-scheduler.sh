@@ -7,7 +7,8 @@
 #
 # Usage: hack/bench-scheduler.sh [small|large|all|cycle]   (default: all)
 #   small: 500 nodes / 5,000 pods     large: 5,000 nodes / 10,000 pods
-# Env: CONCURRENCY (64), PROFILE (release), KEEP=1 keeps the temp dir.
+# Env: CONCURRENCY (64), PROFILE (release), LOADGEN (path of bench_load), SKIP_BUILD=1 uses the binaries
+# already in target/$PROFILE, KEEP=1 keeps the temp dir.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +16,7 @@ PROFILE=${PROFILE:-release}
 CONCURRENCY=${CONCURRENCY:-64}
 WHAT=${1:-all}
 BIN=$ROOT/target/$PROFILE
+LOADGEN=${LOADGEN:-$BIN/examples/bench_load}
 PIDS=()
 
 cleanup() {
@@ -31,6 +33,7 @@ free_port() {
 }
 
 build() {
+  [ "${SKIP_BUILD:-}" = 1 ] && return
   local flag=""
   [ "$PROFILE" = release ] && flag="--release"
   (cd "$ROOT" && cargo build $flag -p apiserver -p scheduler --bins && cargo build $flag -p scheduler --example bench_load) >&2
@@ -65,11 +68,13 @@ run_config() {
   PIDS+=($sched_pid)
 
   echo "== $nodes nodes / $pods pods (concurrency $CONCURRENCY) =="
-  BENCH_SETTLE_SECS=${BENCH_SETTLE_SECS:-3} "$ROOT/target/$PROFILE/examples/bench_load" \
+  BENCH_SETTLE_SECS=${BENCH_SETTLE_SECS:-3} "$LOADGEN" \
     --kubeconfig "$WORK/admin.kubeconfig" --nodes "$nodes" --pods "$pods" \
-    --concurrency "$CONCURRENCY" --etcd "http://127.0.0.1:$etcd_port"
+    --concurrency "$CONCURRENCY" --etcd "http://127.0.0.1:$etcd_port" \
+    --timeout-secs "${TIMEOUT_SECS:-600}" || echo "load generator failed (see above)"
   echo "scheduler RSS: $(awk '/VmRSS/ {printf "%.0f MB", $2/1024}' /proc/$sched_pid/status)"
-  curl -s "http://127.0.0.1:$sched_port/metrics" | grep -E '^scheduler_schedule_attempts_total' || true
+  curl -s "http://127.0.0.1:$sched_port/metrics" |
+    grep -E '^scheduler_schedule_attempts_total|^scheduler_scheduling_attempt_duration_seconds_(sum|count)|^scheduler_pending_pods' || true
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   PIDS=()

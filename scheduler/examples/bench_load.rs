@@ -232,23 +232,18 @@ async fn main() {
             }
         }
     }));
-    let end = match tokio::time::timeout(Duration::from_secs(args.timeout_secs), done_rx).await {
-        Ok(Ok(t)) => t,
+    let (bound_n, secs) = match tokio::time::timeout(Duration::from_secs(args.timeout_secs), done_rx).await {
+        Ok(Ok(t)) => (args.pods, t.duration_since(start).as_secs_f64()),
         _ => {
-            eprintln!(
-                "timed out with {} of {} pods bound",
-                bound.load(Ordering::SeqCst),
-                args.pods
-            );
-            std::process::exit(1);
+            let listed = pods.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
+            let unbound = listed.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()).count();
+            let n = bound.load(Ordering::SeqCst);
+            eprintln!("TIMED OUT: {n} of {} pods bound (watch); list shows {} pods, {unbound} unbound", args.pods, listed.len());
+            (n, start.elapsed().as_secs_f64())
         }
     };
-    let secs = end.duration_since(start).as_secs_f64();
-    let rate = args.pods as f64 / secs;
-    println!(
-        "e2e: {} pods on {} nodes bound in {:.2}s = {:.0} pods/s (concurrency {})",
-        args.pods, args.nodes, secs, rate, args.concurrency
-    );
+    let rate = bound_n as f64 / secs;
+    println!("e2e: {bound_n} pods on {} nodes bound in {secs:.2}s = {rate:.0} pods/s (concurrency {})", args.nodes, args.concurrency);
     if let Some(etcd) = &args.etcd {
         let raw = etcd_rate(etcd, args.pods, args.concurrency).await;
         println!(
