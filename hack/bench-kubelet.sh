@@ -41,7 +41,11 @@ cleanup() {
     ctr -a "$SOCK" -n k8s.io tasks delete "$id" >/dev/null 2>&1 || true
     ctr -a "$SOCK" -n k8s.io containers delete "$id" >/dev/null 2>&1 || true
   done
-  if [ "$KEEP" = 0 ]; then "$ROOT/hack/local-down-cluster.sh" --purge >/dev/null 2>&1 || true; fi
+  if [ "$KEEP" = 0 ]; then
+    "$ROOT/hack/local-down-cluster.sh" --purge >/dev/null 2>&1 || true
+    # local-down skips a kubelet whose binary was rebuilt meanwhile ("(deleted)" exe): stop ours by PID.
+    if [ -n "${KUBELET_PID:-}" ] && [ -d "/proc/$KUBELET_PID" ]; then kill "$KUBELET_PID" 2>/dev/null || true; fi
+  fi
   rm -rf "$CACHE" "$WORK"
 }
 trap cleanup EXIT
@@ -52,6 +56,7 @@ UP_ARGS=(--nodes 1)
 echo "binaries: ${FERROKUBE_BIN_DIR:-$ROOT/target/release}"
 "$ROOT/hack/local-up-cluster.sh" "${UP_ARGS[@]}" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; exit 1; }
 KUBELET_PID="$(cat "$FERROKUBE_UP_DIR/pids/kubelet-node-0.pid")"
+export KUBELET_PID
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$KUBELET_PID/status"; }
 
 # percentile P of the numbers in FILE (nearest rank)

@@ -42,10 +42,18 @@ pub struct Flags {
 pub fn parse_reserved(s: &str) -> Result<(i64, i64), String> {
     let (mut cpu, mut mem) = (0, 0);
     for kv in s.split(',').filter(|p| !p.trim().is_empty()) {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("reservation {kv:?}: expected NAME=QUANTITY"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("reservation {kv:?}: expected NAME=QUANTITY"))?;
         match k.trim() {
-            "cpu" => cpu = crate::quantity::milli_cpu(v.trim()).ok_or_else(|| format!("reservation cpu={v:?} is not a quantity"))?,
-            "memory" => mem = crate::quantity::bytes(v.trim()).ok_or_else(|| format!("reservation memory={v:?} is not a quantity"))?,
+            "cpu" => {
+                cpu = crate::quantity::milli_cpu(v.trim())
+                    .ok_or_else(|| format!("reservation cpu={v:?} is not a quantity"))?
+            }
+            "memory" => {
+                mem = crate::quantity::bytes(v.trim())
+                    .ok_or_else(|| format!("reservation memory={v:?} is not a quantity"))?
+            }
             "pid" | "ephemeral-storage" => {}
             other => return Err(format!("reservation of unknown resource {other:?}")),
         }
@@ -70,15 +78,26 @@ mod tests {
 impl Flags {
     /// Checks what clap can't: CIDR and IP shapes, bridge name length.
     pub fn validate(&self) -> Result<(), String> {
-        self.node_ip.parse::<std::net::IpAddr>().map_err(|_| format!("--node-ip {:?} is not an IP address", self.node_ip))?;
-        let (ip, len) = self.pod_cidr.split_once('/').ok_or_else(|| format!("--pod-cidr {:?} is not a CIDR", self.pod_cidr))?;
-        ip.parse::<std::net::Ipv4Addr>().map_err(|_| format!("--pod-cidr {:?} is not a CIDR", self.pod_cidr))?;
-        let len: u8 = len.parse().map_err(|_| format!("--pod-cidr {:?} is not a CIDR", self.pod_cidr))?;
+        self.node_ip
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| format!("--node-ip {:?} is not an IP address", self.node_ip))?;
+        let (ip, len) = self
+            .pod_cidr
+            .split_once('/')
+            .ok_or_else(|| format!("--pod-cidr {:?} is not a CIDR", self.pod_cidr))?;
+        ip.parse::<std::net::Ipv4Addr>()
+            .map_err(|_| format!("--pod-cidr {:?} is not a CIDR", self.pod_cidr))?;
+        let len: u8 = len
+            .parse()
+            .map_err(|_| format!("--pod-cidr {:?} is not a CIDR", self.pod_cidr))?;
         if len > 30 {
             return Err(format!("--pod-cidr {:?} is too small", self.pod_cidr));
         }
         if self.bridge_name.is_empty() || self.bridge_name.len() > 15 {
-            return Err(format!("--bridge-name {:?} must be 1-15 characters", self.bridge_name));
+            return Err(format!(
+                "--bridge-name {:?} must be 1-15 characters",
+                self.bridge_name
+            ));
         }
         if self.node_name.is_empty() {
             return Err("--node-name must not be empty".into());

@@ -29,20 +29,61 @@ pub struct SpecInput<'a> {
 
 /// containerd's default capability set for containers.
 pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 ];
 
 const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
 ];
 
 /// The argv upstream runs: command replaces the entrypoint, args replace the cmd.
@@ -75,7 +116,13 @@ pub fn merged_env(image: &ImageConfig, env: &[(String, String)]) -> Vec<String> 
         }
     }
     if !out.iter().any(|(k, _)| k == "PATH") {
-        out.insert(0, ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()));
+        out.insert(
+            0,
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
+        );
     }
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
@@ -90,10 +137,16 @@ pub fn user(pod: &Pod, sc: Option<&SecurityContext>, image: &ImageConfig) -> (i6
     } else if let Ok(u) = image.user.parse() {
         uid = u;
     }
-    if let Some(u) = sc.and_then(|s| s.run_as_user).or(psc.and_then(|s| s.run_as_user)) {
+    if let Some(u) = sc
+        .and_then(|s| s.run_as_user)
+        .or(psc.and_then(|s| s.run_as_user))
+    {
         uid = u;
     }
-    if let Some(g) = sc.and_then(|s| s.run_as_group).or(psc.and_then(|s| s.run_as_group)) {
+    if let Some(g) = sc
+        .and_then(|s| s.run_as_group)
+        .or(psc.and_then(|s| s.run_as_group))
+    {
         gid = g;
     }
     (uid, gid)
@@ -105,10 +158,26 @@ fn caps(sc: Option<&SecurityContext>) -> Vec<String> {
     }
     let norm = |c: &String| {
         let u = c.to_ascii_uppercase();
-        if u.starts_with("CAP_") { u } else { format!("CAP_{u}") }
+        if u.starts_with("CAP_") {
+            u
+        } else {
+            format!("CAP_{u}")
+        }
     };
-    let add: Vec<String> = sc.and_then(|s| s.capabilities.as_ref()).and_then(|c| c.add.clone()).unwrap_or_default().iter().map(norm).collect();
-    let drop: Vec<String> = sc.and_then(|s| s.capabilities.as_ref()).and_then(|c| c.drop.clone()).unwrap_or_default().iter().map(norm).collect();
+    let add: Vec<String> = sc
+        .and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.add.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(norm)
+        .collect();
+    let drop: Vec<String> = sc
+        .and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.drop.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(norm)
+        .collect();
     let mut set: Vec<String> = if add.iter().any(|c| c == "CAP_ALL") {
         ALL_CAPS.iter().map(|s| s.to_string()).collect()
     } else {
@@ -128,12 +197,18 @@ fn caps(sc: Option<&SecurityContext>) -> Vec<String> {
 /// CPU shares from the request (min 2) and quota from the limit, as upstream maps them.
 pub fn cpu_resources(c: &Container) -> Value {
     let res = c.resources.as_ref();
-    let get = |m: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, k: &str| {
-        m.and_then(|m| m.get(k)).map(|q| q.0.clone())
-    };
+    let get = |m: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >,
+               k: &str| { m.and_then(|m| m.get(k)).map(|q| q.0.clone()) };
     let limits = res.and_then(|r| r.limits.as_ref());
     let requests = res.and_then(|r| r.requests.as_ref());
-    let req_cpu = get(requests, "cpu").or_else(|| get(limits, "cpu")).and_then(|q| quantity::milli_cpu(&q));
+    let req_cpu = get(requests, "cpu")
+        .or_else(|| get(limits, "cpu"))
+        .and_then(|q| quantity::milli_cpu(&q));
     let shares = req_cpu.map(|m| (m * 1024 / 1000).max(2)).unwrap_or(2);
     let mut cpu = json!({"shares": shares});
     if let Some(lim) = get(limits, "cpu").and_then(|q| quantity::milli_cpu(&q)) {
@@ -149,7 +224,8 @@ pub fn cpu_resources(c: &Container) -> Value {
 
 /// The OCI runtime spec for one container of a pod.
 pub fn build(pod: &Pod, c: &Container, input: &SpecInput<'_>) -> Value {
-    let mut spec = serde_json::to_value(oci_spec::runtime::Spec::default()).unwrap_or_else(|_| json!({}));
+    let mut spec =
+        serde_json::to_value(oci_spec::runtime::Spec::default()).unwrap_or_else(|_| json!({}));
     let sc = c.security_context.as_ref();
     let privileged = sc.and_then(|s| s.privileged) == Some(true);
     let (uid, gid) = user(pod, sc, input.image);
@@ -182,7 +258,10 @@ pub fn build(pod: &Pod, c: &Container, input: &SpecInput<'_>) -> Value {
         "path": "rootfs",
         "readonly": sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false),
     });
-    let mounts = spec["mounts"].as_array_mut().map(std::mem::take).unwrap_or_default();
+    let mounts = spec["mounts"]
+        .as_array_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
     let mut mounts: Vec<Value> = mounts
         .into_iter()
         // /dev/shm is replaced by the pod's; sysfs stays read-only unless privileged.
@@ -194,8 +273,10 @@ pub fn build(pod: &Pod, c: &Container, input: &SpecInput<'_>) -> Value {
             m
         })
         .collect();
-    mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-        "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}));
+    mounts.push(
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+        "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+    );
     for m in &input.mounts {
         let mut opts = vec!["rbind", "rprivate"];
         opts.push(if m.read_only { "ro" } else { "rw" });
@@ -231,15 +312,32 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     fn img() -> ImageConfig {
-        ImageConfig { entrypoint: vec!["/ep".into()], cmd: vec!["c1".into()], env: vec!["PATH=/bin".into(), "A=img".into()], working_dir: "/w".into(), user: String::new() }
+        ImageConfig {
+            entrypoint: vec!["/ep".into()],
+            cmd: vec!["c1".into()],
+            env: vec!["PATH=/bin".into(), "A=img".into()],
+            working_dir: "/w".into(),
+            user: String::new(),
+        }
     }
 
     fn container() -> Container {
-        Container { name: "c".into(), image: Some("busybox".into()), ..Default::default() }
+        Container {
+            name: "c".into(),
+            image: Some("busybox".into()),
+            ..Default::default()
+        }
     }
 
     fn pod() -> Pod {
-        Pod { metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta { name: Some("web".into()), ..Default::default() }, spec: Some(PodSpec::default()), status: None }
+        Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("web".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec::default()),
+            status: None,
+        }
     }
 
     #[test]
@@ -257,7 +355,10 @@ mod tests {
 
     #[test]
     fn pod_env_overrides_image_env() {
-        let env = merged_env(&img(), &[("A".into(), "pod".into()), ("B".into(), "2".into())]);
+        let env = merged_env(
+            &img(),
+            &[("A".into(), "pod".into()), ("B".into(), "2".into())],
+        );
         assert_eq!(env, vec!["PATH=/bin", "A=pod", "B=2"]);
     }
 
@@ -266,7 +367,13 @@ mod tests {
         let mut c = container();
         c.resources = Some(ResourceRequirements {
             requests: Some([("cpu".to_string(), Quantity("250m".into()))].into()),
-            limits: Some([("cpu".to_string(), Quantity("500m".into())), ("memory".to_string(), Quantity("64Mi".into()))].into()),
+            limits: Some(
+                [
+                    ("cpu".to_string(), Quantity("500m".into())),
+                    ("memory".to_string(), Quantity("64Mi".into())),
+                ]
+                .into(),
+            ),
             ..Default::default()
         });
         let r = cpu_resources(&c);
@@ -280,7 +387,13 @@ mod tests {
     fn spec_joins_pod_namespaces_and_sets_hostname() {
         let ns = PodNamespaces::new("/r/pods/u");
         let i = img();
-        let input = SpecInput { image: &i, env: vec![], mounts: vec![], namespaces: &ns, cgroups_path: "/kubepods/podu/c".into() };
+        let input = SpecInput {
+            image: &i,
+            env: vec![],
+            mounts: vec![],
+            namespaces: &ns,
+            cgroups_path: "/kubepods/podu/c".into(),
+        };
         let s = build(&pod(), &container(), &input);
         assert_eq!(s["hostname"], json!("web"));
         assert_eq!(s["process"]["cwd"], json!("/w"));
@@ -300,10 +413,19 @@ mod tests {
             run_as_group: Some(3000),
             read_only_root_filesystem: Some(true),
             allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities { add: Some(vec!["NET_ADMIN".into()]), drop: Some(vec!["KILL".into()]) }),
+            capabilities: Some(Capabilities {
+                add: Some(vec!["NET_ADMIN".into()]),
+                drop: Some(vec!["KILL".into()]),
+            }),
             ..Default::default()
         });
-        let input = SpecInput { image: &i, env: vec![], mounts: vec![], namespaces: &ns, cgroups_path: String::new() };
+        let input = SpecInput {
+            image: &i,
+            env: vec![],
+            mounts: vec![],
+            namespaces: &ns,
+            cgroups_path: String::new(),
+        };
         let s = build(&pod(), &c, &input);
         assert_eq!(s["process"]["user"], json!({"uid": 1000, "gid": 3000}));
         assert_eq!(s["root"]["readonly"], json!(true));
@@ -318,11 +440,24 @@ mod tests {
         let ns = PodNamespaces::new("/r");
         let i = img();
         let input = SpecInput {
-            image: &i, env: vec![], namespaces: &ns, cgroups_path: String::new(),
-            mounts: vec![BindMount { host_path: "/h".into(), container_path: "/data".into(), read_only: true }],
+            image: &i,
+            env: vec![],
+            namespaces: &ns,
+            cgroups_path: String::new(),
+            mounts: vec![BindMount {
+                host_path: "/h".into(),
+                container_path: "/data".into(),
+                read_only: true,
+            }],
         };
         let s = build(&pod(), &container(), &input);
-        let m = s["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == json!("/data")).unwrap().clone();
+        let m = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == json!("/data"))
+            .unwrap()
+            .clone();
         assert!(m["options"].as_array().unwrap().contains(&json!("ro")));
     }
 }

@@ -43,14 +43,24 @@ fn mkfifo(p: &Path) -> std::io::Result<()> {
 }
 
 /// Opens a FIFO's read side and starts copying it into the CRI log file.
-pub async fn attach_logs(k: &Kubelet, pod_uid: &str, name: &str, restart_count: i32, id: &str) -> std::io::Result<Vec<tokio::net::unix::pipe::Sender>> {
+pub async fn attach_logs(
+    k: &Kubelet,
+    pod_uid: &str,
+    name: &str,
+    restart_count: i32,
+    id: &str,
+) -> std::io::Result<Vec<tokio::net::unix::pipe::Sender>> {
     let fifo_dir = k.fifo_dir(pod_uid);
     tokio::fs::create_dir_all(&fifo_dir).await?;
     let log = logs::log_path(&k.log_dir(pod_uid), name, restart_count);
     if let Some(parent) = log.parent() {
         tokio::fs::create_dir_all(parent).await?;
     }
-    let file = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await?;
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .await?;
     let file = Arc::new(tokio::sync::Mutex::new(file));
     let mut holders = Vec::new();
     for stream in ["stdout", "stderr"] {
@@ -79,7 +89,13 @@ pub async fn start_container(
     let policy = PullPolicy::from_spec(c.image_pull_policy.as_deref(), &image_name);
     let field = Some(format!("spec.containers{{{}}}", c.name));
     if policy != PullPolicy::Never {
-        k.events.pod_event(pod, "Normal", "Pulling", format!("Pulling image \"{image_name}\""), field.clone());
+        k.events.pod_event(
+            pod,
+            "Normal",
+            "Pulling",
+            format!("Pulling image \"{image_name}\""),
+            field.clone(),
+        );
     }
     let t0 = std::time::Instant::now();
     let image = match k.runtime.ensure_image(&image_name, policy).await {
@@ -89,27 +105,54 @@ pub async fn start_container(
                 "Container image \"{image_name}\" is not present with pull policy of Never"
             )))
         }
-        Err(e) => return Err(StartError::ImagePull(format!("Failed to pull image \"{image_name}\": {e}"))),
+        Err(e) => {
+            return Err(StartError::ImagePull(format!(
+                "Failed to pull image \"{image_name}\": {e}"
+            )))
+        }
     };
     if policy != PullPolicy::Never {
-        k.events.pod_event(pod, "Normal", "Pulled", format!("Successfully pulled image \"{image_name}\" in {:?}", t0.elapsed()), field.clone());
+        k.events.pod_event(
+            pod,
+            "Normal",
+            "Pulled",
+            format!(
+                "Successfully pulled image \"{image_name}\" in {:?}",
+                t0.elapsed()
+            ),
+            field.clone(),
+        );
     }
     let id = container_id(&uid, &c.name, restart_count);
     let ns = k.namespaces(&uid);
     let spec = container_spec::build(
         pod,
         c,
-        &SpecInput { image: &image.config, env, mounts, namespaces: &ns, cgroups_path: format!("/kubepods/pod{uid}/{id}") },
+        &SpecInput {
+            image: &image.config,
+            env,
+            mounts,
+            namespaces: &ns,
+            cgroups_path: format!("/kubepods/pod{uid}/{id}"),
+        },
     );
     let mut labels = HashMap::new();
     labels.insert(LABEL_POD_UID.to_string(), uid.clone());
-    labels.insert(LABEL_POD_NAME.to_string(), pod.metadata.name.clone().unwrap_or_default());
-    labels.insert(LABEL_POD_NAMESPACE.to_string(), pod.metadata.namespace.clone().unwrap_or_default());
+    labels.insert(
+        LABEL_POD_NAME.to_string(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    );
+    labels.insert(
+        LABEL_POD_NAMESPACE.to_string(),
+        pod.metadata.namespace.clone().unwrap_or_default(),
+    );
     labels.insert(LABEL_CONTAINER_NAME.to_string(), c.name.clone());
     labels.insert(LABEL_RESTART_COUNT.to_string(), restart_count.to_string());
     labels.insert(LABEL_IMAGE.to_string(), image_name.clone());
     labels.insert(LABEL_IMAGE_ID.to_string(), image.image_id.clone());
-    let holders = attach_logs(k, &uid, &c.name, restart_count, &id).await.map_err(RuntimeError::from)?;
+    let holders = attach_logs(k, &uid, &c.name, restart_count, &id)
+        .await
+        .map_err(RuntimeError::from)?;
     let fifo_dir = k.fifo_dir(&uid);
     let cfg = ContainerConfig {
         id: id.clone(),
@@ -127,22 +170,36 @@ pub async fn start_container(
         Ok(()) => {}
         Err(RuntimeError::Start(m)) => {
             let message = format!("failed to create containerd task: {m}");
-            k.events.pod_event(pod, "Warning", "Failed", format!("Error: {message}"), field);
+            k.events
+                .pod_event(pod, "Warning", "Failed", format!("Error: {message}"), field);
             return Err(StartError::Start { id, message });
         }
         Err(e) => return Err(e.into()),
     }
-    k.events.pod_event(pod, "Normal", "Created", format!("Created container {}", c.name), field.clone());
+    k.events.pod_event(
+        pod,
+        "Normal",
+        "Created",
+        format!("Created container {}", c.name),
+        field.clone(),
+    );
     match k.runtime.start_container(&id).await {
         Ok(()) => {}
         Err(RuntimeError::Start(m)) => {
             let message = format!("failed to start containerd task: {m}");
-            k.events.pod_event(pod, "Warning", "Failed", format!("Error: {message}"), field);
+            k.events
+                .pod_event(pod, "Warning", "Failed", format!("Error: {message}"), field);
             return Err(StartError::Start { id, message });
         }
         Err(e) => return Err(e.into()),
     }
-    k.events.pod_event(pod, "Normal", "Started", format!("Started container {}", c.name), field);
+    k.events.pod_event(
+        pod,
+        "Normal",
+        "Started",
+        format!("Started container {}", c.name),
+        field,
+    );
     Ok(id)
 }
 
@@ -157,7 +214,13 @@ mod tests {
     struct Nowhere;
     #[async_trait::async_trait]
     impl StatusWriter for Nowhere {
-        async fn patch_status(&self, _: &str, _: &str, _: &str, _: &PodStatus) -> std::result::Result<(), StatusError> {
+        async fn patch_status(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &PodStatus,
+        ) -> std::result::Result<(), StatusError> {
             Ok(())
         }
     }
@@ -168,7 +231,14 @@ mod tests {
             node_ip: "127.0.0.1".into(),
             root_dir: root.to_path_buf(),
             runtime: rt,
-            cni: Cni { config: CniConfig { bin_dir: "/nonexistent".into(), bridge: "x".into(), pod_cidr: "10.0.0.0/24".into(), ipam_dir: root.join("ipam") } },
+            cni: Cni {
+                config: CniConfig {
+                    bin_dir: "/nonexistent".into(),
+                    bridge: "x".into(),
+                    pod_cidr: "10.0.0.0/24".into(),
+                    ipam_dir: root.join("ipam"),
+                },
+            },
             client: None,
             status: StatusManager::new(Box::new(Nowhere)),
             events: crate::events::Recorder::new(None, "n"),
@@ -194,9 +264,18 @@ mod tests {
         let rt = Arc::new(FakeRuntime::with_image("busybox"));
         let k = kubelet(rt.clone(), root.path());
         let (p, c) = pod();
-        let id = start_container(&k, &p, &c, 2, vec![], vec![]).await.unwrap();
+        let id = start_container(&k, &p, &c, 2, vec![], vec![])
+            .await
+            .unwrap();
         let calls = rt.calls.lock().unwrap().clone();
-        assert_eq!(calls, vec!["pull busybox".to_string(), format!("create {id}"), format!("start {id}")]);
+        assert_eq!(
+            calls,
+            vec![
+                "pull busybox".to_string(),
+                format!("create {id}"),
+                format!("start {id}")
+            ]
+        );
         let cs = rt.list_containers().await.unwrap();
         assert_eq!(cs[0].pod_uid, "u1");
         assert_eq!(cs[0].name, "c");
@@ -211,7 +290,9 @@ mod tests {
         let k = kubelet(rt.clone(), root.path());
         let (p, c) = pod();
         match start_container(&k, &p, &c, 0, vec![], vec![]).await {
-            Err(StartError::ImagePull(m)) => assert!(m.starts_with("Failed to pull image \"busybox\""), "{m}"),
+            Err(StartError::ImagePull(m)) => {
+                assert!(m.starts_with("Failed to pull image \"busybox\""), "{m}")
+            }
             other => panic!("{other:?}"),
         }
         assert!(rt.containers.lock().unwrap().is_empty());

@@ -20,7 +20,12 @@ pub enum EnvError {
     #[error("secret \"{0}\" not found")]
     SecretNotFound(String),
     #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
-    KeyNotFound { kind: &'static str, namespace: String, name: String, key: String },
+    KeyNotFound {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        key: String,
+    },
 }
 
 /// The value of a downward API field path, as upstream resolves it.
@@ -31,18 +36,38 @@ pub fn field_value(pod: &Pod, path: &str, node_name: &str, host_ip: &str) -> Opt
         "metadata.name" => m.name.clone().unwrap_or_default(),
         "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
         "metadata.uid" => m.uid.clone().unwrap_or_default(),
-        "spec.nodeName" => pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_else(|| node_name.to_string()),
-        "spec.serviceAccountName" => pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+        "spec.nodeName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_else(|| node_name.to_string()),
+        "spec.serviceAccountName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
         "status.hostIP" => status.host_ip.unwrap_or_else(|| host_ip.to_string()),
         "status.hostIPs" => status.host_ip.unwrap_or_else(|| host_ip.to_string()),
         "status.podIP" | "status.podIPs" => status.pod_ip.unwrap_or_default(),
         "metadata.labels" => fmt_map(m.labels.as_ref()),
         "metadata.annotations" => fmt_map(m.annotations.as_ref()),
         p => {
-            if let Some(k) = p.strip_prefix("metadata.labels['").and_then(|r| r.strip_suffix("']")) {
-                m.labels.as_ref().and_then(|l| l.get(k).cloned()).unwrap_or_default()
-            } else if let Some(k) = p.strip_prefix("metadata.annotations['").and_then(|r| r.strip_suffix("']")) {
-                m.annotations.as_ref().and_then(|l| l.get(k).cloned()).unwrap_or_default()
+            if let Some(k) = p
+                .strip_prefix("metadata.labels['")
+                .and_then(|r| r.strip_suffix("']"))
+            {
+                m.labels
+                    .as_ref()
+                    .and_then(|l| l.get(k).cloned())
+                    .unwrap_or_default()
+            } else if let Some(k) = p
+                .strip_prefix("metadata.annotations['")
+                .and_then(|r| r.strip_suffix("']"))
+            {
+                m.annotations
+                    .as_ref()
+                    .and_then(|l| l.get(k).cloned())
+                    .unwrap_or_default()
             } else {
                 return None;
             }
@@ -52,22 +77,48 @@ pub fn field_value(pod: &Pod, path: &str, node_name: &str, host_ip: &str) -> Opt
 
 /// `key="value"` lines, sorted, as the downward API volume renders maps.
 pub fn fmt_map(m: Option<&BTreeMap<String, String>>) -> String {
-    m.map(|m| m.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join("\n")).unwrap_or_default()
+    m.map(|m| {
+        m.iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .unwrap_or_default()
 }
 
 /// A resourceFieldRef value in the divisor's units (default 1), rounded up.
-pub fn resource_value(c: &Container, resource: &str, divisor: Option<&str>, node_cpu_milli: i64, node_mem: i64) -> String {
+pub fn resource_value(
+    c: &Container,
+    resource: &str,
+    divisor: Option<&str>,
+    node_cpu_milli: i64,
+    node_mem: i64,
+) -> String {
     let res = c.resources.clone().unwrap_or_default();
     let (kind, field) = resource.split_once('.').unwrap_or(("", resource));
-    let map = if kind == "requests" { res.requests } else { res.limits };
+    let map = if kind == "requests" {
+        res.requests
+    } else {
+        res.limits
+    };
     let raw = map.as_ref().and_then(|m| m.get(field)).map(|q| q.0.clone());
     if field == "cpu" {
-        let milli = raw.and_then(|q| quantity::milli_cpu(&q)).unwrap_or(if kind == "limits" { node_cpu_milli } else { 0 });
-        let div = divisor.and_then(quantity::milli_cpu).filter(|d| *d > 0).unwrap_or(1000);
+        let milli = raw
+            .and_then(|q| quantity::milli_cpu(&q))
+            .unwrap_or(if kind == "limits" { node_cpu_milli } else { 0 });
+        let div = divisor
+            .and_then(quantity::milli_cpu)
+            .filter(|d| *d > 0)
+            .unwrap_or(1000);
         ((milli + div - 1) / div).to_string()
     } else {
-        let b = raw.and_then(|q| quantity::bytes(&q)).unwrap_or(if kind == "limits" { node_mem } else { 0 });
-        let div = divisor.and_then(quantity::bytes).filter(|d| *d > 0).unwrap_or(1);
+        let b = raw
+            .and_then(|q| quantity::bytes(&q))
+            .unwrap_or(if kind == "limits" { node_mem } else { 0 });
+        let div = divisor
+            .and_then(quantity::bytes)
+            .filter(|d| *d > 0)
+            .unwrap_or(1);
         ((b + div - 1) / div).to_string()
     }
 }
@@ -99,10 +150,21 @@ pub fn expand(s: &str, vars: &[(String, String)]) -> String {
 }
 
 /// Resolves the container's env in order, envFrom first as upstream does.
-pub fn resolve(pod: &Pod, c: &Container, src: &dyn Sources, node_name: &str, host_ip: &str, node_cpu_milli: i64, node_mem: i64) -> Result<Vec<(String, String)>, EnvError> {
+pub fn resolve(
+    pod: &Pod,
+    c: &Container,
+    src: &dyn Sources,
+    node_name: &str,
+    host_ip: &str,
+    node_cpu_milli: i64,
+    node_mem: i64,
+) -> Result<Vec<(String, String)>, EnvError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let mut out: Vec<(String, String)> = Vec::new();
-    let set = |out: &mut Vec<(String, String)>, k: String, v: String| match out.iter_mut().find(|(ek, _)| *ek == k) {
+    let set = |out: &mut Vec<(String, String)>, k: String, v: String| match out
+        .iter_mut()
+        .find(|(ek, _)| *ek == k)
+    {
         Some(slot) => slot.1 = v,
         None => out.push((k, v)),
     };
@@ -110,14 +172,18 @@ pub fn resolve(pod: &Pod, c: &Container, src: &dyn Sources, node_name: &str, hos
         let prefix = ef.prefix.clone().unwrap_or_default();
         if let Some(r) = &ef.config_map_ref {
             match src.config_map(&r.name) {
-                Some(d) => d.into_iter().for_each(|(k, v)| set(&mut out, format!("{prefix}{k}"), v)),
+                Some(d) => d
+                    .into_iter()
+                    .for_each(|(k, v)| set(&mut out, format!("{prefix}{k}"), v)),
                 None if r.optional == Some(true) => {}
                 None => return Err(EnvError::ConfigMapNotFound(r.name.clone())),
             }
         }
         if let Some(r) = &ef.secret_ref {
             match src.secret(&r.name) {
-                Some(d) => d.into_iter().for_each(|(k, v)| set(&mut out, format!("{prefix}{k}"), v)),
+                Some(d) => d
+                    .into_iter()
+                    .for_each(|(k, v)| set(&mut out, format!("{prefix}{k}"), v)),
                 None if r.optional == Some(true) => {}
                 None => return Err(EnvError::SecretNotFound(r.name.clone())),
             }
@@ -130,14 +196,31 @@ pub fn resolve(pod: &Pod, c: &Container, src: &dyn Sources, node_name: &str, hos
             if let Some(f) = &vf.field_ref {
                 field_value(pod, &f.field_path, node_name, host_ip).unwrap_or_default()
             } else if let Some(r) = &vf.resource_field_ref {
-                let target = r.container_name.as_ref().and_then(|n| pod.spec.as_ref()?.containers.iter().find(|x| &x.name == n)).unwrap_or(c);
-                resource_value(target, &r.resource, r.divisor.as_ref().map(|d| d.0.as_str()), node_cpu_milli, node_mem)
+                let target = r
+                    .container_name
+                    .as_ref()
+                    .and_then(|n| pod.spec.as_ref()?.containers.iter().find(|x| &x.name == n))
+                    .unwrap_or(c);
+                resource_value(
+                    target,
+                    &r.resource,
+                    r.divisor.as_ref().map(|d| d.0.as_str()),
+                    node_cpu_milli,
+                    node_mem,
+                )
             } else if let Some(r) = &vf.config_map_key_ref {
                 match src.config_map(&r.name) {
                     Some(d) => match d.get(&r.key) {
                         Some(v) => v.clone(),
                         None if r.optional == Some(true) => continue,
-                        None => return Err(EnvError::KeyNotFound { kind: "configmap", namespace: ns, name: r.name.clone(), key: r.key.clone() }),
+                        None => {
+                            return Err(EnvError::KeyNotFound {
+                                kind: "configmap",
+                                namespace: ns,
+                                name: r.name.clone(),
+                                key: r.key.clone(),
+                            })
+                        }
                     },
                     None if r.optional == Some(true) => continue,
                     None => return Err(EnvError::ConfigMapNotFound(r.name.clone())),
@@ -147,7 +230,14 @@ pub fn resolve(pod: &Pod, c: &Container, src: &dyn Sources, node_name: &str, hos
                     Some(d) => match d.get(&r.key) {
                         Some(v) => v.clone(),
                         None if r.optional == Some(true) => continue,
-                        None => return Err(EnvError::KeyNotFound { kind: "secret", namespace: ns, name: r.name.clone(), key: r.key.clone() }),
+                        None => {
+                            return Err(EnvError::KeyNotFound {
+                                kind: "secret",
+                                namespace: ns,
+                                name: r.name.clone(),
+                                key: r.key.clone(),
+                            })
+                        }
                     },
                     None if r.optional == Some(true) => continue,
                     None => return Err(EnvError::SecretNotFound(r.name.clone())),
@@ -166,7 +256,9 @@ pub fn resolve(pod: &Pod, c: &Container, src: &dyn Sources, node_name: &str, hos
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{ConfigMapKeySelector, EnvVar, EnvVarSource, ObjectFieldSelector};
+    use k8s_openapi::api::core::v1::{
+        ConfigMapKeySelector, EnvVar, EnvVarSource, ObjectFieldSelector,
+    };
 
     struct Src;
     impl Sources for Src {
@@ -190,28 +282,82 @@ mod tests {
         let c = Container {
             name: "c".into(),
             env: Some(vec![
-                EnvVar { name: "A".into(), value: Some("1".into()), ..Default::default() },
-                EnvVar { name: "B".into(), value: Some("x$(A)y".into()), ..Default::default() },
-                EnvVar { name: "N".into(), value_from: Some(EnvVarSource { field_ref: Some(ObjectFieldSelector { field_path: "metadata.name".into(), api_version: None }), ..Default::default() }), ..Default::default() },
-                EnvVar { name: "K".into(), value_from: Some(EnvVarSource { config_map_key_ref: Some(ConfigMapKeySelector { name: "cm".into(), key: "k".into(), optional: None }), ..Default::default() }), ..Default::default() },
+                EnvVar {
+                    name: "A".into(),
+                    value: Some("1".into()),
+                    ..Default::default()
+                },
+                EnvVar {
+                    name: "B".into(),
+                    value: Some("x$(A)y".into()),
+                    ..Default::default()
+                },
+                EnvVar {
+                    name: "N".into(),
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: "metadata.name".into(),
+                            api_version: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                EnvVar {
+                    name: "K".into(),
+                    value_from: Some(EnvVarSource {
+                        config_map_key_ref: Some(ConfigMapKeySelector {
+                            name: "cm".into(),
+                            key: "k".into(),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
             ]),
             ..Default::default()
         };
         let env = resolve(&pod(), &c, &Src, "n1", "127.0.0.1", 2000, 1 << 30).unwrap();
-        assert_eq!(env, vec![("A".into(), "1".into()), ("B".into(), "x1y".into()), ("N".into(), "web".into()), ("K".into(), "v".into())]);
+        assert_eq!(
+            env,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "x1y".into()),
+                ("N".into(), "web".into()),
+                ("K".into(), "v".into())
+            ]
+        );
     }
 
     #[test]
     fn missing_config_map_is_an_error_unless_optional() {
-        let mut sel = ConfigMapKeySelector { name: "nope".into(), key: "k".into(), optional: None };
+        let mut sel = ConfigMapKeySelector {
+            name: "nope".into(),
+            key: "k".into(),
+            optional: None,
+        };
         let mk = |sel: &ConfigMapKeySelector| Container {
             name: "c".into(),
-            env: Some(vec![EnvVar { name: "K".into(), value_from: Some(EnvVarSource { config_map_key_ref: Some(sel.clone()), ..Default::default() }), ..Default::default() }]),
+            env: Some(vec![EnvVar {
+                name: "K".into(),
+                value_from: Some(EnvVarSource {
+                    config_map_key_ref: Some(sel.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
             ..Default::default()
         };
-        assert_eq!(resolve(&pod(), &mk(&sel), &Src, "n", "ip", 0, 0), Err(EnvError::ConfigMapNotFound("nope".into())));
+        assert_eq!(
+            resolve(&pod(), &mk(&sel), &Src, "n", "ip", 0, 0),
+            Err(EnvError::ConfigMapNotFound("nope".into()))
+        );
         sel.optional = Some(true);
-        assert_eq!(resolve(&pod(), &mk(&sel), &Src, "n", "ip", 0, 0), Ok(vec![]));
+        assert_eq!(
+            resolve(&pod(), &mk(&sel), &Src, "n", "ip", 0, 0),
+            Ok(vec![])
+        );
     }
 
     #[test]

@@ -13,18 +13,38 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(client: Option<kube::Client>, node: &str) -> Self {
-        Recorder { client, node: node.to_string() }
+        Recorder {
+            client,
+            node: node.to_string(),
+        }
     }
 
     /// Fire and forget: an event that fails to post must not hold the pod up.
-    pub fn pod_event(&self, pod: &Pod, type_: &str, reason: &str, message: String, field: Option<String>) {
-        let Some(client) = self.client.clone() else { return };
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    pub fn pod_event(
+        &self,
+        pod: &Pod,
+        type_: &str,
+        reason: &str,
+        message: String,
+        field: Option<String>,
+    ) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let now = Utc::now();
         let ev = Event {
             metadata: ObjectMeta {
-                name: Some(format!("{}.{:x}", name, now.timestamp_nanos_opt().unwrap_or(0))),
+                name: Some(format!(
+                    "{}.{:x}",
+                    name,
+                    now.timestamp_nanos_opt().unwrap_or(0)
+                )),
                 namespace: Some(ns.clone()),
                 ..Default::default()
             },
@@ -40,7 +60,10 @@ impl Recorder {
             reason: Some(reason.into()),
             message: Some(message),
             type_: Some(type_.into()),
-            source: Some(EventSource { component: Some("kubelet".into()), host: Some(self.node.clone()) }),
+            source: Some(EventSource {
+                component: Some("kubelet".into()),
+                host: Some(self.node.clone()),
+            }),
             reporting_component: Some("kubelet".into()),
             reporting_instance: Some(self.node.clone()),
             first_timestamp: Some(crate::ktime::time(now)),

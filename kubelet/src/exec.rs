@@ -24,10 +24,22 @@ pub fn exec_id() -> String {
 }
 
 /// Runs `cmd` in the container and returns its exit code, discarding output.
-pub async fn run_to_completion(k: &Kubelet, container_id: &str, cmd: Vec<String>) -> Result<i32, RuntimeError> {
+pub async fn run_to_completion(
+    k: &Kubelet,
+    container_id: &str,
+    cmd: Vec<String>,
+) -> Result<i32, RuntimeError> {
     let id = exec_id();
     k.runtime
-        .exec(ExecConfig { container_id: container_id.into(), exec_id: id.clone(), process: process_spec(&cmd, false), stdin: None, stdout: None, stderr: None, terminal: false })
+        .exec(ExecConfig {
+            container_id: container_id.into(),
+            exec_id: id.clone(),
+            process: process_spec(&cmd, false),
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            terminal: false,
+        })
         .await?;
     k.runtime.wait_exec(container_id, &id).await
 }
@@ -40,7 +52,13 @@ pub struct SessionFifos {
     pub stderr: Option<PathBuf>,
 }
 
-pub fn make_fifos(base: &std::path::Path, id: &str, stdin: bool, stdout: bool, stderr: bool) -> std::io::Result<SessionFifos> {
+pub fn make_fifos(
+    base: &std::path::Path,
+    id: &str,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+) -> std::io::Result<SessionFifos> {
     let dir = base.join(id);
     std::fs::create_dir_all(&dir)?;
     let mk = |want: bool, name: &str| -> std::io::Result<Option<PathBuf>> {
@@ -53,5 +71,10 @@ pub fn make_fifos(base: &std::path::Path, id: &str, stdin: bool, stdout: bool, s
             Err(e) => Err(e.into()),
         }
     };
-    Ok(SessionFifos { stdin: mk(stdin, "stdin")?, stdout: mk(stdout, "stdout")?, stderr: mk(stderr, "stderr")?, dir })
+    Ok(SessionFifos {
+        stdin: mk(stdin, "stdin")?,
+        stdout: mk(stdout, "stdout")?,
+        stderr: mk(stderr, "stderr")?,
+        dir,
+    })
 }

@@ -61,9 +61,9 @@ impl ImageRef {
             repository
         };
         if repository.is_empty()
-            || repository.chars().any(|c| {
-                !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c))
-            })
+            || repository
+                .chars()
+                .any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c)))
         {
             return Err(invalid());
         }
@@ -71,7 +71,12 @@ impl ImageRef {
             (None, None) => Some("latest".to_string()),
             _ => tag,
         };
-        Ok(ImageRef { registry, repository, tag, digest })
+        Ok(ImageRef {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// The canonical name stored as containerd's image record.
@@ -176,7 +181,13 @@ mod tests {
     fn mirror_replaces_docker_io() {
         let m = Mirrors::parse(&["docker.io=http://127.0.0.1:5000".into()]).unwrap();
         let e = m.endpoint(&ImageRef::parse("busybox").unwrap());
-        assert_eq!(e, Mirror { host: "127.0.0.1:5000".into(), insecure: true });
+        assert_eq!(
+            e,
+            Mirror {
+                host: "127.0.0.1:5000".into(),
+                insecure: true
+            }
+        );
         assert!(Mirrors::parse(&["nope".into()]).is_err());
     }
 }

@@ -6,7 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
 
 pub fn ts(d: DateTime<Utc>) -> Timestamp {
-    Timestamp::new(d.timestamp(), d.timestamp_subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
+    Timestamp::new(d.timestamp(), d.timestamp_subsec_nanos() as i32)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 pub fn time(d: DateTime<Utc>) -> Time {
@@ -19,5 +20,6 @@ pub fn micro(d: DateTime<Utc>) -> MicroTime {
 }
 
 pub fn chrono(t: &Time) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32).unwrap_or_default()
+    DateTime::<Utc>::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+        .unwrap_or_default()
 }

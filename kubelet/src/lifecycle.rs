@@ -6,21 +6,38 @@ use crate::context::Kubelet;
 use crate::runtime::ObservedContainer;
 
 /// Runs one handler (exec or httpGet) against a container, bounded by `deadline`.
-pub async fn run_handler(k: &Kubelet, pod: &Pod, container_id: &str, h: &LifecycleHandler, deadline: tokio::time::Instant) -> Result<(), String> {
+pub async fn run_handler(
+    k: &Kubelet,
+    pod: &Pod,
+    container_id: &str,
+    h: &LifecycleHandler,
+    deadline: tokio::time::Instant,
+) -> Result<(), String> {
     let fut = async {
         if let Some(e) = &h.exec {
             let cmd = e.command.clone().unwrap_or_default();
-            let code = crate::exec::run_to_completion(k, container_id, cmd).await.map_err(|e| e.to_string())?;
+            let code = crate::exec::run_to_completion(k, container_id, cmd)
+                .await
+                .map_err(|e| e.to_string())?;
             if code != 0 {
                 return Err(format!("command exited with {code}"));
             }
             Ok(())
         } else if let Some(g) = &h.http_get {
-            let host = g.host.clone().or_else(|| pod.status.as_ref().and_then(|s| s.pod_ip.clone())).unwrap_or_else(|| "127.0.0.1".into());
+            let host = g
+                .host
+                .clone()
+                .or_else(|| pod.status.as_ref().and_then(|s| s.pod_ip.clone()))
+                .unwrap_or_else(|| "127.0.0.1".into());
             let port = crate::prober::resolve_port(pod, &g.port).ok_or("invalid port")?;
-            crate::prober::http_get(&host, port, g.path.as_deref().unwrap_or("/"), std::time::Duration::from_secs(10))
-                .await
-                .map(|_| ())
+            crate::prober::http_get(
+                &host,
+                port,
+                g.path.as_deref().unwrap_or("/"),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .map(|_| ())
         } else if let Some(s) = &h.sleep {
             tokio::time::sleep(std::time::Duration::from_secs(s.seconds.max(0) as u64)).await;
             Ok(())
@@ -28,11 +45,18 @@ pub async fn run_handler(k: &Kubelet, pod: &Pod, container_id: &str, h: &Lifecyc
             Ok(())
         }
     };
-    tokio::time::timeout_at(deadline, fut).await.map_err(|_| "timed out".to_string())?
+    tokio::time::timeout_at(deadline, fut)
+        .await
+        .map_err(|_| "timed out".to_string())?
 }
 
 /// Runs the preStop hooks of the running containers concurrently.
-pub async fn run_pre_stop(k: &Kubelet, pod: &Pod, running: &[&ObservedContainer], deadline: tokio::time::Instant) {
+pub async fn run_pre_stop(
+    k: &Kubelet,
+    pod: &Pod,
+    running: &[&ObservedContainer],
+    deadline: tokio::time::Instant,
+) {
     let spec = pod.spec.clone().unwrap_or_default();
     let hooks = running.iter().filter_map(|oc| {
         let c = spec.containers.iter().find(|c| c.name == oc.name)?;
@@ -41,7 +65,13 @@ pub async fn run_pre_stop(k: &Kubelet, pod: &Pod, running: &[&ObservedContainer]
     });
     let futs = hooks.map(|(id, name, h)| async move {
         if let Err(e) = run_handler(k, pod, &id, &h, deadline).await {
-            k.events.pod_event(pod, "Warning", "FailedPreStopHook", format!("PreStopHook failed: {e}"), Some(format!("spec.containers{{{name}}}")));
+            k.events.pod_event(
+                pod,
+                "Warning",
+                "FailedPreStopHook",
+                format!("PreStopHook failed: {e}"),
+                Some(format!("spec.containers{{{name}}}")),
+            );
         }
     });
     futures::future::join_all(futs).await;

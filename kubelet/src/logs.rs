@@ -73,7 +73,12 @@ pub fn render(records: &[LogRecord], opts: &LogOptions) -> Vec<u8> {
         if !r.partial {
             let mut l = Vec::new();
             if opts.timestamps {
-                l.extend_from_slice(current_ts.unwrap_or(r.timestamp).to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes());
+                l.extend_from_slice(
+                    current_ts
+                        .unwrap_or(r.timestamp)
+                        .to_rfc3339_opts(SecondsFormat::Nanos, true)
+                        .as_bytes(),
+                );
                 l.push(b' ');
             }
             l.append(&mut current);
@@ -98,23 +103,36 @@ pub fn render(records: &[LogRecord], opts: &LogOptions) -> Vec<u8> {
 /// Reads and parses a whole log file; a missing file is empty.
 pub async fn read_records(path: &Path) -> Vec<LogRecord> {
     match tokio::fs::read(path).await {
-        Ok(b) => b.split_inclusive(|c| *c == b'\n').filter_map(parse_line).collect(),
+        Ok(b) => b
+            .split_inclusive(|c| *c == b'\n')
+            .filter_map(parse_line)
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
 
 /// Where a container attempt's log lives: `<pod log dir>/<container>/<restartCount>.log`.
 pub fn log_path(pod_log_dir: &Path, container: &str, restart_count: i32) -> PathBuf {
-    pod_log_dir.join(container).join(format!("{restart_count}.log"))
+    pod_log_dir
+        .join(container)
+        .join(format!("{restart_count}.log"))
 }
 
 /// Copies one FIFO into the log file until the writer side closes.
-pub async fn copy_stream(fifo: tokio::net::unix::pipe::Receiver, stream: &'static str, file: std::sync::Arc<tokio::sync::Mutex<tokio::fs::File>>) {
+pub async fn copy_stream(
+    fifo: tokio::net::unix::pipe::Receiver,
+    stream: &'static str,
+    file: std::sync::Arc<tokio::sync::Mutex<tokio::fs::File>>,
+) {
     let mut reader = tokio::io::BufReader::with_capacity(MAX_LINE, fifo);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf).await {
+        let n = match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
             Ok(n) => n,
             Err(_) => break,
         };
@@ -122,7 +140,11 @@ pub async fn copy_stream(fifo: tokio::net::unix::pipe::Receiver, stream: &'stati
             break;
         }
         let partial = buf.last() != Some(&b'\n');
-        let content = if partial { &buf[..] } else { &buf[..buf.len() - 1] };
+        let content = if partial {
+            &buf[..]
+        } else {
+            &buf[..buf.len() - 1]
+        };
         let rec = format_line(Utc::now(), stream, partial, content);
         let mut f = file.lock().await;
         if f.write_all(&rec).await.is_err() {
@@ -140,7 +162,9 @@ mod tests {
 
     #[test]
     fn format_and_parse_round_trip() {
-        let ts = DateTime::parse_from_rfc3339("2016-10-06T00:17:09.669794202Z").unwrap().with_timezone(&Utc);
+        let ts = DateTime::parse_from_rfc3339("2016-10-06T00:17:09.669794202Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let l = format_line(ts, "stdout", false, b"hello world");
         assert_eq!(l, b"2016-10-06T00:17:09.669794202Z stdout F hello world\n");
         let r = parse_line(&l).unwrap();
@@ -154,15 +178,59 @@ mod tests {
     fn render_joins_partials_and_tails() {
         let ts = Utc::now();
         let recs = vec![
-            LogRecord { timestamp: ts, stream: "stdout".into(), partial: false, content: b"one".to_vec() },
-            LogRecord { timestamp: ts, stream: "stdout".into(), partial: true, content: b"tw".to_vec() },
-            LogRecord { timestamp: ts, stream: "stdout".into(), partial: false, content: b"o".to_vec() },
-            LogRecord { timestamp: ts, stream: "stderr".into(), partial: false, content: b"three".to_vec() },
+            LogRecord {
+                timestamp: ts,
+                stream: "stdout".into(),
+                partial: false,
+                content: b"one".to_vec(),
+            },
+            LogRecord {
+                timestamp: ts,
+                stream: "stdout".into(),
+                partial: true,
+                content: b"tw".to_vec(),
+            },
+            LogRecord {
+                timestamp: ts,
+                stream: "stdout".into(),
+                partial: false,
+                content: b"o".to_vec(),
+            },
+            LogRecord {
+                timestamp: ts,
+                stream: "stderr".into(),
+                partial: false,
+                content: b"three".to_vec(),
+            },
         ];
         assert_eq!(render(&recs, &LogOptions::default()), b"one\ntwo\nthree\n");
-        assert_eq!(render(&recs, &LogOptions { tail_lines: Some(2), ..Default::default() }), b"two\nthree\n");
-        assert_eq!(render(&recs, &LogOptions { limit_bytes: Some(5), ..Default::default() }), b"one\nt");
-        let with_ts = render(&recs[..1], &LogOptions { timestamps: true, ..Default::default() });
+        assert_eq!(
+            render(
+                &recs,
+                &LogOptions {
+                    tail_lines: Some(2),
+                    ..Default::default()
+                }
+            ),
+            b"two\nthree\n"
+        );
+        assert_eq!(
+            render(
+                &recs,
+                &LogOptions {
+                    limit_bytes: Some(5),
+                    ..Default::default()
+                }
+            ),
+            b"one\nt"
+        );
+        let with_ts = render(
+            &recs[..1],
+            &LogOptions {
+                timestamps: true,
+                ..Default::default()
+            },
+        );
         assert!(with_ts.ends_with(b" one\n"));
         assert!(with_ts.starts_with(ts.to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes()));
     }
@@ -172,10 +240,26 @@ mod tests {
         let old = Utc::now() - chrono::Duration::seconds(100);
         let new = Utc::now();
         let recs = vec![
-            LogRecord { timestamp: old, stream: "stdout".into(), partial: false, content: b"old".to_vec() },
-            LogRecord { timestamp: new, stream: "stdout".into(), partial: false, content: b"new".to_vec() },
+            LogRecord {
+                timestamp: old,
+                stream: "stdout".into(),
+                partial: false,
+                content: b"old".to_vec(),
+            },
+            LogRecord {
+                timestamp: new,
+                stream: "stdout".into(),
+                partial: false,
+                content: b"new".to_vec(),
+            },
         ];
-        let out = render(&recs, &LogOptions { since: Some(new - chrono::Duration::seconds(10)), ..Default::default() });
+        let out = render(
+            &recs,
+            &LogOptions {
+                since: Some(new - chrono::Duration::seconds(10)),
+                ..Default::default()
+            },
+        );
         assert_eq!(out, b"new\n");
     }
 

@@ -14,7 +14,9 @@ use kubelet::{node_status, pod_source, pod_worker, server};
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -30,15 +32,19 @@ async fn main() {
 }
 
 async fn run(flags: Flags) -> Result<(), String> {
-    std::fs::create_dir_all(&flags.root_dir).map_err(|e| format!("creating {}: {e}", flags.root_dir.display()))?;
+    std::fs::create_dir_all(&flags.root_dir)
+        .map_err(|e| format!("creating {}: {e}", flags.root_dir.display()))?;
     // Bridges of several nodes on one machine reach each other through the host.
     let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
     let mirrors = Mirrors::parse(&flags.registry_mirror)?;
     let runtime: Arc<dyn Runtime> = Arc::new(Containerd::new(&flags.containerd_socket, mirrors));
     let client = match &flags.kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("reading --kubeconfig: {e}"))?;
-            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| format!("--kubeconfig: {e}"))?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("reading --kubeconfig: {e}"))?;
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| format!("--kubeconfig: {e}"))?;
             kube::Client::try_from(cfg).map_err(|e| e.to_string())?
         }
         None => return Err("--kubeconfig is required".into()),
@@ -93,18 +99,33 @@ async fn run(flags: Flags) -> Result<(), String> {
         .ok()
         .flatten()
         .and_then(|n| n.metadata.uid);
-    tokio::spawn(node_status::status_loop(client.clone(), info.clone(), runtime.clone()));
-    tokio::spawn(node_status::lease_loop(client.clone(), flags.node_name.clone(), node_uid));
+    tokio::spawn(node_status::status_loop(
+        client.clone(),
+        info.clone(),
+        runtime.clone(),
+    ));
+    tokio::spawn(node_status::lease_loop(
+        client.clone(),
+        flags.node_name.clone(),
+        node_uid,
+    ));
 
-    let srv = server::serve(k.clone(), &flags).await.map_err(|e| format!("kubelet server: {e}"))?;
+    let srv = server::serve(k.clone(), &flags)
+        .await
+        .map_err(|e| format!("kubelet server: {e}"))?;
     tokio::spawn(srv);
 
     let workers = pod_worker::PodWorkers::new(k.clone());
     let k2 = k.clone();
-    pod_source::run(client, flags.node_name.clone(), workers, move |live: HashSet<String>| {
-        let k = k2.clone();
-        tokio::spawn(async move { pod_worker::remove_orphans(&k, &live).await });
-    })
+    pod_source::run(
+        client,
+        flags.node_name.clone(),
+        workers,
+        move |live: HashSet<String>| {
+            let k = k2.clone();
+            tokio::spawn(async move { pod_worker::remove_orphans(&k, &live).await });
+        },
+    )
     .await;
     Ok(())
 }

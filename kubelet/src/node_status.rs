@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -26,7 +27,9 @@ pub struct NodeInfo {
 }
 
 fn read_trim(p: &str) -> String {
-    std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(p)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn capacity(max_pods: i64) -> BTreeMap<String, Quantity> {
@@ -40,9 +43,16 @@ fn capacity(max_pods: i64) -> BTreeMap<String, Quantity> {
 }
 
 /// Conditions for the current health; transition times kept from `prev` when unchanged.
-pub fn conditions(runtime_ok: bool, prev: &[NodeCondition], now: chrono::DateTime<Utc>) -> Vec<NodeCondition> {
+pub fn conditions(
+    runtime_ok: bool,
+    prev: &[NodeCondition],
+    now: chrono::DateTime<Utc>,
+) -> Vec<NodeCondition> {
     let mk = |type_: &str, status: &str, reason: &str, message: &str| {
-        let last = prev.iter().find(|c| c.type_ == type_ && c.status == status).and_then(|c| c.last_transition_time.clone());
+        let last = prev
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .and_then(|c| c.last_transition_time.clone());
         NodeCondition {
             type_: type_.into(),
             status: status.into(),
@@ -53,13 +63,38 @@ pub fn conditions(runtime_ok: bool, prev: &[NodeCondition], now: chrono::DateTim
         }
     };
     vec![
-        mk("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        mk("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        mk("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        mk(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        mk(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure",
+        ),
+        mk(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+        ),
         if runtime_ok {
-            mk("Ready", "True", "KubeletReady", "kubelet is posting ready status")
+            mk(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "kubelet is posting ready status",
+            )
         } else {
-            mk("Ready", "False", "KubeletNotReady", "container runtime is down")
+            mk(
+                "Ready",
+                "False",
+                "KubeletNotReady",
+                "container runtime is down",
+            )
         },
     ]
 }
@@ -68,20 +103,46 @@ fn status(info: &NodeInfo, runtime_version: &str, conds: Vec<NodeCondition>) -> 
     let cap = capacity(info.max_pods);
     let (cpu_milli, mem) = crate::volumes::node_capacity();
     let mut alloc = cap.clone();
-    alloc.insert("cpu".into(), Quantity(format!("{}m", (cpu_milli - info.reserved.0).max(0))));
-    alloc.insert("memory".into(), Quantity(format!("{}Ki", ((mem - info.reserved.1) / 1024).max(0))));
+    alloc.insert(
+        "cpu".into(),
+        Quantity(format!("{}m", (cpu_milli - info.reserved.0).max(0))),
+    );
+    alloc.insert(
+        "memory".into(),
+        Quantity(format!("{}Ki", ((mem - info.reserved.1) / 1024).max(0))),
+    );
     NodeStatus {
         capacity: Some(cap),
         allocatable: Some(alloc),
         addresses: Some(vec![
-            NodeAddress { type_: "InternalIP".into(), address: info.ip.clone() },
-            NodeAddress { type_: "Hostname".into(), address: info.name.clone() },
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: info.ip.clone(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: info.name.clone(),
+            },
         ]),
-        daemon_endpoints: Some(NodeDaemonEndpoints { kubelet_endpoint: Some(DaemonEndpoint { port: info.port }) }),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint { port: info.port }),
+        }),
         node_info: Some(NodeSystemInfo {
-            architecture: match std::env::consts::ARCH { "x86_64" => "amd64".into(), "aarch64" => "arm64".into(), a => a.into() },
+            architecture: match std::env::consts::ARCH {
+                "x86_64" => "amd64".into(),
+                "aarch64" => "arm64".into(),
+                a => a.into(),
+            },
             operating_system: "linux".into(),
-            os_image: std::fs::read_to_string("/etc/os-release").ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))).unwrap_or_else(|| "Linux".into()),
+            os_image: std::fs::read_to_string("/etc/os-release")
+                .ok()
+                .and_then(|s| {
+                    s.lines().find_map(|l| {
+                        l.strip_prefix("PRETTY_NAME=")
+                            .map(|v| v.trim_matches('"').to_string())
+                    })
+                })
+                .unwrap_or_else(|| "Linux".into()),
             kernel_version: read_trim("/proc/sys/kernel/osrelease"),
             kubelet_version: "v1.33.0".into(),
             kube_proxy_version: String::new(),
@@ -97,9 +158,16 @@ fn status(info: &NodeInfo, runtime_version: &str, conds: Vec<NodeCondition>) -> 
 }
 
 /// Creates the Node, or reconciles spec.podCIDR and labels on AlreadyExists.
-pub async fn register(client: &kube::Client, info: &NodeInfo, rt: &dyn Runtime) -> Result<(), kube::Error> {
+pub async fn register(
+    client: &kube::Client,
+    info: &NodeInfo,
+    rt: &dyn Runtime,
+) -> Result<(), kube::Error> {
     let api: Api<Node> = Api::all(client.clone());
-    let version = rt.version().await.unwrap_or_else(|_| "containerd://unknown".into());
+    let version = rt
+        .version()
+        .await
+        .unwrap_or_else(|_| "containerd://unknown".into());
     let mut labels = BTreeMap::new();
     labels.insert("kubernetes.io/hostname".to_string(), info.name.clone());
     labels.insert("kubernetes.io/os".to_string(), "linux".to_string());
@@ -107,15 +175,28 @@ pub async fn register(client: &kube::Client, info: &NodeInfo, rt: &dyn Runtime) 
     labels.insert("beta.kubernetes.io/os".to_string(), "linux".to_string());
     labels.insert("beta.kubernetes.io/arch".to_string(), "amd64".to_string());
     let node = Node {
-        metadata: ObjectMeta { name: Some(info.name.clone()), labels: Some(labels.clone()), ..Default::default() },
-        spec: Some(NodeSpec { pod_cidr: Some(info.pod_cidr.clone()), pod_cidrs: Some(vec![info.pod_cidr.clone()]), ..Default::default() }),
+        metadata: ObjectMeta {
+            name: Some(info.name.clone()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(NodeSpec {
+            pod_cidr: Some(info.pod_cidr.clone()),
+            pod_cidrs: Some(vec![info.pod_cidr.clone()]),
+            ..Default::default()
+        }),
         status: Some(status(info, &version, conditions(true, &[], Utc::now()))),
     };
     match api.create(&PostParams::default(), &node).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let patch = serde_json::json!({"metadata": {"labels": labels}, "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr]}});
-            api.patch(&info.name, &PatchParams::default(), &Patch::Strategic(patch)).await?;
+            api.patch(
+                &info.name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            )
+            .await?;
             Ok(())
         }
         Err(e) => Err(e),
@@ -133,10 +214,20 @@ pub async fn status_loop(client: kube::Client, info: Arc<NodeInfo>, rt: Arc<dyn 
         let version = version.unwrap_or_else(|_| "containerd://unknown".into());
         let due = last_at.elapsed() >= Duration::from_secs(60);
         if due || last_sent.as_ref() != Some(&(runtime_ok, version.clone())) {
-            let prev = api.get_opt(&info.name).await.ok().flatten().and_then(|n| n.status).and_then(|s| s.conditions).unwrap_or_default();
+            let prev = api
+                .get_opt(&info.name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|n| n.status)
+                .and_then(|s| s.conditions)
+                .unwrap_or_default();
             let st = status(&info, &version, conditions(runtime_ok, &prev, Utc::now()));
             let body = serde_json::json!({"status": st});
-            match api.patch_status(&info.name, &PatchParams::default(), &Patch::Strategic(body)).await {
+            match api
+                .patch_status(&info.name, &PatchParams::default(), &Patch::Strategic(body))
+                .await
+            {
                 Ok(_) => {
                     last_sent = Some((runtime_ok, version));
                     last_at = tokio::time::Instant::now();
@@ -156,19 +247,39 @@ pub async fn lease_loop(client: kube::Client, node: String, node_uid: Option<Str
     let api: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     loop {
         let now = crate::ktime::micro(Utc::now());
-        let owner = node_uid.clone().map(|uid| vec![OwnerReference { api_version: "v1".into(), kind: "Node".into(), name: node.clone(), uid, ..Default::default() }]);
+        let owner = node_uid.clone().map(|uid| {
+            vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                name: node.clone(),
+                uid,
+                ..Default::default()
+            }]
+        });
         let res = match api.get_opt(&node).await {
             Ok(Some(mut l)) => {
                 let spec = l.spec.get_or_insert_with(Default::default);
                 spec.holder_identity = Some(node.clone());
                 spec.lease_duration_seconds = Some(40);
                 spec.renew_time = Some(now);
-                api.replace(&node, &PostParams::default(), &l).await.map(|_| ())
+                api.replace(&node, &PostParams::default(), &l)
+                    .await
+                    .map(|_| ())
             }
             Ok(None) => {
                 let l = Lease {
-                    metadata: ObjectMeta { name: Some(node.clone()), namespace: Some("kube-node-lease".into()), owner_references: owner, ..Default::default() },
-                    spec: Some(LeaseSpec { holder_identity: Some(node.clone()), lease_duration_seconds: Some(40), renew_time: Some(now), ..Default::default() }),
+                    metadata: ObjectMeta {
+                        name: Some(node.clone()),
+                        namespace: Some("kube-node-lease".into()),
+                        owner_references: owner,
+                        ..Default::default()
+                    },
+                    spec: Some(LeaseSpec {
+                        holder_identity: Some(node.clone()),
+                        lease_duration_seconds: Some(40),
+                        renew_time: Some(now),
+                        ..Default::default()
+                    }),
                 };
                 api.create(&PostParams::default(), &l).await.map(|_| ())
             }

@@ -27,13 +27,20 @@ pub struct PodActions {
 }
 
 pub fn restart_policy(pod: &Pod) -> &str {
-    pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always")
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always")
 }
 
 /// The attempts of container `name`, newest first.
 pub fn attempts<'a>(observed: &'a [ObservedContainer], name: &str) -> Vec<&'a ObservedContainer> {
     let mut v: Vec<&ObservedContainer> = observed.iter().filter(|c| c.name == name).collect();
-    v.sort_by(|a, b| b.restart_count.cmp(&a.restart_count).then(b.created_at.cmp(&a.created_at)));
+    v.sort_by(|a, b| {
+        b.restart_count
+            .cmp(&a.restart_count)
+            .then(b.created_at.cmp(&a.created_at))
+    });
     v
 }
 
@@ -69,7 +76,9 @@ pub fn compute_pod_actions(
     now: DateTime<Utc>,
 ) -> PodActions {
     let mut plan = PodActions::default();
-    let Some(spec) = pod.spec.as_ref() else { return plan };
+    let Some(spec) = pod.spec.as_ref() else {
+        return plan;
+    };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let policy = restart_policy(pod);
     if !sandbox_ready {
@@ -81,7 +90,12 @@ pub fn compute_pod_actions(
         plan.create_sandbox = true;
     }
 
-    for c in spec.init_containers.iter().flatten().chain(spec.containers.iter()) {
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+    {
         for old in attempts(observed, &c.name).iter().skip(2) {
             if !matches!(old.state, ContainerState::Running { .. }) {
                 plan.prune.push(old.id.clone());
@@ -94,10 +108,16 @@ pub fn compute_pod_actions(
         let tries = attempts(observed, &ic.name);
         match tries.first().map(|c| (&c.state, c.restart_count)) {
             None => {
-                plan.start.push(StartContainer { name: ic.name.clone(), init: true, restart_count: 0 });
+                plan.start.push(StartContainer {
+                    name: ic.name.clone(),
+                    init: true,
+                    restart_count: 0,
+                });
                 return plan;
             }
-            Some((ContainerState::Exited { exit_code: 0, .. }, _)) if !plan.create_sandbox => continue,
+            Some((ContainerState::Exited { exit_code: 0, .. }, _)) if !plan.create_sandbox => {
+                continue
+            }
             Some((ContainerState::Exited { exit_code: 0, .. }, _)) => continue,
             Some((ContainerState::Exited { finished_at, .. }, rc)) => {
                 // Init containers restart on failure unless the pod is Never.
@@ -108,7 +128,11 @@ pub fn compute_pod_actions(
                 if backoff.in_backoff(&key, *finished_at, now) {
                     plan.backoff.push(ic.name.clone());
                 } else {
-                    plan.start.push(StartContainer { name: ic.name.clone(), init: true, restart_count: rc + 1 });
+                    plan.start.push(StartContainer {
+                        name: ic.name.clone(),
+                        init: true,
+                        restart_count: rc + 1,
+                    });
                 }
                 return plan;
             }
@@ -116,7 +140,11 @@ pub fn compute_pod_actions(
                 if plan.create_sandbox {
                     // The sandbox is gone under a live init container: start over.
                     let rc = tries[0].restart_count + 1;
-                    plan.start.push(StartContainer { name: ic.name.clone(), init: true, restart_count: rc });
+                    plan.start.push(StartContainer {
+                        name: ic.name.clone(),
+                        init: true,
+                        restart_count: rc,
+                    });
                 }
                 return plan;
             }
@@ -126,10 +154,19 @@ pub fn compute_pod_actions(
     for c in &spec.containers {
         let tries = attempts(observed, &c.name);
         match tries.first() {
-            None => plan.start.push(StartContainer { name: c.name.clone(), init: false, restart_count: 0 }),
+            None => plan.start.push(StartContainer {
+                name: c.name.clone(),
+                init: false,
+                restart_count: 0,
+            }),
             Some(last) => match &last.state {
-                ContainerState::Running { .. } | ContainerState::Created if !plan.create_sandbox => {}
-                ContainerState::Exited { exit_code, finished_at, .. } => {
+                ContainerState::Running { .. } | ContainerState::Created
+                    if !plan.create_sandbox => {}
+                ContainerState::Exited {
+                    exit_code,
+                    finished_at,
+                    ..
+                } => {
                     if !should_restart(policy, *exit_code) {
                         continue;
                     }
@@ -137,12 +174,20 @@ pub fn compute_pod_actions(
                     if backoff.in_backoff(&key, *finished_at, now) {
                         plan.backoff.push(c.name.clone());
                     } else {
-                        plan.start.push(StartContainer { name: c.name.clone(), init: false, restart_count: last.restart_count + 1 });
+                        plan.start.push(StartContainer {
+                            name: c.name.clone(),
+                            init: false,
+                            restart_count: last.restart_count + 1,
+                        });
                     }
                 }
                 _ => {
                     if plan.create_sandbox || matches!(last.state, ContainerState::Unknown) {
-                        plan.start.push(StartContainer { name: c.name.clone(), init: false, restart_count: last.restart_count + 1 });
+                        plan.start.push(StartContainer {
+                            name: c.name.clone(),
+                            init: false,
+                            restart_count: last.restart_count + 1,
+                        });
                     }
                 }
             },
@@ -154,10 +199,18 @@ pub fn compute_pod_actions(
 /// Where init containers stand.
 pub fn init_progress(pod: &Pod, observed: &[ObservedContainer]) -> InitProgress {
     let policy = restart_policy(pod);
-    for ic in pod.spec.as_ref().and_then(|s| s.init_containers.as_ref()).into_iter().flatten() {
+    for ic in pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .into_iter()
+        .flatten()
+    {
         match attempts(observed, &ic.name).first().map(|c| &c.state) {
             Some(ContainerState::Exited { exit_code: 0, .. }) => continue,
-            Some(ContainerState::Exited { .. }) if policy == "Never" => return InitProgress::Failed,
+            Some(ContainerState::Exited { .. }) if policy == "Never" => {
+                return InitProgress::Failed
+            }
             _ => return InitProgress::InProgress,
         }
     }
@@ -171,9 +224,17 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn pod(policy: &str, inits: &[&str], containers: &[&str]) -> Pod {
-        let mk = |n: &&str| Container { name: n.to_string(), image: Some("busybox".into()), ..Default::default() };
+        let mk = |n: &&str| Container {
+            name: n.to_string(),
+            image: Some("busybox".into()),
+            ..Default::default()
+        };
         Pod {
-            metadata: ObjectMeta { name: Some("p".into()), uid: Some("u1".into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                uid: Some("u1".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
                 restart_policy: Some(policy.into()),
                 init_containers: (!inits.is_empty()).then(|| inits.iter().map(mk).collect()),
@@ -201,11 +262,17 @@ mod tests {
     }
 
     fn exited(code: i32) -> ContainerState {
-        ContainerState::Exited { exit_code: code, started_at: None, finished_at: Utc::now() }
+        ContainerState::Exited {
+            exit_code: code,
+            started_at: None,
+            finished_at: Utc::now(),
+        }
     }
 
     fn running() -> ContainerState {
-        ContainerState::Running { started_at: Utc::now() }
+        ContainerState::Running {
+            started_at: Utc::now(),
+        }
     }
 
     #[test]
@@ -220,7 +287,13 @@ mod tests {
     #[test]
     fn running_pod_needs_nothing() {
         let p = pod("Always", &[], &["a"]);
-        let plan = compute_pod_actions(&p, &[obs("a", 0, running())], true, &Backoff::default(), Utc::now());
+        let plan = compute_pod_actions(
+            &p,
+            &[obs("a", 0, running())],
+            true,
+            &Backoff::default(),
+            Utc::now(),
+        );
         assert_eq!(plan, PodActions::default());
     }
 
@@ -228,12 +301,37 @@ mod tests {
     fn init_containers_run_one_at_a_time_in_order() {
         let p = pod("Always", &["i1", "i2"], &["a"]);
         let plan = compute_pod_actions(&p, &[], false, &Backoff::default(), Utc::now());
-        assert_eq!(plan.start, vec![StartContainer { name: "i1".into(), init: true, restart_count: 0 }]);
-        let plan = compute_pod_actions(&p, &[obs("i1", 0, running())], true, &Backoff::default(), Utc::now());
+        assert_eq!(
+            plan.start,
+            vec![StartContainer {
+                name: "i1".into(),
+                init: true,
+                restart_count: 0
+            }]
+        );
+        let plan = compute_pod_actions(
+            &p,
+            &[obs("i1", 0, running())],
+            true,
+            &Backoff::default(),
+            Utc::now(),
+        );
         assert!(plan.start.is_empty());
-        let plan = compute_pod_actions(&p, &[obs("i1", 0, exited(0))], true, &Backoff::default(), Utc::now());
+        let plan = compute_pod_actions(
+            &p,
+            &[obs("i1", 0, exited(0))],
+            true,
+            &Backoff::default(),
+            Utc::now(),
+        );
         assert_eq!(plan.start[0].name, "i2");
-        let plan = compute_pod_actions(&p, &[obs("i1", 0, exited(0)), obs("i2", 0, exited(0))], true, &Backoff::default(), Utc::now());
+        let plan = compute_pod_actions(
+            &p,
+            &[obs("i1", 0, exited(0)), obs("i2", 0, exited(0))],
+            true,
+            &Backoff::default(),
+            Utc::now(),
+        );
         assert_eq!(plan.start[0].name, "a");
     }
 
@@ -249,19 +347,41 @@ mod tests {
     #[test]
     fn failed_init_container_is_retried_with_always() {
         let p = pod("Always", &["i1"], &["a"]);
-        let plan = compute_pod_actions(&p, &[obs("i1", 0, exited(1))], true, &Backoff::default(), Utc::now());
-        assert_eq!(plan.start, vec![StartContainer { name: "i1".into(), init: true, restart_count: 1 }]);
+        let plan = compute_pod_actions(
+            &p,
+            &[obs("i1", 0, exited(1))],
+            true,
+            &Backoff::default(),
+            Utc::now(),
+        );
+        assert_eq!(
+            plan.start,
+            vec![StartContainer {
+                name: "i1".into(),
+                init: true,
+                restart_count: 1
+            }]
+        );
     }
 
     #[test]
     fn restart_policies_decide_restarts() {
         for (policy, code, restart) in [
-            ("Always", 0, true), ("Always", 1, true),
-            ("OnFailure", 0, false), ("OnFailure", 2, true),
-            ("Never", 0, false), ("Never", 1, false),
+            ("Always", 0, true),
+            ("Always", 1, true),
+            ("OnFailure", 0, false),
+            ("OnFailure", 2, true),
+            ("Never", 0, false),
+            ("Never", 1, false),
         ] {
             let p = pod(policy, &[], &["a"]);
-            let plan = compute_pod_actions(&p, &[obs("a", 3, exited(code))], true, &Backoff::default(), Utc::now());
+            let plan = compute_pod_actions(
+                &p,
+                &[obs("a", 3, exited(code))],
+                true,
+                &Backoff::default(),
+                Utc::now(),
+            );
             assert_eq!(!plan.start.is_empty(), restart, "{policy} exit {code}");
             if restart {
                 assert_eq!(plan.start[0].restart_count, 4);
@@ -275,7 +395,15 @@ mod tests {
         let mut b = Backoff::default();
         b.next(&backoff_key("u1", "a"));
         let now = Utc::now();
-        let o = [obs("a", 1, ContainerState::Exited { exit_code: 1, started_at: None, finished_at: now })];
+        let o = [obs(
+            "a",
+            1,
+            ContainerState::Exited {
+                exit_code: 1,
+                started_at: None,
+                finished_at: now,
+            },
+        )];
         let plan = compute_pod_actions(&p, &o, true, &b, now + chrono::Duration::seconds(5));
         assert!(plan.start.is_empty());
         assert_eq!(plan.backoff, vec!["a".to_string()]);
@@ -286,7 +414,11 @@ mod tests {
     #[test]
     fn old_attempts_are_pruned_keeping_two() {
         let p = pod("Always", &[], &["a"]);
-        let o = [obs("a", 0, exited(1)), obs("a", 1, exited(1)), obs("a", 2, running())];
+        let o = [
+            obs("a", 0, exited(1)),
+            obs("a", 1, exited(1)),
+            obs("a", 2, running()),
+        ];
         let plan = compute_pod_actions(&p, &o, true, &Backoff::default(), Utc::now());
         assert_eq!(plan.prune, vec!["a-0".to_string()]);
     }
@@ -294,7 +426,13 @@ mod tests {
     #[test]
     fn lost_sandbox_restarts_running_containers() {
         let p = pod("Always", &[], &["a"]);
-        let plan = compute_pod_actions(&p, &[obs("a", 0, running())], false, &Backoff::default(), Utc::now());
+        let plan = compute_pod_actions(
+            &p,
+            &[obs("a", 0, running())],
+            false,
+            &Backoff::default(),
+            Utc::now(),
+        );
         assert!(plan.create_sandbox);
         assert_eq!(plan.start[0].restart_count, 1);
     }

@@ -11,7 +11,12 @@ use kube::runtime::watcher::{self, Event};
 use crate::pod_worker::PodWorkers;
 
 /// Runs forever; the watcher relists and rewatches on its own.
-pub async fn run(client: kube::Client, node: String, workers: PodWorkers, on_synced: impl Fn(HashSet<String>) + Send + 'static) {
+pub async fn run(
+    client: kube::Client,
+    node: String,
+    workers: PodWorkers,
+    on_synced: impl Fn(HashSet<String>) + Send + 'static,
+) {
     let api: Api<Pod> = Api::all(client);
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     let mut stream = watcher::watcher(api, cfg).boxed();

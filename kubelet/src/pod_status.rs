@@ -35,7 +35,11 @@ fn t(d: DateTime<Utc>) -> Time {
 
 fn terminated(c: &ObservedContainer, facts: &PodFacts) -> Option<ContainerStateTerminated> {
     match &c.state {
-        ContainerState::Exited { exit_code, started_at, finished_at } => {
+        ContainerState::Exited {
+            exit_code,
+            started_at,
+            finished_at,
+        } => {
             let start_error = facts.start_errors.get(&c.id);
             let reason = if start_error.is_some() {
                 "StartError"
@@ -47,7 +51,11 @@ fn terminated(c: &ObservedContainer, facts: &PodFacts) -> Option<ContainerStateT
                 "Error"
             };
             Some(ContainerStateTerminated {
-                exit_code: if start_error.is_some() { 128 } else { *exit_code },
+                exit_code: if start_error.is_some() {
+                    128
+                } else {
+                    *exit_code
+                },
                 reason: Some(reason.into()),
                 message: start_error.cloned(),
                 started_at: Some(t(started_at.unwrap_or(*finished_at))),
@@ -60,7 +68,14 @@ fn terminated(c: &ObservedContainer, facts: &PodFacts) -> Option<ContainerStateT
     }
 }
 
-fn container_status(pod: &Pod, c: &Container, observed: &[ObservedContainer], facts: &PodFacts, init: bool, waiting_default: &str) -> ContainerStatus {
+fn container_status(
+    pod: &Pod,
+    c: &Container,
+    observed: &[ObservedContainer],
+    facts: &PodFacts,
+    init: bool,
+    waiting_default: &str,
+) -> ContainerStatus {
     let tries = attempts(observed, &c.name);
     let last = tries.first();
     let prev = tries.get(1);
@@ -84,7 +99,9 @@ fn container_status(pod: &Pod, c: &Container, observed: &[ObservedContainer], fa
     let override_waiting = facts.waiting.get(&c.name);
     match last {
         None => {
-            let (r, m) = override_waiting.cloned().unwrap_or((waiting_default.to_string(), String::new()));
+            let (r, m) = override_waiting
+                .cloned()
+                .unwrap_or((waiting_default.to_string(), String::new()));
             st.state = Some(waiting(&r, &m));
         }
         Some(l) => {
@@ -92,11 +109,19 @@ fn container_status(pod: &Pod, c: &Container, observed: &[ObservedContainer], fa
             st.image_id = l.image_id.clone();
             match &l.state {
                 ContainerState::Running { started_at } => {
-                    st.state = Some(KState { running: Some(ContainerStateRunning { started_at: Some(t(*started_at)) }), ..Default::default() });
+                    st.state = Some(KState {
+                        running: Some(ContainerStateRunning {
+                            started_at: Some(t(*started_at)),
+                        }),
+                        ..Default::default()
+                    });
                     st.started = Some(facts.started.get(&c.name).copied().unwrap_or(true));
                     st.ready = !init && facts.ready.get(&c.name).copied().unwrap_or(true);
                     if let Some(p) = prev {
-                        st.last_state = terminated(p, facts).map(|tt| KState { terminated: Some(tt), ..Default::default() });
+                        st.last_state = terminated(p, facts).map(|tt| KState {
+                            terminated: Some(tt),
+                            ..Default::default()
+                        });
                     }
                 }
                 ContainerState::Exited { .. } => {
@@ -105,18 +130,29 @@ fn container_status(pod: &Pod, c: &Container, observed: &[ObservedContainer], fa
                         // Waiting for a restart: the last run becomes lastState.
                         Some((r, m)) => {
                             st.state = Some(waiting(r, m));
-                            st.last_state = term.map(|tt| KState { terminated: Some(tt), ..Default::default() });
+                            st.last_state = term.map(|tt| KState {
+                                terminated: Some(tt),
+                                ..Default::default()
+                            });
                         }
                         None => {
-                            st.state = term.map(|tt| KState { terminated: Some(tt), ..Default::default() });
+                            st.state = term.map(|tt| KState {
+                                terminated: Some(tt),
+                                ..Default::default()
+                            });
                             if let Some(p) = prev {
-                                st.last_state = terminated(p, facts).map(|tt| KState { terminated: Some(tt), ..Default::default() });
+                                st.last_state = terminated(p, facts).map(|tt| KState {
+                                    terminated: Some(tt),
+                                    ..Default::default()
+                                });
                             }
                         }
                     }
                 }
                 ContainerState::Created | ContainerState::Unknown => {
-                    let (r, m) = override_waiting.cloned().unwrap_or(("ContainerCreating".into(), String::new()));
+                    let (r, m) = override_waiting
+                        .cloned()
+                        .unwrap_or(("ContainerCreating".into(), String::new()));
                     st.state = Some(waiting(&r, &m));
                 }
             }
@@ -143,7 +179,12 @@ pub fn phase(pod: &Pod, statuses: &[ContainerStatus], init: &InitProgress) -> St
             if tt.exit_code == 0 {
                 succeeded += 1;
             }
-        } else if s.last_state.as_ref().and_then(|l| l.terminated.as_ref()).is_some() {
+        } else if s
+            .last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .is_some()
+        {
             stopped += 1;
         } else {
             waiting += 1;
@@ -171,8 +212,14 @@ pub fn phase(pod: &Pod, statuses: &[ContainerStatus], init: &InitProgress) -> St
 
 /// Upstream's QoS class from requests and limits.
 pub fn qos_class(pod: &Pod) -> String {
-    let Some(spec) = &pod.spec else { return "BestEffort".into() };
-    let cs: Vec<&Container> = spec.containers.iter().chain(spec.init_containers.iter().flatten()).collect();
+    let Some(spec) = &pod.spec else {
+        return "BestEffort".into();
+    };
+    let cs: Vec<&Container> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .collect();
     let mut any = false;
     let mut guaranteed = true;
     for c in cs {
@@ -199,7 +246,13 @@ pub fn qos_class(pod: &Pod) -> String {
     }
 }
 
-fn cond(type_: &str, ok: bool, reason: Option<&str>, prev: Option<&PodStatus>, now: DateTime<Utc>) -> PodCondition {
+fn cond(
+    type_: &str,
+    ok: bool,
+    reason: Option<&str>,
+    prev: Option<&PodStatus>,
+    now: DateTime<Utc>,
+) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     // Keep the transition time while the status is unchanged.
     let last = prev
@@ -210,7 +263,11 @@ fn cond(type_: &str, ok: bool, reason: Option<&str>, prev: Option<&PodStatus>, n
     PodCondition {
         type_: type_.into(),
         status: status.into(),
-        reason: if ok { None } else { reason.map(|r| r.to_string()) },
+        reason: if ok {
+            None
+        } else {
+            reason.map(|r| r.to_string())
+        },
         last_transition_time: Some(last.unwrap_or(t(now))),
         last_probe_time: None,
         message: None,
@@ -219,7 +276,12 @@ fn cond(type_: &str, ok: bool, reason: Option<&str>, prev: Option<&PodStatus>, n
 }
 
 /// The full status of a pod, keeping conditions' transition times from `prev`.
-pub fn generate(pod: &Pod, observed: &[ObservedContainer], facts: &PodFacts, now: DateTime<Utc>) -> PodStatus {
+pub fn generate(
+    pod: &Pod,
+    observed: &[ObservedContainer],
+    facts: &PodFacts,
+    now: DateTime<Utc>,
+) -> PodStatus {
     let prev = pod.status.as_ref();
     let spec = pod.spec.clone().unwrap_or_default();
     let init = init_progress(pod, observed);
@@ -229,7 +291,11 @@ pub fn generate(pod: &Pod, observed: &[ObservedContainer], facts: &PodFacts, now
         .flatten()
         .map(|c| container_status(pod, c, observed, facts, true, "PodInitializing"))
         .collect();
-    let main_default = if init == InitProgress::Done { "ContainerCreating" } else { "PodInitializing" };
+    let main_default = if init == InitProgress::Done {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
     let statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
@@ -244,12 +310,44 @@ pub fn generate(pod: &Pod, observed: &[ObservedContainer], facts: &PodFacts, now
     }
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
     let terminal = phase == "Succeeded" || phase == "Failed";
-    let ready_reason = if terminal { "PodCompleted" } else { "ContainersNotReady" };
+    let ready_reason = if terminal {
+        "PodCompleted"
+    } else {
+        "ContainersNotReady"
+    };
     let conditions = vec![
-        cond("PodReadyToStartContainers", facts.sandbox_ready, None, prev, now),
-        cond("Initialized", init == InitProgress::Done, Some(if terminal { "PodCompleted" } else { "ContainersNotInitialized" }), prev, now),
-        cond("Ready", all_ready && !terminal, Some(ready_reason), prev, now),
-        cond("ContainersReady", all_ready && !terminal, Some(ready_reason), prev, now),
+        cond(
+            "PodReadyToStartContainers",
+            facts.sandbox_ready,
+            None,
+            prev,
+            now,
+        ),
+        cond(
+            "Initialized",
+            init == InitProgress::Done,
+            Some(if terminal {
+                "PodCompleted"
+            } else {
+                "ContainersNotInitialized"
+            }),
+            prev,
+            now,
+        ),
+        cond(
+            "Ready",
+            all_ready && !terminal,
+            Some(ready_reason),
+            prev,
+            now,
+        ),
+        cond(
+            "ContainersReady",
+            all_ready && !terminal,
+            Some(ready_reason),
+            prev,
+            now,
+        ),
         prev.and_then(|p| p.conditions.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled").cloned())
             .unwrap_or_else(|| cond("PodScheduled", true, None, None, now)),
@@ -258,10 +356,15 @@ pub fn generate(pod: &Pod, observed: &[ObservedContainer], facts: &PodFacts, now
         phase: Some(phase),
         conditions: Some(conditions),
         host_ip: Some(facts.host_ip.clone()),
-        host_ips: Some(vec![HostIP { ip: facts.host_ip.clone() }]),
+        host_ips: Some(vec![HostIP {
+            ip: facts.host_ip.clone(),
+        }]),
         pod_ip: facts.pod_ip.clone(),
         pod_ips: facts.pod_ip.clone().map(|ip| vec![PodIP { ip }]),
-        start_time: facts.start_time.map(t).or_else(|| prev.and_then(|p| p.start_time.clone())),
+        start_time: facts
+            .start_time
+            .map(t)
+            .or_else(|| prev.and_then(|p| p.start_time.clone())),
         qos_class: Some(qos_class(pod)),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
@@ -280,7 +383,11 @@ mod tests {
         p.metadata.uid = Some("u".into());
         p.spec = Some(PodSpec {
             restart_policy: Some(policy.into()),
-            containers: vec![Container { name: "a".into(), image: Some("busybox".into()), ..Default::default() }],
+            containers: vec![Container {
+                name: "a".into(),
+                image: Some("busybox".into()),
+                ..Default::default()
+            }],
             ..Default::default()
         });
         p
@@ -303,26 +410,53 @@ mod tests {
     }
 
     fn exited(code: i32) -> ContainerState {
-        ContainerState::Exited { exit_code: code, started_at: None, finished_at: Utc::now() }
+        ContainerState::Exited {
+            exit_code: code,
+            started_at: None,
+            finished_at: Utc::now(),
+        }
     }
 
     #[test]
     fn no_containers_yet_is_pending_container_creating() {
         let s = generate(&pod("Always"), &[], &PodFacts::default(), Utc::now());
         assert_eq!(s.phase.as_deref(), Some("Pending"));
-        let w = s.container_statuses.unwrap()[0].state.clone().unwrap().waiting.unwrap();
+        let w = s.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .waiting
+            .unwrap();
         assert_eq!(w.reason.as_deref(), Some("ContainerCreating"));
     }
 
     #[test]
     fn running_container_is_ready_and_pod_running() {
-        let o = [obs(0, ContainerState::Running { started_at: Utc::now() })];
-        let s = generate(&pod("Always"), &o, &PodFacts { sandbox_ready: true, ..Default::default() }, Utc::now());
+        let o = [obs(
+            0,
+            ContainerState::Running {
+                started_at: Utc::now(),
+            },
+        )];
+        let s = generate(
+            &pod("Always"),
+            &o,
+            &PodFacts {
+                sandbox_ready: true,
+                ..Default::default()
+            },
+            Utc::now(),
+        );
         assert_eq!(s.phase.as_deref(), Some("Running"));
         let cs = &s.container_statuses.unwrap()[0];
         assert!(cs.ready);
         assert_eq!(cs.container_id.as_deref(), Some("containerd://id0"));
-        let ready = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let ready = s
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.status, "True");
     }
 
@@ -330,22 +464,84 @@ mod tests {
     fn crash_loop_shows_waiting_with_last_state() {
         let o = [obs(2, exited(1))];
         let mut facts = PodFacts::default();
-        facts.waiting.insert("a".into(), ("CrashLoopBackOff".into(), "back-off 20s".into()));
+        facts.waiting.insert(
+            "a".into(),
+            ("CrashLoopBackOff".into(), "back-off 20s".into()),
+        );
         let s = generate(&pod("Always"), &o, &facts, Utc::now());
         let cs = &s.container_statuses.unwrap()[0];
         assert_eq!(cs.restart_count, 2);
-        assert_eq!(cs.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(), Some("CrashLoopBackOff"));
-        assert_eq!(cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 1);
+        assert_eq!(
+            cs.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("CrashLoopBackOff")
+        );
+        assert_eq!(
+            cs.last_state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
+            1
+        );
         assert_eq!(s.phase.as_deref(), Some("Running"));
     }
 
     #[test]
     fn completed_and_failed_phases_follow_restart_policy() {
-        assert_eq!(generate(&pod("Never"), &[obs(0, exited(0))], &PodFacts::default(), Utc::now()).phase.as_deref(), Some("Succeeded"));
-        assert_eq!(generate(&pod("Never"), &[obs(0, exited(2))], &PodFacts::default(), Utc::now()).phase.as_deref(), Some("Failed"));
-        assert_eq!(generate(&pod("OnFailure"), &[obs(0, exited(0))], &PodFacts::default(), Utc::now()).phase.as_deref(), Some("Succeeded"));
-        let s = generate(&pod("Never"), &[obs(0, exited(0))], &PodFacts::default(), Utc::now());
-        let t = s.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+        assert_eq!(
+            generate(
+                &pod("Never"),
+                &[obs(0, exited(0))],
+                &PodFacts::default(),
+                Utc::now()
+            )
+            .phase
+            .as_deref(),
+            Some("Succeeded")
+        );
+        assert_eq!(
+            generate(
+                &pod("Never"),
+                &[obs(0, exited(2))],
+                &PodFacts::default(),
+                Utc::now()
+            )
+            .phase
+            .as_deref(),
+            Some("Failed")
+        );
+        assert_eq!(
+            generate(
+                &pod("OnFailure"),
+                &[obs(0, exited(0))],
+                &PodFacts::default(),
+                Utc::now()
+            )
+            .phase
+            .as_deref(),
+            Some("Succeeded")
+        );
+        let s = generate(
+            &pod("Never"),
+            &[obs(0, exited(0))],
+            &PodFacts::default(),
+            Utc::now(),
+        );
+        let t = s.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap();
         assert_eq!(t.reason.as_deref(), Some("Completed"));
     }
 
@@ -354,19 +550,52 @@ mod tests {
         let mut o = obs(0, exited(137));
         o.oom_killed = true;
         let s = generate(&pod("Never"), &[o], &PodFacts::default(), Utc::now());
-        assert_eq!(s.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap().reason.as_deref(), Some("OOMKilled"));
+        assert_eq!(
+            s.container_statuses.unwrap()[0]
+                .state
+                .clone()
+                .unwrap()
+                .terminated
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("OOMKilled")
+        );
         let mut facts = PodFacts::default();
-        facts.start_errors.insert("id0".into(), "exec: not found".into());
+        facts
+            .start_errors
+            .insert("id0".into(), "exec: not found".into());
         let s = generate(&pod("Never"), &[obs(0, exited(128))], &facts, Utc::now());
-        let t = s.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
-        assert_eq!((t.exit_code, t.reason.as_deref()), (128, Some("StartError")));
+        let t = s.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap();
+        assert_eq!(
+            (t.exit_code, t.reason.as_deref()),
+            (128, Some("StartError"))
+        );
     }
 
     #[test]
     fn terminal_phase_is_sticky() {
         let mut p = pod("Always");
-        p.status = Some(PodStatus { phase: Some("Failed".into()), ..Default::default() });
-        let s = generate(&p, &[obs(0, ContainerState::Running { started_at: Utc::now() })], &PodFacts::default(), Utc::now());
+        p.status = Some(PodStatus {
+            phase: Some("Failed".into()),
+            ..Default::default()
+        });
+        let s = generate(
+            &p,
+            &[obs(
+                0,
+                ContainerState::Running {
+                    started_at: Utc::now(),
+                },
+            )],
+            &PodFacts::default(),
+            Utc::now(),
+        );
         assert_eq!(s.phase.as_deref(), Some("Failed"));
     }
 
@@ -381,7 +610,13 @@ mod tests {
         });
         assert_eq!(qos_class(&p), "Burstable");
         p.spec.as_mut().unwrap().containers[0].resources = Some(ResourceRequirements {
-            limits: Some([("cpu".to_string(), q("1")), ("memory".to_string(), q("64Mi"))].into()),
+            limits: Some(
+                [
+                    ("cpu".to_string(), q("1")),
+                    ("memory".to_string(), q("64Mi")),
+                ]
+                .into(),
+            ),
             ..Default::default()
         });
         assert_eq!(qos_class(&p), "Guaranteed");
@@ -389,12 +624,22 @@ mod tests {
 
     #[test]
     fn transition_time_is_kept_while_status_unchanged() {
-        let o = [obs(0, ContainerState::Running { started_at: Utc::now() })];
+        let o = [obs(
+            0,
+            ContainerState::Running {
+                started_at: Utc::now(),
+            },
+        )];
         let t1 = Utc::now() - chrono::Duration::seconds(100);
         let mut p = pod("Always");
         p.status = Some(generate(&p, &o, &PodFacts::default(), t1));
         let s = generate(&p, &o, &PodFacts::default(), Utc::now());
-        let ready = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let ready = s
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.last_transition_time, Some(crate::ktime::time(t1)));
     }
 }

@@ -31,12 +31,18 @@ pub struct PodWorkers {
 
 impl PodWorkers {
     pub fn new(k: Arc<Kubelet>) -> Self {
-        PodWorkers { k, workers: Default::default(), tasks: Default::default() }
+        PodWorkers {
+            k,
+            workers: Default::default(),
+            tasks: Default::default(),
+        }
     }
 
     /// Hands the newest desired pod to its worker, starting one if needed.
     pub async fn update(&self, pod: Pod) {
-        let Some(uid) = pod.metadata.uid.clone() else { return };
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
         self.k.pods.write().await.insert(uid.clone(), pod.clone());
         let mut workers = self.workers.lock().await;
         if let Some(tx) = workers.get(&uid) {
@@ -130,11 +136,27 @@ pub enum SyncError {
 }
 
 /// The pod's containers, with failed starts shown as exited with 128.
-async fn observe(k: &Kubelet, uid: &str, state: &WorkerState) -> Result<Vec<ObservedContainer>, SyncError> {
-    let mut v: Vec<ObservedContainer> = k.runtime.list_containers().await?.into_iter().filter(|c| c.pod_uid == uid).collect();
+async fn observe(
+    k: &Kubelet,
+    uid: &str,
+    state: &WorkerState,
+) -> Result<Vec<ObservedContainer>, SyncError> {
+    let mut v: Vec<ObservedContainer> = k
+        .runtime
+        .list_containers()
+        .await?
+        .into_iter()
+        .filter(|c| c.pod_uid == uid)
+        .collect();
     for c in &mut v {
-        if state.start_errors.contains_key(&c.id) && matches!(c.state, ContainerState::Unknown | ContainerState::Created) {
-            c.state = ContainerState::Exited { exit_code: 128, started_at: None, finished_at: c.created_at };
+        if state.start_errors.contains_key(&c.id)
+            && matches!(c.state, ContainerState::Unknown | ContainerState::Created)
+        {
+            c.state = ContainerState::Exited {
+                exit_code: 128,
+                started_at: None,
+                finished_at: c.created_at,
+            };
         }
     }
     Ok(v)
@@ -156,7 +178,11 @@ fn host_ports(pod: &Pod) -> Vec<PortMapping> {
                 out.push(PortMapping {
                     host_port: hp,
                     container_port: p.container_port,
-                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()).to_lowercase(),
+                    protocol: p
+                        .protocol
+                        .clone()
+                        .unwrap_or_else(|| "TCP".into())
+                        .to_lowercase(),
                     host_ip: p.host_ip.clone().unwrap_or_default(),
                 });
             }
@@ -169,16 +195,26 @@ async fn create_sandbox(k: &Kubelet, pod: &Pod) -> Result<SandboxState, String> 
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let ns = k.namespaces(&uid);
     ns.remove();
-    ns.create(pod.metadata.name.as_deref().unwrap_or("pod")).await.map_err(|e| e.to_string())?;
+    ns.create(pod.metadata.name.as_deref().unwrap_or("pod"))
+        .await
+        .map_err(|e| e.to_string())?;
     let ports = host_ports(pod);
     let mut held = Vec::new();
     for p in ports.iter().filter(|p| p.protocol == "tcp") {
-        let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() };
+        let ip = if p.host_ip.is_empty() {
+            "0.0.0.0"
+        } else {
+            p.host_ip.as_str()
+        };
         match std::net::TcpListener::bind((ip, p.host_port as u16)) {
             Ok(l) => held.push(l),
             Err(e) => {
                 ns.remove();
-                return Err(format!("cannot open hostport {} for pod {}: {e}", p.host_port, pod.metadata.name.clone().unwrap_or_default()));
+                return Err(format!(
+                    "cannot open hostport {} for pod {}: {e}",
+                    p.host_port,
+                    pod.metadata.name.clone().unwrap_or_default()
+                ));
             }
         }
     }
@@ -193,13 +229,24 @@ async fn create_sandbox(k: &Kubelet, pod: &Pod) -> Result<SandboxState, String> 
             return Err(e.to_string());
         }
     };
-    let st = SandboxState { pod_ip: ip, ports, created_at: Utc::now().to_rfc3339() };
-    std::fs::write(k.sandbox_file(&uid), serde_json::to_vec(&st).unwrap_or_default()).map_err(|e| e.to_string())?;
+    let st = SandboxState {
+        pod_ip: ip,
+        ports,
+        created_at: Utc::now().to_rfc3339(),
+    };
+    std::fs::write(
+        k.sandbox_file(&uid),
+        serde_json::to_vec(&st).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(st)
 }
 
 fn is_terminal(pod: &Pod) -> bool {
-    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded") | Some("Failed"))
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
 }
 
 async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), SyncError> {
@@ -227,15 +274,26 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         let _ = k.runtime.remove_container(id).await;
     }
     if plan.create_sandbox {
-        for c in observed.iter().filter(|c| matches!(c.state, ContainerState::Running { .. })) {
+        for c in observed
+            .iter()
+            .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+        {
             let _ = k.runtime.kill_container(&c.id, 9).await;
         }
         match create_sandbox(k, pod).await {
             Ok(s) => sandbox = Some(s),
             Err(e) => {
-                k.events.pod_event(pod, "Warning", "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"), None);
+                k.events.pod_event(
+                    pod,
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                    None,
+                );
                 for c in &spec.containers {
-                    state.waiting.insert(c.name.clone(), ("ContainerCreating".into(), String::new()));
+                    state
+                        .waiting
+                        .insert(c.name.clone(), ("ContainerCreating".into(), String::new()));
                 }
                 return write_status(k, pod, &observed, state, None).await;
             }
@@ -244,18 +302,47 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     for name in &plan.backoff {
         let key = backoff_key(&uid, name);
         let delay = k.backoff.lock().await.delay(&key).unwrap_or_default();
-        let msg = format!("back-off {}s restarting failed container={} pod={}_{}({})", delay.as_secs(), name, pod.metadata.name.clone().unwrap_or_default(), pod.metadata.namespace.clone().unwrap_or_default(), uid);
+        let msg = format!(
+            "back-off {}s restarting failed container={} pod={}_{}({})",
+            delay.as_secs(),
+            name,
+            pod.metadata.name.clone().unwrap_or_default(),
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            uid
+        );
         if state.waiting.get(name).map(|w| w.0.as_str()) != Some("CrashLoopBackOff") {
-            k.events.pod_event(pod, "Warning", "BackOff", "Back-off restarting failed container".into(), Some(format!("spec.containers{{{name}}}")));
+            k.events.pod_event(
+                pod,
+                "Warning",
+                "BackOff",
+                "Back-off restarting failed container".into(),
+                Some(format!("spec.containers{{{name}}}")),
+            );
         }
-        state.waiting.insert(name.clone(), ("CrashLoopBackOff".into(), msg));
+        state
+            .waiting
+            .insert(name.clone(), ("CrashLoopBackOff".into(), msg));
     }
     for s in &plan.start {
-        let Some(c) = spec.init_containers.iter().flatten().chain(spec.containers.iter()).find(|c| c.name == s.name) else { continue };
+        let Some(c) = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .find(|c| c.name == s.name)
+        else {
+            continue;
+        };
         let image = c.image.clone().unwrap_or_default();
         if let Some(at) = state.image_failed_at.get(&c.name) {
             if state.image_backoff.in_backoff(&c.name, *at, Utc::now()) {
-                state.waiting.insert(c.name.clone(), ("ImagePullBackOff".into(), format!("Back-off pulling image \"{image}\"")));
+                state.waiting.insert(
+                    c.name.clone(),
+                    (
+                        "ImagePullBackOff".into(),
+                        format!("Back-off pulling image \"{image}\""),
+                    ),
+                );
                 continue;
             }
         }
@@ -264,9 +351,12 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
             Err(e) => {
                 let msg = e.to_string();
                 if state.waiting.get(&c.name).map(|w| &w.1) != Some(&msg) {
-                    k.events.pod_event(pod, "Warning", e.event_reason(), msg.clone(), None);
+                    k.events
+                        .pod_event(pod, "Warning", e.event_reason(), msg.clone(), None);
                 }
-                state.waiting.insert(c.name.clone(), (e.waiting_reason().into(), msg));
+                state
+                    .waiting
+                    .insert(c.name.clone(), (e.waiting_reason().into(), msg));
                 if s.init {
                     break;
                 }
@@ -276,7 +366,8 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         if s.restart_count > 0 {
             k.backoff.lock().await.next(&backoff_key(&uid, &c.name));
         }
-        let started = start_container(k, pod, c, s.restart_count, resolved.env, resolved.mounts).await;
+        let started =
+            start_container(k, pod, c, s.restart_count, resolved.env, resolved.mounts).await;
         tracing::debug!(pod = ?pod.metadata.name, container = %c.name, result = ?started, "start container");
         match started {
             Ok(id) => {
@@ -285,7 +376,13 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                     if let Err(e) = crate::lifecycle::run_handler(k, pod, &id, h, deadline).await {
                         let field = Some(format!("spec.containers{{{}}}", c.name));
-                        k.events.pod_event(pod, "Warning", "FailedPostStartHook", format!("PostStartHook failed: {e}"), field);
+                        k.events.pod_event(
+                            pod,
+                            "Warning",
+                            "FailedPostStartHook",
+                            format!("PostStartHook failed: {e}"),
+                            field,
+                        );
                         stop_container(k, &id, Duration::from_secs(2)).await;
                     }
                 }
@@ -294,24 +391,44 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
                 state.image_backoff.reset(&c.name);
             }
             Err(StartError::ImagePull(msg)) => {
-                k.events.pod_event(pod, "Warning", "Failed", msg.clone(), Some(format!("spec.containers{{{}}}", c.name)));
+                k.events.pod_event(
+                    pod,
+                    "Warning",
+                    "Failed",
+                    msg.clone(),
+                    Some(format!("spec.containers{{{}}}", c.name)),
+                );
                 state.image_backoff.next(&c.name);
                 state.image_failed_at.insert(c.name.clone(), Utc::now());
-                state.waiting.insert(c.name.clone(), ("ErrImagePull".into(), msg));
+                state
+                    .waiting
+                    .insert(c.name.clone(), ("ErrImagePull".into(), msg));
             }
             Err(StartError::ImageNeverPull(msg)) => {
-                k.events.pod_event(pod, "Warning", "ErrImageNeverPull", msg.clone(), Some(format!("spec.containers{{{}}}", c.name)));
-                state.waiting.insert(c.name.clone(), ("ErrImageNeverPull".into(), msg));
+                k.events.pod_event(
+                    pod,
+                    "Warning",
+                    "ErrImageNeverPull",
+                    msg.clone(),
+                    Some(format!("spec.containers{{{}}}", c.name)),
+                );
+                state
+                    .waiting
+                    .insert(c.name.clone(), ("ErrImageNeverPull".into(), msg));
             }
             Err(StartError::Start { id, message }) => {
                 state.waiting.remove(&c.name);
                 state.start_errors.insert(id, message);
             }
             Err(StartError::Config(msg)) => {
-                state.waiting.insert(c.name.clone(), ("CreateContainerConfigError".into(), msg));
+                state
+                    .waiting
+                    .insert(c.name.clone(), ("CreateContainerConfigError".into(), msg));
             }
             Err(StartError::Runtime(e)) => {
-                state.waiting.insert(c.name.clone(), ("ContainerCreating".into(), e.to_string()));
+                state
+                    .waiting
+                    .insert(c.name.clone(), ("ContainerCreating".into(), e.to_string()));
             }
         }
         if s.init {
@@ -325,9 +442,14 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         .map(|c| (c.name.clone(), c.id.clone()))
         .collect();
     // Adopted containers (kubelet restarted): pick their output up again.
-    for c in observed.iter().filter(|c| matches!(c.state, ContainerState::Running { .. })) {
+    for c in observed
+        .iter()
+        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+    {
         if state.logging.insert(c.id.clone()) {
-            if let Err(e) = crate::container_start::attach_logs(k, &uid, &c.name, c.restart_count, &c.id).await {
+            if let Err(e) =
+                crate::container_start::attach_logs(k, &uid, &c.name, c.restart_count, &c.id).await
+            {
                 tracing::debug!(id = %c.id, error = %e, "reattaching logs");
             }
         }
@@ -338,8 +460,19 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     }
     let outcome = state.prober.probe(k, &probe_pod, &running).await;
     for (name, id, msg) in &outcome.kill {
-        k.events.pod_event(pod, "Normal", "Killing", msg.clone(), Some(format!("spec.containers{{{name}}}")));
-        let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30).max(0) as u64;
+        k.events.pod_event(
+            pod,
+            "Normal",
+            "Killing",
+            msg.clone(),
+            Some(format!("spec.containers{{{name}}}")),
+        );
+        let grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64;
         stop_container(k, id, Duration::from_secs(grace)).await;
     }
     if !outcome.kill.is_empty() {
@@ -354,11 +487,22 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     write_status(k, pod, &observed, state, sandbox.map(|s| s.pod_ip)).await
 }
 
-async fn write_status(k: &Kubelet, pod: &Pod, observed: &[ObservedContainer], state: &WorkerState, pod_ip: Option<String>) -> Result<(), SyncError> {
+async fn write_status(
+    k: &Kubelet,
+    pod: &Pod,
+    observed: &[ObservedContainer],
+    state: &WorkerState,
+    pod_ip: Option<String>,
+) -> Result<(), SyncError> {
     let facts = PodFacts {
         pod_ip: pod_ip.or_else(|| pod.status.as_ref().and_then(|s| s.pod_ip.clone())),
         host_ip: k.node_ip.clone(),
-        start_time: pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(crate::ktime::chrono).or(state.start_time),
+        start_time: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(crate::ktime::chrono)
+            .or(state.start_time),
         waiting: state.waiting.clone(),
         ready: spec_ready(pod, state),
         started: spec_started(pod, state),
@@ -403,7 +547,10 @@ async fn stop_container(k: &Kubelet, id: &str, grace: Duration) {
             .runtime
             .list_containers()
             .await
-            .map(|cs| cs.iter().any(|c| c.id == id && matches!(c.state, ContainerState::Running { .. })))
+            .map(|cs| {
+                cs.iter()
+                    .any(|c| c.id == id && matches!(c.state, ContainerState::Running { .. }))
+            })
             .unwrap_or(false);
         if !running {
             return;
@@ -448,14 +595,26 @@ async fn terminate(k: &Kubelet, pod: &Pod, state: &mut WorkerState, delete_from_
     let grace = pod
         .metadata
         .deletion_grace_period_seconds
-        .or(pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .or(pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds))
         .unwrap_or(30)
         .max(0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(grace as u64);
     let observed = observe(k, &uid, state).await.unwrap_or_default();
-    let running: Vec<&ObservedContainer> = observed.iter().filter(|c| matches!(c.state, ContainerState::Running { .. })).collect();
+    let running: Vec<&ObservedContainer> = observed
+        .iter()
+        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+        .collect();
     for c in &running {
-        k.events.pod_event(pod, "Normal", "Killing", format!("Stopping container {}", c.name), Some(format!("spec.containers{{{}}}", c.name)));
+        k.events.pod_event(
+            pod,
+            "Normal",
+            "Killing",
+            format!("Stopping container {}", c.name),
+            Some(format!("spec.containers{{{}}}", c.name)),
+        );
     }
     crate::lifecycle::run_pre_stop(k, pod, &running, deadline).await;
     for c in &running {
@@ -484,14 +643,24 @@ async fn terminate(k: &Kubelet, pod: &Pod, state: &mut WorkerState, delete_from_
     cleanup(k, &uid, &observed).await;
     if delete_from_api {
         if let Some(client) = &k.client {
-            let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let ns = pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
             let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
             let dp = DeleteParams {
                 grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+                preconditions: Some(Preconditions {
+                    uid: Some(uid.clone()),
+                    resource_version: None,
+                }),
                 ..Default::default()
             };
-            if let Err(e) = api.delete(pod.metadata.name.as_deref().unwrap_or_default(), &dp).await {
+            if let Err(e) = api
+                .delete(pod.metadata.name.as_deref().unwrap_or_default(), &dp)
+                .await
+            {
                 tracing::debug!(error = %e, "final pod delete");
             }
         }
@@ -500,7 +669,9 @@ async fn terminate(k: &Kubelet, pod: &Pod, state: &mut WorkerState, delete_from_
 
 /// After a restart: containers and sandboxes of pods that no longer exist are removed.
 pub async fn remove_orphans(k: &Kubelet, live: &std::collections::HashSet<String>) {
-    let Ok(all) = k.runtime.list_containers().await else { return };
+    let Ok(all) = k.runtime.list_containers().await else {
+        return;
+    };
     let mut by_pod: HashMap<String, Vec<ObservedContainer>> = HashMap::new();
     for c in all.into_iter().filter(|c| !live.contains(&c.pod_uid)) {
         by_pod.entry(c.pod_uid.clone()).or_default().push(c);

@@ -17,7 +17,13 @@ pub fn resolve_port(pod: &Pod, port: &IntOrString) -> Option<u16> {
             if let Ok(n) = name.parse::<u16>() {
                 return Some(n);
             }
-            pod.spec.as_ref()?.containers.iter().flat_map(|c| c.ports.iter().flatten()).find(|p| p.name.as_deref() == Some(name.as_str())).and_then(|p| u16::try_from(p.container_port).ok())
+            pod.spec
+                .as_ref()?
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .and_then(|p| u16::try_from(p.container_port).ok())
         }
     }
 }
@@ -25,21 +31,35 @@ pub fn resolve_port(pod: &Pod, port: &IntOrString) -> Option<u16> {
 /// A minimal HTTP/1.1 GET: success is a status in 200..400, as upstream.
 pub async fn http_get(host: &str, port: u16, path: &str, timeout: Duration) -> Result<u16, String> {
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
-        let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+        let mut s = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
         let req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; 1024];
         let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
         let head = String::from_utf8_lossy(&buf[..n]);
-        let code: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("malformed HTTP response")?;
+        let code: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or("malformed HTTP response")?;
         if (200..400).contains(&code) {
             Ok(code)
         } else {
             Err(format!("HTTP probe failed with statuscode: {code}"))
         }
     };
-    tokio::time::timeout(timeout, fut).await.map_err(|_| "context deadline exceeded".to_string())?
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| "context deadline exceeded".to_string())?
 }
 
 pub async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
@@ -51,20 +71,38 @@ pub async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<(), String>
 }
 
 /// Runs one probe against a container.
-pub async fn probe_once(k: &Kubelet, pod: &Pod, container_id: &str, p: &Probe) -> Result<(), String> {
+pub async fn probe_once(
+    k: &Kubelet,
+    pod: &Pod,
+    container_id: &str,
+    p: &Probe,
+) -> Result<(), String> {
     let timeout = Duration::from_secs(p.timeout_seconds.unwrap_or(1).max(1) as u64);
-    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_default();
     if let Some(e) = &p.exec {
         let cmd = e.command.clone().unwrap_or_default();
-        let code = tokio::time::timeout(timeout, crate::exec::run_to_completion(k, container_id, cmd))
-            .await
-            .map_err(|_| "command timed out".to_string())?
-            .map_err(|e| e.to_string())?;
-        if code == 0 { Ok(()) } else { Err(format!("command failed with exit code {code}")) }
+        let code = tokio::time::timeout(
+            timeout,
+            crate::exec::run_to_completion(k, container_id, cmd),
+        )
+        .await
+        .map_err(|_| "command timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(format!("command failed with exit code {code}"))
+        }
     } else if let Some(g) = &p.http_get {
         let host = g.host.clone().unwrap_or(ip);
         let port = resolve_port(pod, &g.port).ok_or("invalid port")?;
-        http_get(&host, port, g.path.as_deref().unwrap_or("/"), timeout).await.map(|_| ())
+        http_get(&host, port, g.path.as_deref().unwrap_or("/"), timeout)
+            .await
+            .map(|_| ())
     } else if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or(ip);
         let port = resolve_port(pod, &t.port).ok_or("invalid port")?;
@@ -109,7 +147,11 @@ mod tests {
 
     #[test]
     fn thresholds_decide_results() {
-        let p = Probe { failure_threshold: Some(2), success_threshold: Some(2), ..Default::default() };
+        let p = Probe {
+            failure_threshold: Some(2),
+            success_threshold: Some(2),
+            ..Default::default()
+        };
         let mut s = ProbeState::default();
         assert_eq!(s.record(true, &p), None);
         assert_eq!(s.record(true, &p), Some(true));
@@ -122,9 +164,15 @@ mod tests {
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]}
         })).unwrap();
-        assert_eq!(resolve_port(&pod, &IntOrString::String("http".into())), Some(8080));
+        assert_eq!(
+            resolve_port(&pod, &IntOrString::String("http".into())),
+            Some(8080)
+        );
         assert_eq!(resolve_port(&pod, &IntOrString::Int(0)), None);
-        assert_eq!(resolve_port(&pod, &IntOrString::String("nope".into())), None);
+        assert_eq!(
+            resolve_port(&pod, &IntOrString::String("nope".into())),
+            None
+        );
     }
 }
 
@@ -153,7 +201,12 @@ pub struct PodProber {
     containers: HashMap<String, ContainerProbes>,
 }
 
-fn due(last: Option<tokio::time::Instant>, since: tokio::time::Instant, p: &Probe, now: tokio::time::Instant) -> bool {
+fn due(
+    last: Option<tokio::time::Instant>,
+    since: tokio::time::Instant,
+    p: &Probe,
+    now: tokio::time::Instant,
+) -> bool {
     if now < since + Duration::from_secs(p.initial_delay_seconds.unwrap_or(0).max(0) as u64) {
         return false;
     }
@@ -175,23 +228,38 @@ impl PodProber {
     }
 
     /// Runs the probes that are due for the running containers of `pod`.
-    pub async fn probe(&mut self, k: &Kubelet, pod: &Pod, running: &[(String, String)]) -> ProbeOutcome {
+    pub async fn probe(
+        &mut self,
+        k: &Kubelet,
+        pod: &Pod,
+        running: &[(String, String)],
+    ) -> ProbeOutcome {
         let spec = pod.spec.clone().unwrap_or_default();
         let now = tokio::time::Instant::now();
-        self.containers.retain(|name, c| running.iter().any(|(n, id)| n == name && *id == c.id));
+        self.containers
+            .retain(|name, c| running.iter().any(|(n, id)| n == name && *id == c.id));
         let mut out = ProbeOutcome::default();
         for (name, id) in running {
-            let Some(c) = spec.containers.iter().find(|c| &c.name == name) else { continue };
-            let entry = self.containers.entry(name.clone()).or_insert_with(|| ContainerProbes {
-                id: id.clone(),
-                since: now,
-                started: c.startup_probe.is_none(),
-                startup: Default::default(),
-                liveness: Default::default(),
-                readiness: Default::default(),
-                last: [None; 3],
-            });
-            let kinds: [(usize, Option<&Probe>); 3] = [(0, c.startup_probe.as_ref()), (1, c.liveness_probe.as_ref()), (2, c.readiness_probe.as_ref())];
+            let Some(c) = spec.containers.iter().find(|c| &c.name == name) else {
+                continue;
+            };
+            let entry = self
+                .containers
+                .entry(name.clone())
+                .or_insert_with(|| ContainerProbes {
+                    id: id.clone(),
+                    since: now,
+                    started: c.startup_probe.is_none(),
+                    startup: Default::default(),
+                    liveness: Default::default(),
+                    readiness: Default::default(),
+                    last: [None; 3],
+                });
+            let kinds: [(usize, Option<&Probe>); 3] = [
+                (0, c.startup_probe.as_ref()),
+                (1, c.liveness_probe.as_ref()),
+                (2, c.readiness_probe.as_ref()),
+            ];
             for (i, p) in kinds {
                 let Some(p) = p else { continue };
                 if (i == 0) == entry.started {
@@ -206,7 +274,13 @@ impl PodProber {
                 let ok = res.is_ok();
                 let kind = ["Startup", "Liveness", "Readiness"][i];
                 if let Err(e) = &res {
-                    k.events.pod_event(pod, "Warning", "Unhealthy", format!("{kind} probe failed: {e}"), Some(format!("spec.containers{{{name}}}")));
+                    k.events.pod_event(
+                        pod,
+                        "Warning",
+                        "Unhealthy",
+                        format!("{kind} probe failed: {e}"),
+                        Some(format!("spec.containers{{{name}}}")),
+                    );
                 }
                 let state = match i {
                     0 => &mut entry.startup,
@@ -217,7 +291,10 @@ impl PodProber {
                 match (i, decided) {
                     (0, Some(true)) => entry.started = true,
                     (0, Some(false)) | (1, Some(false)) => {
-                        let msg = format!("Container {name} failed {} probe, will be restarted", kind.to_lowercase());
+                        let msg = format!(
+                            "Container {name} failed {} probe, will be restarted",
+                            kind.to_lowercase()
+                        );
                         out.kill.push((name.clone(), id.clone(), msg));
                     }
                     _ => {}

@@ -50,7 +50,8 @@ fn pct_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 2;
@@ -66,11 +67,14 @@ fn pct_decode(s: &str) -> String {
 }
 
 fn flag(q: &[(String, String)], k: &str) -> bool {
-    q.iter().any(|(key, v)| key == k && (v.is_empty() || v == "true" || v == "1"))
+    q.iter()
+        .any(|(key, v)| key == k && (v.is_empty() || v == "true" || v == "1"))
 }
 
 fn int(q: &[(String, String)], k: &str) -> Option<i64> {
-    q.iter().find(|(key, _)| key == k).and_then(|(_, v)| v.parse().ok())
+    q.iter()
+        .find(|(key, _)| key == k)
+        .and_then(|(_, v)| v.parse().ok())
 }
 
 pub fn app(k: Arc<Kubelet>) -> Router {
@@ -92,8 +96,13 @@ async fn pods(State(k): State<Arc<Kubelet>>) -> Response {
         }
         items.push(serde_json::to_value(&p).unwrap_or_default());
     }
-    let body = serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items});
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    let body =
+        serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items});
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn metrics(State(k): State<Arc<Kubelet>>) -> Response {
@@ -102,7 +111,11 @@ async fn metrics(State(k): State<Arc<Kubelet>>) -> Response {
         .runtime
         .list_containers()
         .await
-        .map(|cs| cs.iter().filter(|c| matches!(c.state, ContainerState::Running { .. })).count())
+        .map(|cs| {
+            cs.iter()
+                .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+                .count()
+        })
         .unwrap_or(0);
     let body = format!(
         "# HELP kubelet_running_pods Number of pods that have a running pod sandbox\n# TYPE kubelet_running_pods gauge\nkubelet_running_pods {pods}\n# HELP kubelet_running_containers Number of containers currently running\n# TYPE kubelet_running_containers gauge\nkubelet_running_containers{{container_state=\"running\"}} {running}\n"
@@ -112,7 +125,12 @@ async fn metrics(State(k): State<Arc<Kubelet>>) -> Response {
 
 fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
     let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code.as_u16()});
-    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn find_pod(k: &Kubelet, ns: &str, name: &str) -> Option<Pod> {
@@ -120,26 +138,43 @@ async fn find_pod(k: &Kubelet, ns: &str, name: &str) -> Option<Pod> {
         .read()
         .await
         .values()
-        .find(|p| p.metadata.namespace.as_deref() == Some(ns) && p.metadata.name.as_deref() == Some(name))
+        .find(|p| {
+            p.metadata.namespace.as_deref() == Some(ns) && p.metadata.name.as_deref() == Some(name)
+        })
         .cloned()
 }
 
 async fn attempts_of(k: &Kubelet, uid: &str, container: &str) -> Vec<ObservedContainer> {
     let cs = k.runtime.list_containers().await.unwrap_or_default();
-    let mut v: Vec<ObservedContainer> = cs.into_iter().filter(|c| c.pod_uid == uid && c.name == container).collect();
+    let mut v: Vec<ObservedContainer> = cs
+        .into_iter()
+        .filter(|c| c.pod_uid == uid && c.name == container)
+        .collect();
     v.sort_by(|a, b| b.restart_count.cmp(&a.restart_count));
     v
 }
 
-async fn container_logs(State(k): State<Arc<Kubelet>>, UrlPath((ns, name, container)): UrlPath<(String, String, String)>, RawQuery(q): RawQuery) -> Response {
+async fn container_logs(
+    State(k): State<Arc<Kubelet>>,
+    UrlPath((ns, name, container)): UrlPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let q = parse_query(q.as_deref());
     let Some(pod) = find_pod(&k, &ns, &name).await else {
-        return status_error(StatusCode::NOT_FOUND, "NotFound", format!("pod \"{name}\" not found"));
+        return status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pod \"{name}\" not found"),
+        );
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let tries = attempts_of(&k, &uid, &container).await;
     let previous = flag(&q, "previous");
-    let chosen = if previous { tries.get(1) } else { tries.first() };
+    let chosen = if previous {
+        tries.get(1)
+    } else {
+        tries.first()
+    };
     let Some(c) = chosen.cloned() else {
         let msg = if previous {
             format!("previous terminated container \"{container}\" in pod \"{name}\" not found")
@@ -151,88 +186,169 @@ async fn container_logs(State(k): State<Arc<Kubelet>>, UrlPath((ns, name, contai
     let opts = LogOptions {
         tail_lines: int(&q, "tailLines"),
         timestamps: flag(&q, "timestamps"),
-        since: int(&q, "sinceSeconds").map(|s| chrono::Utc::now() - chrono::Duration::seconds(s))
-            .or_else(|| q.iter().find(|(k, _)| k == "sinceTime").and_then(|(_, v)| chrono::DateTime::parse_from_rfc3339(v).ok()).map(|d| d.with_timezone(&chrono::Utc))),
+        since: int(&q, "sinceSeconds")
+            .map(|s| chrono::Utc::now() - chrono::Duration::seconds(s))
+            .or_else(|| {
+                q.iter()
+                    .find(|(k, _)| k == "sinceTime")
+                    .and_then(|(_, v)| chrono::DateTime::parse_from_rfc3339(v).ok())
+                    .map(|d| d.with_timezone(&chrono::Utc))
+            }),
         limit_bytes: int(&q, "limitBytes"),
     };
     let path = logs::log_path(&k.log_dir(&uid), &container, c.restart_count);
     let records = logs::read_records(&path).await;
     let initial = logs::render(&records, &opts);
-    let follow = flag(&q, "follow") && !previous && matches!(c.state, ContainerState::Running { .. });
+    let follow =
+        flag(&q, "follow") && !previous && matches!(c.state, ContainerState::Running { .. });
     if !follow {
         return ([(header::CONTENT_TYPE, "text/plain")], initial).into_response();
     }
     // Follow: poll the file for appended records until the container stops.
-    let offset = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+    let offset = tokio::fs::metadata(&path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
     let sent = initial.len() as i64;
-    let stream = futures::stream::unfold((Some(initial), offset, sent, k.clone(), uid, container.clone(), c.id.clone(), opts, path, 0u32), |(first, offset, sent, k, uid, name, id, opts, path, idle)| async move {
-        if let Some(f) = first {
-            return Some((Ok::<_, std::io::Error>(bytes::Bytes::from(f)), (None, offset, sent, k, uid, name, id, opts, path, 0)));
-        }
-        let mut offset = offset;
-        let mut idle = idle;
-        loop {
-            if opts.limit_bytes.is_some_and(|l| sent >= l) {
-                return None;
+    let stream = futures::stream::unfold(
+        (
+            Some(initial),
+            offset,
+            sent,
+            k.clone(),
+            uid,
+            container.clone(),
+            c.id.clone(),
+            opts,
+            path,
+            0u32,
+        ),
+        |(first, offset, sent, k, uid, name, id, opts, path, idle)| async move {
+            if let Some(f) = first {
+                return Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(f)),
+                    (None, offset, sent, k, uid, name, id, opts, path, 0),
+                ));
             }
-            let mut f = tokio::fs::File::open(&path).await.ok()?;
-            let len = f.metadata().await.ok()?.len();
-            if len > offset {
-                use tokio::io::AsyncSeekExt;
-                f.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
-                let mut buf = Vec::new();
-                f.take(len - offset).read_to_end(&mut buf).await.ok()?;
-                // Only whole records; a torn last line waits for the next round.
-                let cut = buf.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
-                if cut > 0 {
-                    offset += cut as u64;
-                    let recs: Vec<_> = buf[..cut].split_inclusive(|c| *c == b'\n').filter_map(logs::parse_line).collect();
-                    let o = LogOptions { tail_lines: None, since: None, ..opts.clone() };
-                    let mut out = logs::render(&recs, &o);
-                    if let Some(l) = opts.limit_bytes {
-                        out.truncate((l - sent).max(0) as usize);
-                    }
-                    let n = out.len() as i64;
-                    return Some((Ok(bytes::Bytes::from(out)), (None, offset, sent + n, k, uid, name, id, opts, path, 0)));
-                }
-            }
-            let running = k.runtime.list_containers().await.ok()?.into_iter().any(|c| c.id == id && matches!(c.state, ContainerState::Running { .. }));
-            if !running {
-                idle += 1;
-                if idle > 3 {
+            let mut offset = offset;
+            let mut idle = idle;
+            loop {
+                if opts.limit_bytes.is_some_and(|l| sent >= l) {
                     return None;
                 }
+                let mut f = tokio::fs::File::open(&path).await.ok()?;
+                let len = f.metadata().await.ok()?.len();
+                if len > offset {
+                    use tokio::io::AsyncSeekExt;
+                    f.seek(std::io::SeekFrom::Start(offset)).await.ok()?;
+                    let mut buf = Vec::new();
+                    f.take(len - offset).read_to_end(&mut buf).await.ok()?;
+                    // Only whole records; a torn last line waits for the next round.
+                    let cut = buf
+                        .iter()
+                        .rposition(|b| *b == b'\n')
+                        .map(|i| i + 1)
+                        .unwrap_or(0);
+                    if cut > 0 {
+                        offset += cut as u64;
+                        let recs: Vec<_> = buf[..cut]
+                            .split_inclusive(|c| *c == b'\n')
+                            .filter_map(logs::parse_line)
+                            .collect();
+                        let o = LogOptions {
+                            tail_lines: None,
+                            since: None,
+                            ..opts.clone()
+                        };
+                        let mut out = logs::render(&recs, &o);
+                        if let Some(l) = opts.limit_bytes {
+                            out.truncate((l - sent).max(0) as usize);
+                        }
+                        let n = out.len() as i64;
+                        return Some((
+                            Ok(bytes::Bytes::from(out)),
+                            (None, offset, sent + n, k, uid, name, id, opts, path, 0),
+                        ));
+                    }
+                }
+                let running = k
+                    .runtime
+                    .list_containers()
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .any(|c| c.id == id && matches!(c.state, ContainerState::Running { .. }));
+                if !running {
+                    idle += 1;
+                    if idle > 3 {
+                        return None;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
+        },
+    );
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn exec(State(k): State<Arc<Kubelet>>, UrlPath((ns, name, container)): UrlPath<(String, String, String)>, RawQuery(q): RawQuery, ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>) -> Response {
+async fn exec(
+    State(k): State<Arc<Kubelet>>,
+    UrlPath((ns, name, container)): UrlPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
     let q = parse_query(q.as_deref());
-    let command: Vec<String> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
+    let command: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
     if command.is_empty() {
-        return status_error(StatusCode::BAD_REQUEST, "BadRequest", "you must specify at least one command for the container".into());
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "you must specify at least one command for the container".into(),
+        );
     }
     let Ok(ws) = ws else {
-        return status_error(StatusCode::BAD_REQUEST, "BadRequest", "exec requires a WebSocket upgrade with v5.channel.k8s.io".into());
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "exec requires a WebSocket upgrade with v5.channel.k8s.io".into(),
+        );
     };
     let Some(pod) = find_pod(&k, &ns, &name).await else {
-        return status_error(StatusCode::NOT_FOUND, "NotFound", format!("pod \"{name}\" not found"));
+        return status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pod \"{name}\" not found"),
+        );
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let Some(c) = attempts_of(&k, &uid, &container).await.into_iter().find(|c| matches!(c.state, ContainerState::Running { .. })) else {
-        return status_error(StatusCode::BAD_REQUEST, "BadRequest", format!("container {container} is not valid for pod {name}"));
+    let Some(c) = attempts_of(&k, &uid, &container)
+        .await
+        .into_iter()
+        .find(|c| matches!(c.state, ContainerState::Running { .. }))
+    else {
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("container {container} is not valid for pod {name}"),
+        );
     };
     let tty = flag(&q, "tty");
-    let (stdin, stdout, stderr) = (flag(&q, "stdin"), flag(&q, "stdout"), flag(&q, "stderr") && !tty);
+    let (stdin, stdout, stderr) = (
+        flag(&q, "stdin"),
+        flag(&q, "stdout"),
+        flag(&q, "stderr") && !tty,
+    );
     ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
         .on_upgrade(move |socket| async move {
-            if let Err(e) = exec_session(k, socket, c.id, command, stdin, stdout, stderr, tty).await {
+            if let Err(e) = exec_session(k, socket, c.id, command, stdin, stdout, stderr, tty).await
+            {
                 tracing::debug!(error = %e, "exec session");
             }
         })
@@ -240,7 +356,10 @@ async fn exec(State(k): State<Arc<Kubelet>>, UrlPath((ns, name, container)): Url
 
 /// A close frame with 1000: client-go treats anything else (even "no status") as an error.
 fn normal_close() -> Message {
-    Message::Close(Some(axum::extract::ws::CloseFrame { code: 1000, reason: "".into() }))
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: 1000,
+        reason: "".into(),
+    }))
 }
 
 /// Channel 3's Status for an exit code, as upstream's remotecommand sends it.
@@ -259,12 +378,27 @@ pub fn exit_status_json(code: i32, command: &[String]) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, command: Vec<String>, stdin: bool, stdout: bool, stderr: bool, tty: bool) -> Result<(), String> {
+async fn exec_session(
+    k: Arc<Kubelet>,
+    socket: WebSocket,
+    container_id: String,
+    command: Vec<String>,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    tty: bool,
+) -> Result<(), String> {
     let exec_id = crate::exec::exec_id();
     // The shim needs both output paths (an empty one fails); unwanted output is discarded.
-    let fifos = crate::exec::make_fifos(&k.root_dir.join("exec"), &exec_id, stdin, true, !tty).map_err(|e| e.to_string())?;
+    let fifos = crate::exec::make_fifos(&k.root_dir.join("exec"), &exec_id, stdin, true, !tty)
+        .map_err(|e| e.to_string())?;
     let (mut tx, mut rx) = socket.split();
-    let open_rx = |p: &Option<std::path::PathBuf>| -> std::io::Result<Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::pipe::Sender)>> {
+    let open_rx = |p: &Option<std::path::PathBuf>| -> std::io::Result<
+        Option<(
+            tokio::net::unix::pipe::Receiver,
+            tokio::net::unix::pipe::Sender,
+        )>,
+    > {
         match p {
             None => Ok(None),
             Some(p) => {
@@ -277,7 +411,12 @@ async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, 
     let out = open_rx(&fifos.stdout).map_err(|e| e.to_string())?;
     let err = open_rx(&fifos.stderr).map_err(|e| e.to_string())?;
     let input = match &fifos.stdin {
-        Some(p) => Some(tokio::net::unix::pipe::OpenOptions::new().read_write(true).open_sender(p).map_err(|e| e.to_string())?),
+        Some(p) => Some(
+            tokio::net::unix::pipe::OpenOptions::new()
+                .read_write(true)
+                .open_sender(p)
+                .map_err(|e| e.to_string())?,
+        ),
         None => None,
     };
     let cfg = ExecConfig {
@@ -346,7 +485,10 @@ async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, 
                 Some(4) => {
                     #[derive(serde::Deserialize)]
                     #[serde(rename_all = "PascalCase")]
-                    struct Size { width: u32, height: u32 }
+                    struct Size {
+                        width: u32,
+                        height: u32,
+                    }
                     if let Ok(s) = serde_json::from_slice::<Size>(&data[1..]) {
                         let _ = k2.runtime.resize_exec(&cid, &eid, s.width, s.height).await;
                     }
@@ -383,27 +525,47 @@ async fn exec_session(k: Arc<Kubelet>, socket: WebSocket, container_id: String, 
 }
 
 /// Loads the serving certificate from the root dir, creating a self-signed one once.
-fn serving_cert(root: &Path, ip: &str) -> Result<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>), ServerError> {
+fn serving_cert(
+    root: &Path,
+    ip: &str,
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    ServerError,
+> {
     let dir = root.join("pki");
     std::fs::create_dir_all(&dir)?;
     let (crt, key) = (dir.join("kubelet.crt"), dir.join("kubelet.key"));
     if !crt.exists() || !key.exists() {
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).map_err(|e| ServerError::Tls(e.to_string()))?;
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
         if let Ok(addr) = ip.parse::<std::net::IpAddr>() {
-            params.subject_alt_names.push(rcgen::SanType::IpAddress(addr));
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::IpAddress(addr));
         }
         let kp = rcgen::KeyPair::generate().map_err(|e| ServerError::Tls(e.to_string()))?;
-        let cert = params.self_signed(&kp).map_err(|e| ServerError::Tls(e.to_string()))?;
+        let cert = params
+            .self_signed(&kp)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
         std::fs::write(&crt, cert.pem())?;
         std::fs::write(&key, kp.serialize_pem())?;
     }
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(&crt)?)).collect::<Result<Vec<_>, _>>()?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(&key)?))?.ok_or_else(|| ServerError::Tls("no private key".into()))?;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(&crt)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key =
+        rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(&key)?))?
+            .ok_or_else(|| ServerError::Tls("no private key".into()))?;
     Ok((certs, key))
 }
 
 /// Binds the server and returns the accept loop to spawn.
-pub async fn serve(k: Arc<Kubelet>, flags: &Flags) -> Result<impl std::future::Future<Output = ()>, ServerError> {
+pub async fn serve(
+    k: Arc<Kubelet>,
+    flags: &Flags,
+) -> Result<impl std::future::Future<Output = ()>, ServerError> {
     let (certs, key) = serving_cert(&flags.root_dir, &flags.node_ip)?;
     let builder = rustls::ServerConfig::builder();
     let builder = match &flags.client_ca_file {
@@ -412,33 +574,42 @@ pub async fn serve(k: Arc<Kubelet>, flags: &Flags) -> Result<impl std::future::F
             for c in rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(ca)?)) {
                 roots.add(c?).map_err(|e| ServerError::Tls(e.to_string()))?;
             }
-            let v = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build().map_err(|e| ServerError::Tls(e.to_string()))?;
+            let v = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .map_err(|e| ServerError::Tls(e.to_string()))?;
             builder.with_client_cert_verifier(v)
         }
         // Without a CA there is nothing to verify against; only for local runs.
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder.with_single_cert(certs, key).map_err(|e| ServerError::Tls(e.to_string()))?;
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listener = tokio::net::TcpListener::bind((flags.node_ip.as_str(), flags.port)).await?;
     let app = app(k);
     Ok(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             let app = app.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let svc = hyper_util::service::TowerToHyperService::new(app);
-                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), svc)
-                    .await;
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), svc)
+                .await;
             });
         }
     })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -446,8 +617,14 @@ mod tests {
 
     #[test]
     fn query_keeps_repeated_commands_in_order() {
-        let q = parse_query(Some("command=sh&command=-c&command=echo%20hi&stdout=true&tty"));
-        let cmd: Vec<_> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.as_str()).collect();
+        let q = parse_query(Some(
+            "command=sh&command=-c&command=echo%20hi&stdout=true&tty",
+        ));
+        let cmd: Vec<_> = q
+            .iter()
+            .filter(|(k, _)| k == "command")
+            .map(|(_, v)| v.as_str())
+            .collect();
         assert_eq!(cmd, vec!["sh", "-c", "echo hi"]);
         assert!(flag(&q, "stdout"));
         assert!(flag(&q, "tty"));
@@ -463,8 +640,12 @@ mod tests {
 
     #[test]
     fn exit_status_carries_the_code() {
-        assert_eq!(exit_status_json(0, &[]), r#"{"metadata":{},"status":"Success"}"#);
-        let v: serde_json::Value = serde_json::from_str(&exit_status_json(3, &["false".into()])).unwrap();
+        assert_eq!(
+            exit_status_json(0, &[]),
+            r#"{"metadata":{},"status":"Success"}"#
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&exit_status_json(3, &["false".into()])).unwrap();
         assert_eq!(v["reason"], "NonZeroExitCode");
         assert_eq!(v["details"]["causes"][0]["message"], "3");
     }

@@ -17,17 +17,30 @@ pub enum StatusError {
 /// Sink for pod status writes; the API client in production, a recorder in tests.
 #[async_trait::async_trait]
 pub trait StatusWriter: Send + Sync + 'static {
-    async fn patch_status(&self, namespace: &str, name: &str, uid: &str, status: &PodStatus) -> Result<(), StatusError>;
+    async fn patch_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        status: &PodStatus,
+    ) -> Result<(), StatusError>;
 }
 
 pub struct ApiStatusWriter(pub kube::Client);
 
 #[async_trait::async_trait]
 impl StatusWriter for ApiStatusWriter {
-    async fn patch_status(&self, namespace: &str, name: &str, uid: &str, status: &PodStatus) -> Result<(), StatusError> {
+    async fn patch_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        status: &PodStatus,
+    ) -> Result<(), StatusError> {
         let api: Api<Pod> = Api::namespaced(self.0.clone(), namespace);
         let body = json!({"metadata": {"uid": uid}, "status": status});
-        api.patch_status(name, &PatchParams::default(), &Patch::Strategic(body)).await?;
+        api.patch_status(name, &PatchParams::default(), &Patch::Strategic(body))
+            .await?;
         Ok(())
     }
 }
@@ -40,7 +53,10 @@ pub struct StatusManager {
 
 impl StatusManager {
     pub fn new(writer: Box<dyn StatusWriter>) -> Self {
-        StatusManager { writer, last: Mutex::new(HashMap::new()) }
+        StatusManager {
+            writer,
+            last: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Writes `status` unless it equals the last one written; returns whether it wrote.
@@ -53,7 +69,11 @@ impl StatusManager {
                 return Ok(false);
             }
         }
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         self.writer.patch_status(&ns, &name, &uid, status).await?;
         let mut last = self.last.lock().await;
@@ -65,7 +85,8 @@ impl StatusManager {
     /// The last status written for a pod, for /pods.
     pub async fn get(&self, uid: &str) -> Option<PodStatus> {
         let last = self.last.lock().await;
-        last.get(uid).and_then(|(_, v)| serde_json::from_value(v.clone()).ok())
+        last.get(uid)
+            .and_then(|(_, v)| serde_json::from_value(v.clone()).ok())
     }
 
     pub async fn forget(&self, uid: &str) {
@@ -83,7 +104,13 @@ mod tests {
 
     #[async_trait::async_trait]
     impl StatusWriter for Recorder {
-        async fn patch_status(&self, _: &str, _: &str, _: &str, s: &PodStatus) -> Result<(), StatusError> {
+        async fn patch_status(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            s: &PodStatus,
+        ) -> Result<(), StatusError> {
             self.0.lock().unwrap().push(s.clone());
             Ok(())
         }
@@ -95,10 +122,16 @@ mod tests {
         let m = StatusManager::new(Box::new(rec.clone()));
         let mut pod = Pod::default();
         pod.metadata.uid = Some("u".into());
-        let s1 = PodStatus { phase: Some("Pending".into()), ..Default::default() };
+        let s1 = PodStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        };
         assert!(m.set(&pod, &s1).await.unwrap());
         assert!(!m.set(&pod, &s1).await.unwrap());
-        let s2 = PodStatus { phase: Some("Running".into()), ..Default::default() };
+        let s2 = PodStatus {
+            phase: Some("Running".into()),
+            ..Default::default()
+        };
         assert!(m.set(&pod, &s2).await.unwrap());
         assert_eq!(rec.0.lock().unwrap().len(), 2);
         assert_eq!(m.get("u").await.unwrap().phase.as_deref(), Some("Running"));

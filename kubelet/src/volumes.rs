@@ -70,19 +70,31 @@ async fn fetch_config_map(k: &Kubelet, ns: &str, name: &str) -> Option<BTreeMap<
 async fn fetch_secret(k: &Kubelet, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
     let api: Api<Secret> = Api::namespaced(k.client.clone()?, ns);
     let s = api.get_opt(name).await.ok().flatten()?;
-    let mut d: BTreeMap<String, String> =
-        s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string())).collect();
+    let mut d: BTreeMap<String, String> = s
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string()))
+        .collect();
     d.extend(s.string_data.unwrap_or_default());
     Some(d)
 }
 
 /// Fetches every ConfigMap and Secret the pod refers to.
 async fn fetch(k: &Kubelet, pod: &Pod) -> Fetched {
-    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let spec = pod.spec.clone().unwrap_or_default();
     let mut cms = Vec::new();
     let mut secrets = Vec::new();
-    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         for ef in c.env_from.iter().flatten() {
             cms.extend(ef.config_map_ref.as_ref().map(|r| r.name.clone()));
             secrets.extend(ef.secret_ref.as_ref().map(|r| r.name.clone()));
@@ -136,21 +148,38 @@ fn write_files(dir: &Path, files: &[(String, Vec<u8>, Option<i32>)]) -> std::io:
         }
         std::fs::write(&p, data)?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode.unwrap_or(0o644) as u32 & 0o777))?;
+        std::fs::set_permissions(
+            &p,
+            std::fs::Permissions::from_mode(mode.unwrap_or(0o644) as u32 & 0o777),
+        )?;
     }
     Ok(())
 }
 
-fn key_files(data: &BTreeMap<String, String>, items: Option<&Vec<KeyToPath>>, default_mode: Option<i32>) -> Result<Vec<(String, Vec<u8>, Option<i32>)>, String> {
+fn key_files(
+    data: &BTreeMap<String, String>,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: Option<i32>,
+) -> Result<Vec<(String, Vec<u8>, Option<i32>)>, String> {
     match items {
         Some(items) if !items.is_empty() => items
             .iter()
             .map(|i| match data.get(&i.key) {
-                Some(v) => Ok((i.path.clone(), v.clone().into_bytes(), i.mode.or(default_mode))),
-                None => Err(format!("configmap references non-existent config key: {}", i.key)),
+                Some(v) => Ok((
+                    i.path.clone(),
+                    v.clone().into_bytes(),
+                    i.mode.or(default_mode),
+                )),
+                None => Err(format!(
+                    "configmap references non-existent config key: {}",
+                    i.key
+                )),
             })
             .collect(),
-        _ => Ok(data.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes(), default_mode)).collect()),
+        _ => Ok(data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes(), default_mode))
+            .collect()),
     }
 }
 
@@ -158,7 +187,10 @@ fn key_files(data: &BTreeMap<String, String>, items: Option<&Vec<KeyToPath>>, de
 async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBuf, VolumeError> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let dir = volume_dir(k, &uid, &v.name);
-    let err = |message: String| VolumeError::Mount { volume: v.name.clone(), message };
+    let err = |message: String| VolumeError::Mount {
+        volume: v.name.clone(),
+        message,
+    };
     if let Some(hp) = &v.host_path {
         let p = PathBuf::from(&hp.path);
         match hp.type_.as_deref() {
@@ -171,8 +203,18 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
                     std::fs::write(&p, b"")?;
                 }
             }
-            Some("Directory") if !p.is_dir() => return Err(err(format!("hostPath type check failed: {} is not a directory", hp.path))),
-            Some("File") if !p.is_file() => return Err(err(format!("hostPath type check failed: {} is not a file", hp.path))),
+            Some("Directory") if !p.is_dir() => {
+                return Err(err(format!(
+                    "hostPath type check failed: {} is not a directory",
+                    hp.path
+                )))
+            }
+            Some("File") if !p.is_file() => {
+                return Err(err(format!(
+                    "hostPath type check failed: {} is not a file",
+                    hp.path
+                )))
+            }
             _ => {}
         }
         return Ok(p);
@@ -181,10 +223,19 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
         if !dir.exists() {
             std::fs::create_dir_all(&dir)?;
             if ed.medium.as_deref() == Some("Memory") {
-                let size = ed.size_limit.as_ref().and_then(|q| crate::quantity::bytes(&q.0));
+                let size = ed
+                    .size_limit
+                    .as_ref()
+                    .and_then(|q| crate::quantity::bytes(&q.0));
                 let opts = size.map(|s| format!("size={s}"));
-                nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), nix::mount::MsFlags::empty(), opts.as_deref())
-                    .map_err(|e| err(e.to_string()))?;
+                nix::mount::mount(
+                    Some("tmpfs"),
+                    &dir,
+                    Some("tmpfs"),
+                    nix::mount::MsFlags::empty(),
+                    opts.as_deref(),
+                )
+                .map_err(|e| err(e.to_string()))?;
             }
         }
         use std::os::unix::fs::PermissionsExt;
@@ -208,7 +259,8 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
     } else if let Some(da) = &v.downward_api {
         for i in da.items.iter().flatten() {
             if let Some(fr) = &i.field_ref {
-                let val = env::field_value(pod, &fr.field_path, &k.node_name, &k.node_ip).unwrap_or_default();
+                let val = env::field_value(pod, &fr.field_path, &k.node_name, &k.node_ip)
+                    .unwrap_or_default();
                 files.push((i.path.clone(), val.into_bytes(), i.mode.or(da.default_mode)));
             }
         }
@@ -216,14 +268,17 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
         for src in pr.sources.iter().flatten() {
             if let Some(cm) = &src.config_map {
                 match f.config_map(&cm.name) {
-                    Some(d) => files.extend(key_files(&d, cm.items.as_ref(), pr.default_mode).map_err(err)?),
+                    Some(d) => files
+                        .extend(key_files(&d, cm.items.as_ref(), pr.default_mode).map_err(err)?),
                     None if cm.optional == Some(true) => {}
                     None => return Err(err(format!("configmap \"{}\" not found", cm.name))),
                 }
             }
             if let Some(s) = &src.secret {
                 match f.secret(&s.name) {
-                    Some(d) => files.extend(key_files(&d, s.items.as_ref(), pr.default_mode).map_err(err)?),
+                    Some(d) => {
+                        files.extend(key_files(&d, s.items.as_ref(), pr.default_mode).map_err(err)?)
+                    }
                     None if s.optional == Some(true) => {}
                     None => return Err(err(format!("secret \"{}\" not found", s.name))),
                 }
@@ -231,7 +286,8 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
             if let Some(da) = &src.downward_api {
                 for i in da.items.iter().flatten() {
                     if let Some(fr) = &i.field_ref {
-                        let val = env::field_value(pod, &fr.field_path, &k.node_name, &k.node_ip).unwrap_or_default();
+                        let val = env::field_value(pod, &fr.field_path, &k.node_name, &k.node_ip)
+                            .unwrap_or_default();
                         files.push((i.path.clone(), val.into_bytes(), i.mode.or(pr.default_mode)));
                     }
                 }
@@ -247,13 +303,19 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
 }
 
 fn host_cpu_milli() -> i64 {
-    std::thread::available_parallelism().map(|n| n.get() as i64 * 1000).unwrap_or(1000)
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i64 * 1000)
+        .unwrap_or(1000)
 }
 
 fn host_memory() -> i64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+        })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
@@ -266,36 +328,74 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     for vm in c.volume_mounts.iter().flatten() {
         let Some(v) = spec.volumes.iter().flatten().find(|v| v.name == vm.name) else {
-            return Err(VolumeError::Mount { volume: vm.name.clone(), message: "volume not found in pod spec".into() });
+            return Err(VolumeError::Mount {
+                volume: vm.name.clone(),
+                message: "volume not found in pod spec".into(),
+            });
         };
         let mut host = setup(k, pod, v, &f).await?;
-        let read_only = vm.read_only.unwrap_or(false) || v.config_map.is_some() || v.secret.is_some() || v.downward_api.is_some() || v.projected.is_some();
+        let read_only = vm.read_only.unwrap_or(false)
+            || v.config_map.is_some()
+            || v.secret.is_some()
+            || v.downward_api.is_some()
+            || v.projected.is_some();
         if let Some(sp) = vm.sub_path.as_ref().filter(|s| !s.is_empty()) {
             if sp.split('/').any(|p| p == "..") || sp.starts_with('/') {
-                return Err(VolumeError::Mount { volume: vm.name.clone(), message: format!("invalid subpath {sp:?}") });
+                return Err(VolumeError::Mount {
+                    volume: vm.name.clone(),
+                    message: format!("invalid subpath {sp:?}"),
+                });
             }
             host = host.join(sp);
             if !host.exists() {
                 std::fs::create_dir_all(&host)?;
             }
         }
-        mounts.push(BindMount { host_path: host.display().to_string(), container_path: vm.mount_path.clone(), read_only });
+        mounts.push(BindMount {
+            host_path: host.display().to_string(),
+            container_path: vm.mount_path.clone(),
+            read_only,
+        });
     }
     // Every pod gets an /etc/hosts naming itself, like upstream's kubelet-managed hosts file.
     let hosts = k.pod_dir(&uid).join("etc-hosts");
-    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).or_else(|| {
-        std::fs::read(k.sandbox_file(&uid)).ok().and_then(|b| serde_json::from_slice::<crate::context::SandboxState>(&b).ok()).map(|s| s.pod_ip)
-    });
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .or_else(|| {
+            std::fs::read(k.sandbox_file(&uid))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<crate::context::SandboxState>(&b).ok())
+                .map(|s| s.pod_ip)
+        });
     let name = pod.metadata.name.clone().unwrap_or_default();
     let mut content = String::from("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some(ip) = ip {
         content.push_str(&format!("{ip}\t{name}\n"));
     }
     std::fs::write(&hosts, content)?;
-    if !c.volume_mounts.iter().flatten().any(|m| m.mount_path == "/etc/hosts") {
-        mounts.push(BindMount { host_path: hosts.display().to_string(), container_path: "/etc/hosts".into(), read_only: false });
+    if !c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .any(|m| m.mount_path == "/etc/hosts")
+    {
+        mounts.push(BindMount {
+            host_path: hosts.display().to_string(),
+            container_path: "/etc/hosts".into(),
+            read_only: false,
+        });
     }
-    let env = env::resolve(pod, c, &f, &k.node_name, &k.node_ip, host_cpu_milli(), host_memory())?;
+    let env = env::resolve(
+        pod,
+        c,
+        &f,
+        &k.node_name,
+        &k.node_ip,
+        host_cpu_milli(),
+        host_memory(),
+    )?;
     Ok(Resolved { env, mounts })
 }
 

@@ -26,22 +26,35 @@ async fn wait_pod(c: &Cluster, name: &str, secs: u64, what: &str, f: impl Fn(&Po
         Err(e) => {
             c.print_logs();
             let p = api.get_opt(name).await.ok().flatten();
-            panic!("{e}: {}", serde_json::to_string_pretty(&p.map(|p| p.status)).unwrap());
+            panic!(
+                "{e}: {}",
+                serde_json::to_string_pretty(&p.map(|p| p.status)).unwrap()
+            );
         }
     }
 }
 
 fn phase(p: &Pod) -> &str {
-    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
 }
 
 /// [sig-node] Pods should be submitted and removed; kubectl logs and exec
 /// go through the apiserver to the kubelet server.
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_apply_busybox_runs_then_logs_exec_and_delete() {
-    let c = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() }).await;
+    let c = Cluster::start(ClusterOptions {
+        nodes: 1,
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "pod.yaml", r#"
+    let f = write(
+        dir.path(),
+        "pod.yaml",
+        r#"
 apiVersion: v1
 kind: Pod
 metadata: {name: bb}
@@ -51,17 +64,32 @@ spec:
   - name: main
     image: busybox
     command: ["sh", "-c", "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 1; done"]
-"#);
+"#,
+    );
     c.kubectl_ok(&["apply", "-f", &f]).await.unwrap();
     let p = wait_pod(&c, "bb", 90, "pod bb Running", |p| phase(p) == "Running").await;
     let st = p.status.unwrap();
     assert!(st.pod_ip.unwrap().starts_with("10.88."));
-    let node = c.kubectl_ok(&["get", "node", "node-0", "-o", "jsonpath={.status.nodeInfo.containerRuntimeVersion}"]).await.unwrap();
+    let node = c
+        .kubectl_ok(&[
+            "get",
+            "node",
+            "node-0",
+            "-o",
+            "jsonpath={.status.nodeInfo.containerRuntimeVersion}",
+        ])
+        .await
+        .unwrap();
     assert!(node.starts_with("containerd://"), "{node}");
 
     let logs = wait_for_or(Duration::from_secs(20), "kubectl logs", || {
         let c = &c;
-        async move { c.kubectl_ok(&["logs", "bb"]).await.ok().filter(|l| l.contains("started")) }
+        async move {
+            c.kubectl_ok(&["logs", "bb"])
+                .await
+                .ok()
+                .filter(|l| l.contains("started"))
+        }
     })
     .await
     .unwrap();
@@ -69,10 +97,17 @@ spec:
 
     // Exec's exit code through the apiserver depends on its relay forwarding
     // the kubelet's close frame; the stdout is the kubelet's part.
-    let out = c.kubectl(&["exec", "bb", "--", "sh", "-c", "echo out; hostname"]).await;
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("out\nbb\n"), "{out:?}");
+    let out = c
+        .kubectl(&["exec", "bb", "--", "sh", "-c", "echo out; hostname"])
+        .await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("out\nbb\n"),
+        "{out:?}"
+    );
 
-    c.kubectl_ok(&["delete", "pod", "bb", "--wait=true", "--timeout=60s"]).await.unwrap();
+    c.kubectl_ok(&["delete", "pod", "bb", "--wait=true", "--timeout=60s"])
+        .await
+        .unwrap();
     let api: Api<Pod> = Api::namespaced(c.client().await, "default");
     assert!(api.get_opt("bb").await.unwrap().is_none());
     let left = c.nodes[0].containerd.container_ids().unwrap();
@@ -84,9 +119,16 @@ spec:
 /// starts once the ConfigMap exists.
 #[tokio::test(flavor = "multi_thread")]
 async fn config_maps_and_secrets_as_env_and_volumes() {
-    let c = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() }).await;
+    let c = Cluster::start(ClusterOptions {
+        nodes: 1,
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "objs.yaml", r#"
+    let f = write(
+        dir.path(),
+        "objs.yaml",
+        r#"
 apiVersion: v1
 kind: Secret
 metadata: {name: creds}
@@ -112,21 +154,46 @@ spec:
     volumeMounts:
     - {name: cm, mountPath: /etc/cm}
     - {name: sec, mountPath: /etc/sec}
-"#);
+"#,
+    );
     c.kubectl_ok(&["apply", "-f", &f]).await.unwrap();
     let p = wait_pod(&c, "cfg", 60, "waiting for the ConfigMap", |p| {
-        p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| cs[0].state.as_ref()?.waiting.as_ref()?.reason.clone()).as_deref() == Some("ContainerCreating")
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs[0].state.as_ref()?.waiting.as_ref()?.reason.clone())
+            .as_deref()
+            == Some("ContainerCreating")
     })
     .await;
     assert_eq!(phase(&p), "Pending");
     let events = wait_for_or(Duration::from_secs(30), "FailedMount event", || {
         let c = &c;
-        async move { c.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=cfg", "-o", "jsonpath={.items[*].reason}"]).await.ok().filter(|e| e.contains("FailedMount")) }
+        async move {
+            c.kubectl_ok(&[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=cfg",
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ])
+            .await
+            .ok()
+            .filter(|e| e.contains("FailedMount"))
+        }
     })
     .await
     .unwrap();
     assert!(events.contains("FailedMount"), "{events}");
-    c.kubectl_ok(&["create", "configmap", "settings", "--from-literal=mode=fast"]).await.unwrap();
+    c.kubectl_ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+    ])
+    .await
+    .unwrap();
     wait_pod(&c, "cfg", 60, "pod Succeeded", |p| phase(p) == "Succeeded").await;
     let logs = c.kubectl_ok(&["logs", "cfg"]).await.unwrap();
     assert_eq!(logs, "fast s3cret fast s3cret\n");

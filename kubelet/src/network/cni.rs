@@ -100,41 +100,72 @@ pub struct Cni {
 }
 
 impl Cni {
-    async fn exec(&self, command: &str, id: &str, netns: &Path, conf: &Value) -> Result<Value, CniError> {
+    async fn exec(
+        &self,
+        command: &str,
+        id: &str,
+        netns: &Path,
+        conf: &Value,
+    ) -> Result<Value, CniError> {
         let plugin = conf["type"].as_str().unwrap_or_default().to_string();
         let mut child = tokio::process::Command::new(self.config.bin_dir.join(&plugin))
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", id)
             .env("CNI_NETNS", netns)
-            .env("CNI_IFNAME", if plugin == "loopback" { "lo" } else { "eth0" })
+            .env(
+                "CNI_IFNAME",
+                if plugin == "loopback" { "lo" } else { "eth0" },
+            )
             .env("CNI_PATH", &self.config.bin_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| CniError::Exec { plugin: plugin.clone(), source })?;
+            .map_err(|source| CniError::Exec {
+                plugin: plugin.clone(),
+                source,
+            })?;
         if let Some(mut stdin) = child.stdin.take() {
             let body = serde_json::to_vec(conf).unwrap_or_default();
-            stdin.write_all(&body).await.map_err(|source| CniError::Exec { plugin: plugin.clone(), source })?;
+            stdin
+                .write_all(&body)
+                .await
+                .map_err(|source| CniError::Exec {
+                    plugin: plugin.clone(),
+                    source,
+                })?;
         }
         let out = child
             .wait_with_output()
             .await
-            .map_err(|source| CniError::Exec { plugin: plugin.clone(), source })?;
+            .map_err(|source| CniError::Exec {
+                plugin: plugin.clone(),
+                source,
+            })?;
         if !out.status.success() {
             let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
             let message = match v["msg"].as_str() {
                 Some(m) => format!("{m} {}", v["details"].as_str().unwrap_or_default()),
                 None => String::from_utf8_lossy(&out.stderr).to_string(),
             };
-            return Err(CniError::Plugin { plugin, message: message.trim().to_string() });
+            return Err(CniError::Plugin {
+                plugin,
+                message: message.trim().to_string(),
+            });
         }
         Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
     }
 
     /// ADD for loopback and the chain; returns the pod IP.
-    pub async fn add(&self, id: &str, netns: &Path, ports: &[PortMapping]) -> Result<String, CniError> {
-        let lo = self.config.plugin_config(&json!({"type": "loopback"}), None);
+    pub async fn add(
+        &self,
+        id: &str,
+        netns: &Path,
+        ports: &[PortMapping],
+    ) -> Result<String, CniError> {
+        let lo = self
+            .config
+            .plugin_config(&json!({"type": "loopback"}), None);
         self.exec("ADD", id, netns, &lo).await?;
         let mut prev: Option<Value> = None;
         for p in self.config.chain(ports) {
@@ -180,16 +211,30 @@ mod tests {
         assert_eq!(chain.len(), 1);
         assert_eq!(chain[0]["ipMasq"], json!(false));
         assert_eq!(chain[0]["bridge"], json!("fk0-1"));
-        assert_eq!(chain[0]["ipam"]["ranges"][0][0]["subnet"], json!("10.88.1.0/24"));
+        assert_eq!(
+            chain[0]["ipam"]["ranges"][0][0]["subnet"],
+            json!("10.88.1.0/24")
+        );
     }
 
     #[test]
     fn host_ports_add_portmap_with_runtime_config() {
-        let ports = vec![PortMapping { host_port: 8080, container_port: 80, protocol: "tcp".into(), host_ip: String::new() }];
+        let ports = vec![PortMapping {
+            host_port: 8080,
+            container_port: 80,
+            protocol: "tcp".into(),
+            host_ip: String::new(),
+        }];
         let chain = cfg().chain(&ports);
         assert_eq!(chain[1]["type"], json!("portmap"));
-        assert_eq!(chain[1]["runtimeConfig"]["portMappings"][0]["hostPort"], json!(8080));
-        assert_eq!(chain[1]["runtimeConfig"]["portMappings"][0]["containerPort"], json!(80));
+        assert_eq!(
+            chain[1]["runtimeConfig"]["portMappings"][0]["hostPort"],
+            json!(8080)
+        );
+        assert_eq!(
+            chain[1]["runtimeConfig"]["portMappings"][0]["containerPort"],
+            json!(80)
+        );
     }
 
     #[test]

@@ -63,11 +63,21 @@ impl PodNamespaces {
             .map_err(|err| e("unshare", err))?;
         nix::unistd::sethostname(hostname).map_err(|err| e("sethostname", err))?;
         let tid = nix::unistd::gettid();
-        for (kind, target) in [("net", self.net()), ("uts", self.uts()), ("ipc", self.ipc())] {
+        for (kind, target) in [
+            ("net", self.net()),
+            ("uts", self.uts()),
+            ("ipc", self.ipc()),
+        ] {
             std::fs::File::create(&target)?;
             let src = format!("/proc/self/task/{tid}/ns/{kind}");
-            mount(Some(src.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(|err| e(&format!("bind {src}"), err))?;
+            mount(
+                Some(src.as_str()),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|err| e(&format!("bind {src}"), err))?;
         }
         Ok(())
     }
@@ -83,5 +93,7 @@ impl PodNamespaces {
 
 fn is_nsfs(p: &Path) -> bool {
     // NSFS_MAGIC: the file is a bind mount of a namespace.
-    nix::sys::statfs::statfs(p).map(|s| s.filesystem_type().0 == 0x6e736673).unwrap_or(false)
+    nix::sys::statfs::statfs(p)
+        .map(|s| s.filesystem_type().0 == 0x6e736673)
+        .unwrap_or(false)
 }

@@ -8,12 +8,16 @@ use chrono::{DateTime, Utc};
 use containerd_client::services::v1::{
     container::Runtime as ContainerRuntime,
     containers_client::ContainersClient,
-    snapshots::{snapshots_client::SnapshotsClient, PrepareSnapshotRequest, RemoveSnapshotRequest, MountsRequest},
+    snapshots::{
+        snapshots_client::SnapshotsClient, MountsRequest, PrepareSnapshotRequest,
+        RemoveSnapshotRequest,
+    },
     tasks_client::TasksClient,
     version_client::VersionClient,
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
-    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, KillRequest, ListContainersRequest,
-    ListTasksRequest, ResizePtyRequest, StartRequest, UpdateContainerRequest, WaitRequest,
+    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, KillRequest,
+    ListContainersRequest, ListTasksRequest, ResizePtyRequest, StartRequest,
+    UpdateContainerRequest, WaitRequest,
 };
 use containerd_client::types::v1::Status as ProcStatus;
 use tonic::transport::Channel;
@@ -46,7 +50,12 @@ fn oom_killed(pod_uid: &str, id: &str) -> bool {
     let p = format!("/sys/fs/cgroup/memory/kubepods/pod{pod_uid}/{id}/memory.oom_control");
     std::fs::read_to_string(p)
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
+        })
         .is_some_and(|n| n > 0)
 }
 
@@ -73,10 +82,13 @@ impl Containerd {
         if let Some(c) = self.channel.read().await.as_ref() {
             return Ok(c.clone());
         }
-        let c = tokio::time::timeout(Duration::from_secs(5), containerd_client::connect(&self.socket))
-            .await
-            .map_err(|_| RuntimeError::Unavailable("connect timed out".into()))?
-            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let c = tokio::time::timeout(
+            Duration::from_secs(5),
+            containerd_client::connect(&self.socket),
+        )
+        .await
+        .map_err(|_| RuntimeError::Unavailable("connect timed out".into()))?
+        .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         *self.channel.write().await = Some(c.clone());
         Ok(c)
     }
@@ -107,11 +119,16 @@ impl Containerd {
             .await;
         let mounts = match mounts {
             Ok(m) => m.into_inner().mounts,
-            Err(s) if s.code() == Code::AlreadyExists => SnapshotsClient::new(ch.clone())
-                .mounts(ns(MountsRequest { snapshotter: SNAPSHOTTER.into(), key: cfg.id.clone() }))
-                .await?
-                .into_inner()
-                .mounts,
+            Err(s) if s.code() == Code::AlreadyExists => {
+                SnapshotsClient::new(ch.clone())
+                    .mounts(ns(MountsRequest {
+                        snapshotter: SNAPSHOTTER.into(),
+                        key: cfg.id.clone(),
+                    }))
+                    .await?
+                    .into_inner()
+                    .mounts
+            }
             Err(s) => return Err(s.into()),
         };
         let spec = prost_types::Any {
@@ -122,28 +139,41 @@ impl Containerd {
             id: cfg.id.clone(),
             labels: cfg.labels.clone(),
             image: cfg.image.name.clone(),
-            runtime: Some(ContainerRuntime { name: "io.containerd.runc.v2".into(), options: None }),
+            runtime: Some(ContainerRuntime {
+                name: "io.containerd.runc.v2".into(),
+                options: None,
+            }),
             spec: Some(spec),
             snapshotter: SNAPSHOTTER.into(),
             snapshot_key: cfg.id.clone(),
             ..Default::default()
         };
         match ContainersClient::new(ch.clone())
-            .create(ns(CreateContainerRequest { container: Some(container) }))
+            .create(ns(CreateContainerRequest {
+                container: Some(container),
+            }))
             .await
         {
             Ok(_) => {}
             Err(s) if s.code() == Code::AlreadyExists => {}
             Err(s) => return Err(s.into()),
         }
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
         TasksClient::new(ch)
             .create(ns(CreateTaskRequest {
                 container_id: cfg.id.clone(),
                 rootfs: mounts,
                 stdin: path(&cfg.stdin),
                 stdout: cfg.stdout.display().to_string(),
-                stderr: if cfg.terminal { String::new() } else { cfg.stderr.display().to_string() },
+                stderr: if cfg.terminal {
+                    String::new()
+                } else {
+                    cfg.stderr.display().to_string()
+                },
                 terminal: cfg.terminal,
                 ..Default::default()
             }))
@@ -155,19 +185,32 @@ impl Containerd {
     async fn list_inner(&self) -> Result<Vec<ObservedContainer>> {
         let ch = self.ch().await?;
         let containers = ContainersClient::new(ch.clone())
-            .list(ns(ListContainersRequest { filters: vec![format!("labels.\"{LABEL_POD_UID}\"")] }))
+            .list(ns(ListContainersRequest {
+                filters: vec![format!("labels.\"{LABEL_POD_UID}\"")],
+            }))
             .await?
             .into_inner()
             .containers;
         let tasks = TasksClient::new(ch)
-            .list(ns(ListTasksRequest { filter: String::new() }))
+            .list(ns(ListTasksRequest {
+                filter: String::new(),
+            }))
             .await?
             .into_inner()
             .tasks;
         // containerd 1.6 fills only `id` (= the container ID) for init processes.
         let tasks: HashMap<String, _> = tasks
             .into_iter()
-            .map(|t| (if t.container_id.is_empty() { t.id.clone() } else { t.container_id.clone() }, t))
+            .map(|t| {
+                (
+                    if t.container_id.is_empty() {
+                        t.id.clone()
+                    } else {
+                        t.container_id.clone()
+                    },
+                    t,
+                )
+            })
             .collect();
         let mut out = Vec::with_capacity(containers.len());
         for c in containers {
@@ -182,7 +225,9 @@ impl Containerd {
                 Some(t) => match ProcStatus::try_from(t.status).unwrap_or(ProcStatus::Unknown) {
                     ProcStatus::Created => ContainerState::Created,
                     ProcStatus::Running | ProcStatus::Paused | ProcStatus::Pausing => {
-                        ContainerState::Running { started_at: started_at.unwrap_or_else(Utc::now) }
+                        ContainerState::Running {
+                            started_at: started_at.unwrap_or_else(Utc::now),
+                        }
                     }
                     ProcStatus::Stopped => ContainerState::Exited {
                         exit_code: t.exit_status as i32,
@@ -192,7 +237,8 @@ impl Containerd {
                     ProcStatus::Unknown => ContainerState::Unknown,
                 },
             };
-            let oom_killed = matches!(state, ContainerState::Exited { exit_code: 137, .. }) && oom_killed(&l(LABEL_POD_UID), &c.id);
+            let oom_killed = matches!(state, ContainerState::Exited { exit_code: 137, .. })
+                && oom_killed(&l(LABEL_POD_UID), &c.id);
             out.push(ObservedContainer {
                 id: c.id.clone(),
                 pod_uid: l(LABEL_POD_UID),
@@ -200,7 +246,11 @@ impl Containerd {
                 pod_namespace: l(LABEL_POD_NAMESPACE),
                 name: l(LABEL_CONTAINER_NAME),
                 restart_count: l(LABEL_RESTART_COUNT).parse().unwrap_or(0),
-                image: c.labels.get(LABEL_IMAGE).cloned().unwrap_or(c.image.clone()),
+                image: c
+                    .labels
+                    .get(LABEL_IMAGE)
+                    .cloned()
+                    .unwrap_or(c.image.clone()),
                 image_id: c.labels.get(LABEL_IMAGE_ID).cloned().unwrap_or_default(),
                 state,
                 created_at: ts(&c.created_at).unwrap_or_else(Utc::now),
@@ -215,9 +265,15 @@ impl Containerd {
 impl Runtime for Containerd {
     async fn version(&self) -> Result<String> {
         let ch = self.ch().await?;
-        let r = VersionClient::new(ch).version(()).await.map_err(RuntimeError::from);
+        let r = VersionClient::new(ch)
+            .version(())
+            .await
+            .map_err(RuntimeError::from);
         let v = self.on_err(r).await?.into_inner();
-        Ok(format!("containerd://{}", v.version.trim_start_matches('v')))
+        Ok(format!(
+            "containerd://{}",
+            v.version.trim_start_matches('v')
+        ))
     }
 
     async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<ImageInfo> {
@@ -248,15 +304,24 @@ impl Runtime for Containerd {
     async fn start_container(&self, id: &str) -> Result<()> {
         let ch = self.ch().await?;
         TasksClient::new(ch.clone())
-            .start(ns(StartRequest { container_id: id.into(), exec_id: String::new() }))
+            .start(ns(StartRequest {
+                container_id: id.into(),
+                exec_id: String::new(),
+            }))
             .await
             .map_err(|s| RuntimeError::Start(s.message().to_string()))?;
         let mut labels = HashMap::new();
         labels.insert(LABEL_STARTED_AT.to_string(), Utc::now().to_rfc3339());
         let r = ContainersClient::new(ch)
             .update(ns(UpdateContainerRequest {
-                container: Some(Container { id: id.into(), labels, ..Default::default() }),
-                update_mask: Some(prost_types::FieldMask { paths: vec![format!("labels.{LABEL_STARTED_AT}")] }),
+                container: Some(Container {
+                    id: id.into(),
+                    labels,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec![format!("labels.{LABEL_STARTED_AT}")],
+                }),
             }))
             .await
             .map(|_| ())
@@ -267,7 +332,12 @@ impl Runtime for Containerd {
     async fn kill_container(&self, id: &str, signal: u32) -> Result<()> {
         let ch = self.ch().await?;
         let r = TasksClient::new(ch)
-            .kill(ns(KillRequest { container_id: id.into(), exec_id: String::new(), signal, all: false }))
+            .kill(ns(KillRequest {
+                container_id: id.into(),
+                exec_id: String::new(),
+                signal,
+                all: false,
+            }))
             .await
             .map(|_| ());
         match r {
@@ -281,22 +351,43 @@ impl Runtime for Containerd {
         let ch = self.ch().await?;
         let mut tasks = TasksClient::new(ch.clone());
         let killed = tasks
-            .kill(ns(KillRequest { container_id: id.into(), exec_id: String::new(), signal: 9, all: true }))
+            .kill(ns(KillRequest {
+                container_id: id.into(),
+                exec_id: String::new(),
+                signal: 9,
+                all: true,
+            }))
             .await;
         if killed.is_ok() {
             let _ = tokio::time::timeout(
                 Duration::from_secs(10),
-                tasks.wait(ns(WaitRequest { container_id: id.into(), exec_id: String::new() })),
+                tasks.wait(ns(WaitRequest {
+                    container_id: id.into(),
+                    exec_id: String::new(),
+                })),
             )
             .await;
         }
-        ignore_not_found(tasks.delete(ns(DeleteTaskRequest { container_id: id.into() })).await.map(|_| ()))?;
         ignore_not_found(
-            ContainersClient::new(ch.clone()).delete(ns(DeleteContainerRequest { id: id.into() })).await.map(|_| ()),
+            tasks
+                .delete(ns(DeleteTaskRequest {
+                    container_id: id.into(),
+                }))
+                .await
+                .map(|_| ()),
+        )?;
+        ignore_not_found(
+            ContainersClient::new(ch.clone())
+                .delete(ns(DeleteContainerRequest { id: id.into() }))
+                .await
+                .map(|_| ()),
         )?;
         ignore_not_found(
             SnapshotsClient::new(ch)
-                .remove(ns(RemoveSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key: id.into() }))
+                .remove(ns(RemoveSnapshotRequest {
+                    snapshotter: SNAPSHOTTER.into(),
+                    key: id.into(),
+                }))
                 .await
                 .map(|_| ()),
         )
@@ -309,7 +400,11 @@ impl Runtime for Containerd {
 
     async fn exec(&self, cfg: ExecConfig) -> Result<()> {
         let ch = self.ch().await?;
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
         let mut tasks = TasksClient::new(ch);
         tasks
             .exec(ns(ExecProcessRequest {
@@ -320,17 +415,24 @@ impl Runtime for Containerd {
                 terminal: cfg.terminal,
                 spec: Some(prost_types::Any {
                     type_url: PROCESS_TYPE.into(),
-                    value: serde_json::to_vec(&cfg.process).map_err(|e| RuntimeError::Other(e.to_string()))?,
+                    value: serde_json::to_vec(&cfg.process)
+                        .map_err(|e| RuntimeError::Other(e.to_string()))?,
                 }),
                 exec_id: cfg.exec_id.clone(),
             }))
             .await?;
         if let Err(s) = tasks
-            .start(ns(StartRequest { container_id: cfg.container_id.clone(), exec_id: cfg.exec_id.clone() }))
+            .start(ns(StartRequest {
+                container_id: cfg.container_id.clone(),
+                exec_id: cfg.exec_id.clone(),
+            }))
             .await
         {
             let _ = tasks
-                .delete_process(ns(DeleteProcessRequest { container_id: cfg.container_id, exec_id: cfg.exec_id }))
+                .delete_process(ns(DeleteProcessRequest {
+                    container_id: cfg.container_id,
+                    exec_id: cfg.exec_id,
+                }))
                 .await;
             return Err(RuntimeError::Start(s.message().to_string()));
         }
@@ -341,11 +443,17 @@ impl Runtime for Containerd {
         let ch = self.ch().await?;
         let mut tasks = TasksClient::new(ch);
         let r = tasks
-            .wait(ns(WaitRequest { container_id: container_id.into(), exec_id: exec_id.into() }))
+            .wait(ns(WaitRequest {
+                container_id: container_id.into(),
+                exec_id: exec_id.into(),
+            }))
             .await?
             .into_inner();
         let _ = tasks
-            .delete_process(ns(DeleteProcessRequest { container_id: container_id.into(), exec_id: exec_id.into() }))
+            .delete_process(ns(DeleteProcessRequest {
+                container_id: container_id.into(),
+                exec_id: exec_id.into(),
+            }))
             .await;
         Ok(r.exit_status as i32)
     }
@@ -353,7 +461,11 @@ impl Runtime for Containerd {
     async fn close_exec_stdin(&self, container_id: &str, exec_id: &str) -> Result<()> {
         let ch = self.ch().await?;
         TasksClient::new(ch)
-            .close_io(ns(CloseIoRequest { container_id: container_id.into(), exec_id: exec_id.into(), stdin: true }))
+            .close_io(ns(CloseIoRequest {
+                container_id: container_id.into(),
+                exec_id: exec_id.into(),
+                stdin: true,
+            }))
             .await?;
         Ok(())
     }
@@ -361,7 +473,12 @@ impl Runtime for Containerd {
     async fn resize_exec(&self, container_id: &str, exec_id: &str, w: u32, h: u32) -> Result<()> {
         let ch = self.ch().await?;
         TasksClient::new(ch)
-            .resize_pty(ns(ResizePtyRequest { container_id: container_id.into(), exec_id: exec_id.into(), width: w, height: h }))
+            .resize_pty(ns(ResizePtyRequest {
+                container_id: container_id.into(),
+                exec_id: exec_id.into(),
+                width: w,
+                height: h,
+            }))
             .await?;
         Ok(())
     }

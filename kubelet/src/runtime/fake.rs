@@ -21,7 +21,11 @@ impl FakeRuntime {
         let f = FakeRuntime::default();
         f.images.lock().unwrap().insert(
             name.to_string(),
-            ImageInfo { name: name.into(), image_id: format!("{name}@sha256:0"), ..Default::default() },
+            ImageInfo {
+                name: name.into(),
+                image_id: format!("{name}@sha256:0"),
+                ..Default::default()
+            },
         );
         f
     }
@@ -33,7 +37,11 @@ impl FakeRuntime {
                 ContainerState::Running { started_at } => Some(started_at),
                 _ => None,
             };
-            c.state = ContainerState::Exited { exit_code: code, started_at, finished_at: Utc::now() };
+            c.state = ContainerState::Exited {
+                exit_code: code,
+                started_at,
+                finished_at: Utc::now(),
+            };
         }
     }
 
@@ -55,7 +63,10 @@ impl Runtime for FakeRuntime {
             .unwrap()
             .get(image)
             .cloned()
-            .ok_or_else(|| RuntimeError::Pull { image: image.into(), message: "not found".into() })
+            .ok_or_else(|| RuntimeError::Pull {
+                image: image.into(),
+                message: "not found".into(),
+            })
     }
 
     async fn create_container(&self, cfg: ContainerConfig) -> Result<()> {
@@ -83,8 +94,12 @@ impl Runtime for FakeRuntime {
     async fn start_container(&self, id: &str) -> Result<()> {
         self.record(format!("start {id}"));
         let mut cs = self.containers.lock().unwrap();
-        let c = cs.get_mut(id).ok_or_else(|| RuntimeError::NotFound(id.into()))?;
-        c.state = ContainerState::Running { started_at: Utc::now() };
+        let c = cs
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.into()))?;
+        c.state = ContainerState::Running {
+            started_at: Utc::now(),
+        };
         Ok(())
     }
 

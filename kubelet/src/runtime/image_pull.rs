@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use containerd_client::services::v1::{
-    content_client::ContentClient, diff_client::DiffClient, images_client::ImagesClient,
+    content_client::ContentClient,
+    diff_client::DiffClient,
+    images_client::ImagesClient,
     snapshots::{
         snapshots_client::SnapshotsClient, CommitSnapshotRequest, PrepareSnapshotRequest,
         RemoveSnapshotRequest, StatSnapshotRequest,
@@ -118,21 +120,30 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 }
 
 fn pull_err(image: &str, e: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Pull { image: image.to_string(), message: e.to_string() }
+    RuntimeError::Pull {
+        image: image.to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// Attaches the containerd namespace to a request.
 pub fn ns<T>(msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
-    r.metadata_mut()
-        .insert("containerd-namespace", tonic::metadata::MetadataValue::from_static("k8s.io"));
+    r.metadata_mut().insert(
+        "containerd-namespace",
+        tonic::metadata::MetadataValue::from_static("k8s.io"),
+    );
     r
 }
 
 /// Reads a whole blob from the content store.
 pub async fn read_blob(ch: &Channel, digest: &str) -> Result<Vec<u8>> {
     let mut stream = ContentClient::new(ch.clone())
-        .read(ns(ReadContentRequest { digest: digest.to_string(), offset: 0, size: 0 }))
+        .read(ns(ReadContentRequest {
+            digest: digest.to_string(),
+            offset: 0,
+            size: 0,
+        }))
         .await?
         .into_inner();
     let mut out = Vec::new();
@@ -144,7 +155,9 @@ pub async fn read_blob(ch: &Channel, digest: &str) -> Result<Vec<u8>> {
 
 async fn blob_exists(ch: &Channel, digest: &str) -> Result<bool> {
     match ContentClient::new(ch.clone())
-        .info(ns(InfoRequest { digest: digest.to_string() }))
+        .info(ns(InfoRequest {
+            digest: digest.to_string(),
+        }))
         .await
     {
         Ok(_) => Ok(true),
@@ -219,7 +232,9 @@ where
         }
         Err(e) => Err(e),
     };
-    let produced = producer.await.map_err(|e| RuntimeError::Other(e.to_string()))?;
+    let produced = producer
+        .await
+        .map_err(|e| RuntimeError::Other(e.to_string()))?;
     match outcome {
         Ok(()) => {}
         Err(s) if s.code() == tonic::Code::AlreadyExists => {}
@@ -229,7 +244,9 @@ where
     Ok(())
 }
 
-fn one_shot(data: Vec<u8>) -> futures::stream::Iter<std::vec::IntoIter<std::io::Result<bytes::Bytes>>> {
+fn one_shot(
+    data: Vec<u8>,
+) -> futures::stream::Iter<std::vec::IntoIter<std::io::Result<bytes::Bytes>>> {
     futures::stream::iter(vec![Ok(bytes::Bytes::from(data))])
 }
 
@@ -268,7 +285,9 @@ pub async fn pull(ch: &Channel, mirrors: &Mirrors, name: &str) -> Result<ImageIn
         let chosen = list
             .iter()
             .find(|m| {
-                m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == go_arch())
+                m.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == go_arch())
             })
             .or_else(|| list.first())
             .ok_or_else(|| pull_err(name, "empty image index"))?;
@@ -283,7 +302,10 @@ pub async fn pull(ch: &Channel, mirrors: &Mirrors, name: &str) -> Result<ImageIn
     if digest.is_empty() {
         digest = sha256_digest(&raw);
     }
-    let config_desc = manifest.config.as_ref().ok_or_else(|| pull_err(name, "manifest has no config"))?;
+    let config_desc = manifest
+        .config
+        .as_ref()
+        .ok_or_else(|| pull_err(name, "manifest has no config"))?;
     let mut config_bytes = Vec::new();
     client
         .pull_blob(&reference, config_desc.digest.as_str(), &mut config_bytes)
@@ -308,29 +330,62 @@ pub async fn pull(ch: &Channel, mirrors: &Mirrors, name: &str) -> Result<ImageIn
     }
     let mut config_labels = HashMap::new();
     if let Some(top) = chains.last() {
-        config_labels.insert(format!("containerd.io/gc.ref.snapshot.{SNAPSHOTTER}"), top.clone());
+        config_labels.insert(
+            format!("containerd.io/gc.ref.snapshot.{SNAPSHOTTER}"),
+            top.clone(),
+        );
     }
     if !blob_exists(ch, &config_desc.digest).await? {
-        write_blob(ch, &config_desc.digest, config_desc.size, one_shot(config_bytes.clone()), config_labels).await?;
+        write_blob(
+            ch,
+            &config_desc.digest,
+            config_desc.size,
+            one_shot(config_bytes.clone()),
+            config_labels,
+        )
+        .await?;
     }
     let mut manifest_labels = HashMap::new();
-    manifest_labels.insert("containerd.io/gc.ref.content.config".to_string(), config_desc.digest.clone());
+    manifest_labels.insert(
+        "containerd.io/gc.ref.content.config".to_string(),
+        config_desc.digest.clone(),
+    );
     for (i, l) in manifest.layers.iter().enumerate() {
-        manifest_labels.insert(format!("containerd.io/gc.ref.content.l.{i}"), l.digest.clone());
+        manifest_labels.insert(
+            format!("containerd.io/gc.ref.content.l.{i}"),
+            l.digest.clone(),
+        );
     }
     if !blob_exists(ch, &digest).await? {
-        write_blob(ch, &digest, raw.len() as i64, one_shot(raw.to_vec()), manifest_labels).await?;
+        write_blob(
+            ch,
+            &digest,
+            raw.len() as i64,
+            one_shot(raw.to_vec()),
+            manifest_labels,
+        )
+        .await?;
     }
     let media_type = manifest
         .media_type
         .clone()
         .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_string());
-    let target = Descriptor { media_type, digest: digest.clone(), size: raw.len() as i64, annotations: HashMap::new() };
+    let target = Descriptor {
+        media_type,
+        digest: digest.clone(),
+        size: raw.len() as i64,
+        annotations: HashMap::new(),
+    };
     put_image_record(ch, &canonical, target).await?;
     let layers: Vec<Descriptor> = manifest
         .layers
         .iter()
-        .map(|l| Descriptor { media_type: l.media_type.clone(), digest: l.digest.clone(), size: l.size, annotations: HashMap::new() })
+        .map(|l| Descriptor {
+            media_type: l.media_type.clone(),
+            digest: l.digest.clone(),
+            size: l.size,
+            annotations: HashMap::new(),
+        })
         .collect();
     unpack(ch, &layers, &chains).await?;
     Ok(ImageInfo {
@@ -352,13 +407,27 @@ fn image_config(c: RawImageConfigInner) -> ImageConfig {
 }
 
 async fn put_image_record(ch: &Channel, name: &str, target: Descriptor) -> Result<()> {
-    let image = Image { name: name.to_string(), target: Some(target), ..Default::default() };
+    let image = Image {
+        name: name.to_string(),
+        target: Some(target),
+        ..Default::default()
+    };
     let mut images = ImagesClient::new(ch.clone());
-    match images.create(ns(CreateImageRequest { image: Some(image.clone()), source_date_epoch: None })).await {
+    match images
+        .create(ns(CreateImageRequest {
+            image: Some(image.clone()),
+            source_date_epoch: None,
+        }))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(s) if s.code() == tonic::Code::AlreadyExists => {
             images
-                .update(ns(UpdateImageRequest { image: Some(image), update_mask: None, source_date_epoch: None }))
+                .update(ns(UpdateImageRequest {
+                    image: Some(image),
+                    update_mask: None,
+                    source_date_epoch: None,
+                }))
                 .await?;
             Ok(())
         }
@@ -372,7 +441,10 @@ async fn unpack(ch: &Channel, layers: &[Descriptor], chains: &[String]) -> Resul
     let mut parent = String::new();
     for (layer, chain) in layers.iter().zip(chains) {
         let exists = snaps
-            .stat(ns(StatSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key: chain.clone() }))
+            .stat(ns(StatSnapshotRequest {
+                snapshotter: SNAPSHOTTER.into(),
+                key: chain.clone(),
+            }))
             .await
             .is_ok();
         if !exists {
@@ -396,7 +468,12 @@ async fn unpack(ch: &Channel, layers: &[Descriptor], chains: &[String]) -> Resul
                 }))
                 .await;
             if let Err(e) = applied {
-                let _ = snaps.remove(ns(RemoveSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key })).await;
+                let _ = snaps
+                    .remove(ns(RemoveSnapshotRequest {
+                        snapshotter: SNAPSHOTTER.into(),
+                        key,
+                    }))
+                    .await;
                 return Err(e.into());
             }
             let committed = snaps
@@ -411,7 +488,12 @@ async fn unpack(ch: &Channel, layers: &[Descriptor], chains: &[String]) -> Resul
                 Ok(_) => {}
                 // Another pull of the same image won the race.
                 Err(s) if s.code() == tonic::Code::AlreadyExists => {
-                    let _ = snaps.remove(ns(RemoveSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key })).await;
+                    let _ = snaps
+                        .remove(ns(RemoveSnapshotRequest {
+                            snapshotter: SNAPSHOTTER.into(),
+                            key,
+                        }))
+                        .await;
                 }
                 Err(s) => return Err(s.into()),
             }
@@ -426,12 +508,19 @@ async fn unpack(ch: &Channel, layers: &[Descriptor], chains: &[String]) -> Resul
 pub async fn local(ch: &Channel, name: &str) -> Result<Option<ImageInfo>> {
     let r = ImageRef::parse(name).map_err(|e| pull_err(name, e))?;
     let canonical = r.canonical();
-    let image = match ImagesClient::new(ch.clone()).get(ns(GetImageRequest { name: canonical.clone() })).await {
+    let image = match ImagesClient::new(ch.clone())
+        .get(ns(GetImageRequest {
+            name: canonical.clone(),
+        }))
+        .await
+    {
         Ok(resp) => resp.into_inner().image,
         Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
         Err(s) => return Err(s.into()),
     };
-    let Some(target) = image.and_then(|i| i.target) else { return Ok(None) };
+    let Some(target) = image.and_then(|i| i.target) else {
+        return Ok(None);
+    };
     let mut manifest_digest = target.digest.clone();
     let mut raw = match read_blob(ch, &manifest_digest).await {
         Ok(b) => b,
@@ -441,7 +530,11 @@ pub async fn local(ch: &Channel, name: &str) -> Result<Option<ImageInfo>> {
     if let Some(list) = &manifest.manifests {
         let Some(chosen) = list
             .iter()
-            .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == go_arch()))
+            .find(|m| {
+                m.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == go_arch())
+            })
             .or_else(|| list.first())
         else {
             return Ok(None);
@@ -453,7 +546,9 @@ pub async fn local(ch: &Channel, name: &str) -> Result<Option<ImageInfo>> {
         };
         manifest = serde_json::from_slice(&raw).map_err(|e| pull_err(name, e))?;
     }
-    let Some(cd) = manifest.config else { return Ok(None) };
+    let Some(cd) = manifest.config else {
+        return Ok(None);
+    };
     let config: RawImageConfig = match read_blob(ch, &cd.digest).await {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| pull_err(name, e))?,
         Err(_) => return Ok(None),
@@ -462,7 +557,12 @@ pub async fn local(ch: &Channel, name: &str) -> Result<Option<ImageInfo>> {
     let layers: Vec<Descriptor> = manifest
         .layers
         .iter()
-        .map(|l| Descriptor { media_type: l.media_type.clone(), digest: l.digest.clone(), size: l.size, annotations: HashMap::new() })
+        .map(|l| Descriptor {
+            media_type: l.media_type.clone(),
+            digest: l.digest.clone(),
+            size: l.size,
+            annotations: HashMap::new(),
+        })
         .collect();
     if layers.len() != chains.len() {
         return Err(pull_err(name, "layer count does not match diff_ids"));
@@ -500,7 +600,10 @@ mod tests {
     #[test]
     fn chain_id_follows_oci_spec() {
         let c = chain_ids(&["sha256:a".into(), "sha256:b".into()]);
-        let expect = format!("sha256:{}", hex::encode(Sha256::digest(b"sha256:a sha256:b")));
+        let expect = format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(b"sha256:a sha256:b"))
+        );
         assert_eq!(c[1], expect);
     }
 
@@ -510,6 +613,9 @@ mod tests {
             image_id("127.0.0.1:5000/library/busybox:latest", "sha256:x"),
             "127.0.0.1:5000/library/busybox@sha256:x"
         );
-        assert_eq!(image_id("docker.io/library/busybox:1.0", "sha256:x"), "docker.io/library/busybox@sha256:x");
+        assert_eq!(
+            image_id("docker.io/library/busybox:1.0", "sha256:x"),
+            "docker.io/library/busybox@sha256:x"
+        );
     }
 }

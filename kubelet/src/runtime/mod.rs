@@ -70,7 +70,9 @@ pub struct ImageInfo {
 pub enum ContainerState {
     /// Created but its task was never started.
     Created,
-    Running { started_at: DateTime<Utc> },
+    Running {
+        started_at: DateTime<Utc>,
+    },
     Exited {
         exit_code: i32,
         started_at: Option<DateTime<Utc>>,

@@ -20,15 +20,30 @@ pub struct Statuses(pub Arc<Mutex<HashMap<String, Vec<PodStatus>>>>);
 
 #[async_trait::async_trait]
 impl StatusWriter for Statuses {
-    async fn patch_status(&self, _ns: &str, name: &str, _uid: &str, s: &PodStatus) -> Result<(), StatusError> {
-        self.0.lock().unwrap().entry(name.to_string()).or_default().push(s.clone());
+    async fn patch_status(
+        &self,
+        _ns: &str,
+        name: &str,
+        _uid: &str,
+        s: &PodStatus,
+    ) -> Result<(), StatusError> {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_default()
+            .push(s.clone());
         Ok(())
     }
 }
 
 impl Statuses {
     pub fn latest(&self, name: &str) -> Option<PodStatus> {
-        self.0.lock().unwrap().get(name).and_then(|v| v.last().cloned())
+        self.0
+            .lock()
+            .unwrap()
+            .get(name)
+            .and_then(|v| v.last().cloned())
     }
 }
 
@@ -56,11 +71,23 @@ fn slot() -> u16 {
 impl Node {
     pub async fn start(registry: Arc<Registry>) -> Node {
         let containerd = Containerd::start().await;
-        let root = tempfile::Builder::new().prefix("fk-kubelet-test").tempdir().unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("fk-kubelet-test")
+            .tempdir()
+            .unwrap();
         let slot = slot();
         let bridge = format!("fkt{slot}");
-        let _ = std::process::Command::new("ip").args(["link", "del", &bridge]).stderr(std::process::Stdio::null()).status();
-        Self::with(NodeEnv { containerd, registry, bridge, root, slot })
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
+        Self::with(NodeEnv {
+            containerd,
+            registry,
+            bridge,
+            root,
+            slot,
+        })
     }
 
     /// A new kubelet on the same root dir and containerd; the old workers stop where they stand.
@@ -72,9 +99,13 @@ impl Node {
 
     fn with(env: NodeEnv) -> Node {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let mirrors = Mirrors::parse(&[format!("docker.io=http://{}", env.registry.addr)]).unwrap();
-        let runtime: Arc<dyn Runtime> = Arc::new(ContainerdRuntime::new(&env.containerd.socket, mirrors));
+        let runtime: Arc<dyn Runtime> =
+            Arc::new(ContainerdRuntime::new(&env.containerd.socket, mirrors));
         let statuses = Statuses::default();
         let k = Arc::new(Kubelet {
             node_name: "test-node".into(),
@@ -97,7 +128,12 @@ impl Node {
             host_ports: Default::default(),
         });
         let workers = PodWorkers::new(k.clone());
-        Node { k, workers, statuses, env }
+        Node {
+            k,
+            workers,
+            statuses,
+            env,
+        }
     }
 
     pub async fn run(&self, pod: &Pod) {
@@ -105,7 +141,13 @@ impl Node {
     }
 
     /// Waits until `f` holds on the latest status of pod `name`.
-    pub async fn wait_status<T>(&self, name: &str, secs: u64, what: &str, f: impl Fn(&PodStatus) -> Option<T>) -> T {
+    pub async fn wait_status<T>(
+        &self,
+        name: &str,
+        secs: u64,
+        what: &str,
+        f: impl Fn(&PodStatus) -> Option<T>,
+    ) -> T {
         let st = self.statuses.clone();
         let r = wait_for_or(Duration::from_secs(secs), what, || {
             let s = st.latest(name);
@@ -115,12 +157,22 @@ impl Node {
         .await;
         match r {
             Ok(v) => v,
-            Err(e) => panic!("{e}; last status: {}", serde_json::to_string_pretty(&self.statuses.latest(name)).unwrap()),
+            Err(e) => panic!(
+                "{e}; last status: {}",
+                serde_json::to_string_pretty(&self.statuses.latest(name)).unwrap()
+            ),
         }
     }
 
     pub async fn container_count(&self, uid: &str) -> usize {
-        self.k.runtime.list_containers().await.unwrap().iter().filter(|c| c.pod_uid == uid).count()
+        self.k
+            .runtime
+            .list_containers()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.pod_uid == uid)
+            .count()
     }
 }
 
@@ -138,7 +190,10 @@ impl Drop for NodeEnv {
                 }
             }
         }
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.bridge]).stderr(std::process::Stdio::null()).status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -157,7 +212,15 @@ impl Node {
     /// Distinct container messages seen so far, for failure output.
     pub fn history(&self, name: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for s in self.statuses.0.lock().unwrap().get(name).into_iter().flatten() {
+        for s in self
+            .statuses
+            .0
+            .lock()
+            .unwrap()
+            .get(name)
+            .into_iter()
+            .flatten()
+        {
             for cs in s.container_statuses.iter().flatten() {
                 let v = serde_json::to_string(&cs.state).unwrap();
                 if !out.contains(&v) {

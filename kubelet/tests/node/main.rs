@@ -12,7 +12,10 @@ use tokio::sync::OnceCell;
 static REGISTRY: OnceCell<Arc<Registry>> = OnceCell::const_new();
 
 async fn registry() -> Arc<Registry> {
-    REGISTRY.get_or_init(|| async { Arc::new(Registry::start_with_images().await) }).await.clone()
+    REGISTRY
+        .get_or_init(|| async { Arc::new(Registry::start_with_images().await) })
+        .await
+        .clone()
 }
 
 /// [sig-node] Pods should be submitted and removed: the walking skeleton.
@@ -28,25 +31,56 @@ spec:
     command: ["sh", "-c", "echo hello from $(hostname); sleep 3600"]
 "#);
     node.run(&p).await;
-    let st = node.wait_status("bb", 60, "pod Running", |s| (phase(s) == "Running").then(|| s.clone())).await;
+    let st = node
+        .wait_status("bb", 60, "pod Running", |s| {
+            (phase(s) == "Running").then(|| s.clone())
+        })
+        .await;
     let ip = st.pod_ip.clone().unwrap();
     assert!(ip.starts_with("10.99."), "{ip}");
     assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(st.qos_class.as_deref(), Some("BestEffort"));
     let cs = &st.container_statuses.as_ref().unwrap()[0];
     assert!(cs.ready, "{:#?}", node.history("bb"));
-    assert!(cs.container_id.as_ref().unwrap().starts_with("containerd://"));
+    assert!(cs
+        .container_id
+        .as_ref()
+        .unwrap()
+        .starts_with("containerd://"));
     assert!(cs.image_id.contains("@sha256:"), "{}", cs.image_id);
-    let ready = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap();
+    let ready = st
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
     assert_eq!(ready.status, "True");
 }
 
-fn terminated(s: &k8s_openapi::api::core::v1::PodStatus, i: usize) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
-    s.container_statuses.as_ref()?.get(i)?.state.as_ref()?.terminated.clone()
+fn terminated(
+    s: &k8s_openapi::api::core::v1::PodStatus,
+    i: usize,
+) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
+    s.container_statuses
+        .as_ref()?
+        .get(i)?
+        .state
+        .as_ref()?
+        .terminated
+        .clone()
 }
 
 fn waiting_reason(s: &k8s_openapi::api::core::v1::PodStatus, i: usize) -> Option<String> {
-    s.container_statuses.as_ref()?.get(i)?.state.as_ref()?.waiting.as_ref()?.reason.clone()
+    s.container_statuses
+        .as_ref()?
+        .get(i)?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .clone()
 }
 
 /// [sig-node] Downward API, EmptyDir, HostPath, env and command as upstream merges them.
@@ -54,7 +88,8 @@ fn waiting_reason(s: &k8s_openapi::api::core::v1::PodStatus, i: usize) -> Option
 async fn env_command_working_dir_and_volumes() {
     let node = Node::start(registry().await).await;
     let host = tempfile::tempdir().unwrap();
-    let p = pod(&format!(r#"
+    let p = pod(&format!(
+        r#"
 metadata: {{name: vol, labels: {{app: web}}}}
 spec:
   restartPolicy: Never
@@ -90,10 +125,19 @@ spec:
     - {{name: scratch, mountPath: /scratch, subPath: sub}}
     - {{name: mem, mountPath: /mem}}
     - {{name: info, mountPath: /etc/info}}
-"#, host.path().display()));
+"#,
+        host.path().display()
+    ));
     node.run(&p).await;
-    let st = node.wait_status("vol", 60, "pod Succeeded", |s| (phase(s) == "Succeeded").then(|| s.clone())).await;
-    assert_eq!(terminated(&st, 0).unwrap().reason.as_deref(), Some("Completed"));
+    let st = node
+        .wait_status("vol", 60, "pod Succeeded", |s| {
+            (phase(s) == "Succeeded").then(|| s.clone())
+        })
+        .await;
+    assert_eq!(
+        terminated(&st, 0).unwrap().reason.as_deref(),
+        Some("Completed")
+    );
     let read = |f: &str| std::fs::read_to_string(host.path().join(f)).unwrap_or_default();
     assert_eq!(read("env"), "hello world vol /work\n");
     assert_eq!(read("name"), "vol\napp=\"web\"");
@@ -115,7 +159,9 @@ spec:
 "#);
     node.run(&p).await;
     let st = node
-        .wait_status("crash", 60, "CrashLoopBackOff", |s| (waiting_reason(s, 0).as_deref() == Some("CrashLoopBackOff")).then(|| s.clone()))
+        .wait_status("crash", 60, "CrashLoopBackOff", |s| {
+            (waiting_reason(s, 0).as_deref() == Some("CrashLoopBackOff")).then(|| s.clone())
+        })
         .await;
     let cs = &st.container_statuses.as_ref().unwrap()[0];
     assert!(cs.restart_count >= 1, "{cs:?}");
@@ -123,8 +169,20 @@ spec:
     assert_eq!(last.exit_code, 1);
     assert_eq!(last.reason.as_deref(), Some("Error"));
     assert_eq!(phase(&st), "Running");
-    let msg = cs.state.as_ref().unwrap().waiting.as_ref().unwrap().message.clone().unwrap();
-    assert!(msg.starts_with("back-off 10s restarting failed container=main"), "{msg}");
+    let msg = cs
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .as_ref()
+        .unwrap()
+        .message
+        .clone()
+        .unwrap();
+    assert!(
+        msg.starts_with("back-off 10s restarting failed container=main"),
+        "{msg}"
+    );
 }
 
 /// [sig-node] Pods with restartPolicy Never/OnFailure end Failed/Succeeded with exit codes.
@@ -157,16 +215,43 @@ spec:
     node.run(&never).await;
     node.run(&onfail).await;
     node.run(&missing).await;
-    let st = node.wait_status("never", 60, "Failed", |s| (phase(s) == "Failed").then(|| s.clone())).await;
+    let st = node
+        .wait_status("never", 60, "Failed", |s| {
+            (phase(s) == "Failed").then(|| s.clone())
+        })
+        .await;
     let t = terminated(&st, 0).unwrap();
     assert_eq!((t.exit_code, t.reason.as_deref()), (3, Some("Error")));
-    let st = node.wait_status("onfail", 60, "Succeeded", |s| (phase(s) == "Succeeded").then(|| s.clone())).await;
-    assert_eq!(terminated(&st, 0).unwrap().reason.as_deref(), Some("Completed"));
+    let st = node
+        .wait_status("onfail", 60, "Succeeded", |s| {
+            (phase(s) == "Succeeded").then(|| s.clone())
+        })
+        .await;
+    assert_eq!(
+        terminated(&st, 0).unwrap().reason.as_deref(),
+        Some("Completed")
+    );
     let init = &st.init_container_statuses.as_ref().unwrap()[0];
-    assert_eq!(init.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 0);
-    let st = node.wait_status("nocmd", 60, "Failed", |s| (phase(s) == "Failed").then(|| s.clone())).await;
+    assert_eq!(
+        init.state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        0
+    );
+    let st = node
+        .wait_status("nocmd", 60, "Failed", |s| {
+            (phase(s) == "Failed").then(|| s.clone())
+        })
+        .await;
     let t = terminated(&st, 0).unwrap();
-    assert_eq!((t.exit_code, t.reason.as_deref()), (128, Some("StartError")));
+    assert_eq!(
+        (t.exit_code, t.reason.as_deref()),
+        (128, Some("StartError"))
+    );
     assert!(t.message.unwrap().contains("does-not-exist"));
 }
 
@@ -181,8 +266,15 @@ spec:
   - {name: main, image: "no-such-image:v1"}
 "#);
     node.run(&p).await;
-    node.wait_status("noimg", 60, "ErrImagePull", |s| (waiting_reason(s, 0).as_deref() == Some("ErrImagePull")).then_some(())).await;
-    let st = node.wait_status("noimg", 60, "ImagePullBackOff", |s| (waiting_reason(s, 0).as_deref() == Some("ImagePullBackOff")).then(|| s.clone())).await;
+    node.wait_status("noimg", 60, "ErrImagePull", |s| {
+        (waiting_reason(s, 0).as_deref() == Some("ErrImagePull")).then_some(())
+    })
+    .await;
+    let st = node
+        .wait_status("noimg", 60, "ImagePullBackOff", |s| {
+            (waiting_reason(s, 0).as_deref() == Some("ImagePullBackOff")).then(|| s.clone())
+        })
+        .await;
     assert_eq!(phase(&st), "Pending");
 }
 
@@ -228,7 +320,13 @@ spec:
     let cs = st.container_statuses.as_ref().unwrap();
     assert_eq!(cs[1].started, Some(true));
     assert!(!cs[2].ready);
-    let ready = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap();
+    let ready = st
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
     assert_eq!(ready.status, "False");
 }
 
@@ -238,7 +336,8 @@ spec:
 async fn graceful_deletion_runs_pre_stop_then_sigterm_then_kills() {
     let node = Node::start(registry().await).await;
     let host = tempfile::tempdir().unwrap();
-    let mut p = pod(&format!(r#"
+    let mut p = pod(&format!(
+        r#"
 metadata: {{name: grace}}
 spec:
   terminationGracePeriodSeconds: 3
@@ -255,10 +354,13 @@ spec:
   - name: stubborn
     image: busybox
     command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]
-"#, host.path().display()));
+"#,
+        host.path().display()
+    ));
     node.run(&p).await;
     node.wait_status("grace", 60, "Running", |s| {
-        (phase(s) == "Running" && s.container_statuses.as_ref()?.iter().all(|c| c.ready)).then_some(())
+        (phase(s) == "Running" && s.container_statuses.as_ref()?.iter().all(|c| c.ready))
+            .then_some(())
     })
     .await;
     let uid = p.metadata.uid.clone().unwrap();
@@ -269,17 +371,38 @@ spec:
     node.run(&p).await;
     let k = node.k.clone();
     let u = uid.clone();
-    testkit::wait_for_or(std::time::Duration::from_secs(30), "containers removed", || {
-        let k = k.clone();
-        let u = u.clone();
-        async move { k.runtime.list_containers().await.ok().filter(|cs| !cs.iter().any(|c| c.pod_uid == u)).map(|_| ()) }
-    })
+    testkit::wait_for_or(
+        std::time::Duration::from_secs(30),
+        "containers removed",
+        || {
+            let k = k.clone();
+            let u = u.clone();
+            async move {
+                k.runtime
+                    .list_containers()
+                    .await
+                    .ok()
+                    .filter(|cs| !cs.iter().any(|c| c.pod_uid == u))
+                    .map(|_| ())
+            }
+        },
+    )
     .await
     .unwrap();
     // The stubborn container ignores SIGTERM, so only SIGKILL at the grace period ends it.
-    assert!(t0.elapsed() >= std::time::Duration::from_secs(3), "{:?}", t0.elapsed());
-    assert_eq!(std::fs::read_to_string(host.path().join("prestop")).unwrap(), "prestop\n");
-    assert_eq!(std::fs::read_to_string(host.path().join("term")).unwrap(), "term\n");
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_secs(3),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("prestop")).unwrap(),
+        "prestop\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("term")).unwrap(),
+        "term\n"
+    );
     assert!(!node.k.pod_dir(&uid).exists());
 }
 
@@ -302,18 +425,36 @@ spec:
 "#);
     node.run(&keep).await;
     node.run(&gone).await;
-    let before = node.wait_status("keep", 60, "Running", |s| (phase(s) == "Running").then(|| s.container_statuses.clone().unwrap()[0].clone())).await;
-    node.wait_status("gone", 60, "Running", |s| (phase(s) == "Running").then_some(())).await;
+    let before = node
+        .wait_status("keep", 60, "Running", |s| {
+            (phase(s) == "Running").then(|| s.container_statuses.clone().unwrap()[0].clone())
+        })
+        .await;
+    node.wait_status("gone", 60, "Running", |s| {
+        (phase(s) == "Running").then_some(())
+    })
+    .await;
     let node = node.restart_kubelet();
     let live: std::collections::HashSet<String> = [keep.metadata.uid.clone().unwrap()].into();
     kubelet::pod_worker::remove_orphans(&node.k, &live).await;
     node.run(&keep).await;
-    let after = node.wait_status("keep", 30, "status after restart", |s| s.container_statuses.clone().map(|c| c[0].clone())).await;
+    let after = node
+        .wait_status("keep", 30, "status after restart", |s| {
+            s.container_statuses.clone().map(|c| c[0].clone())
+        })
+        .await;
     assert_eq!(after.container_id, before.container_id);
     assert_eq!(after.restart_count, 0);
     assert!(after.ready);
-    assert_eq!(node.container_count(gone.metadata.uid.as_deref().unwrap()).await, 0);
-    assert!(!node.k.pod_dir(gone.metadata.uid.as_deref().unwrap()).exists());
+    assert_eq!(
+        node.container_count(gone.metadata.uid.as_deref().unwrap())
+            .await,
+        0
+    );
+    assert!(!node
+        .k
+        .pod_dir(gone.metadata.uid.as_deref().unwrap())
+        .exists());
 }
 
 mod server;
@@ -338,7 +479,11 @@ spec:
   - {name: main, image: busybox, command: ["sleep", "3600"]}
 "#);
     node.run(&a).await;
-    let before = node.wait_status("before", 60, "Running", |s| (phase(s) == "Running").then(|| s.container_statuses.clone().unwrap()[0].clone())).await;
+    let before = node
+        .wait_status("before", 60, "Running", |s| {
+            (phase(s) == "Running").then(|| s.container_statuses.clone().unwrap()[0].clone())
+        })
+        .await;
     node.env.containerd.process().restart().unwrap();
     let b = pod(r#"
 metadata: {name: after}
@@ -347,8 +492,17 @@ spec:
   - {name: main, image: busybox, command: ["sleep", "3600"]}
 "#);
     node.run(&b).await;
-    node.wait_status("after", 60, "new pod Running after restart", |s| (phase(s) == "Running").then_some(())).await;
-    let now = node.statuses.latest("before").unwrap().container_statuses.unwrap()[0].clone();
+    node.wait_status("after", 60, "new pod Running after restart", |s| {
+        (phase(s) == "Running").then_some(())
+    })
+    .await;
+    let now = node
+        .statuses
+        .latest("before")
+        .unwrap()
+        .container_statuses
+        .unwrap()[0]
+        .clone();
     assert_eq!(now.container_id, before.container_id);
     assert_eq!(now.restart_count, 0);
     assert!(now.state.unwrap().running.is_some());
@@ -362,7 +516,9 @@ async fn taken_host_port_keeps_pod_creating() {
     let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let free = testkit::free_port();
-    let mk = |name: &str, port: u16| pod(&format!(r#"
+    let mk = |name: &str, port: u16| {
+        pod(&format!(
+            r#"
 metadata: {{name: {name}}}
 spec:
   containers:
@@ -370,13 +526,28 @@ spec:
     image: busybox
     command: ["sleep", "3600"]
     ports: [{{containerPort: 80, hostPort: {port}}}]
-"#));
+"#
+        ))
+    };
     node.run(&mk("clash", port)).await;
     node.run(&mk("fine", free)).await;
-    node.wait_status("fine", 60, "Running", |s| (phase(s) == "Running").then_some(())).await;
-    let st = node.wait_status("clash", 30, "ContainerCreating", |s| (waiting_reason(s, 0).as_deref() == Some("ContainerCreating")).then(|| s.clone())).await;
+    node.wait_status("fine", 60, "Running", |s| {
+        (phase(s) == "Running").then_some(())
+    })
+    .await;
+    let st = node
+        .wait_status("clash", 30, "ContainerCreating", |s| {
+            (waiting_reason(s, 0).as_deref() == Some("ContainerCreating")).then(|| s.clone())
+        })
+        .await;
     assert_eq!(phase(&st), "Pending");
-    let ready = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "PodReadyToStartContainers").unwrap();
+    let ready = st
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "PodReadyToStartContainers")
+        .unwrap();
     assert_eq!(ready.status, "False");
     drop(taken);
 }
