@@ -1,4 +1,7 @@
-//! Reflectors on pods and nodes feeding the scheduler's event handlers.
+//! Watches on pods and nodes feeding the scheduler's event handlers. Pods
+//! go through a plain watcher: the scheduler cache is their store, and a
+//! second full copy of every pod would double the scheduler's memory.
+//! Nodes go through a reflector whose Store others may read.
 
 use std::sync::Arc;
 
@@ -13,23 +16,18 @@ use crate::scheduler::Scheduler;
 
 /// Read-only views of what the reflectors hold.
 pub struct Stores {
-    pub pods: Store<Pod>,
     pub nodes: Store<Node>,
 }
 
-/// Starts both reflectors; they run until the returned tasks are aborted.
+/// Starts both watches; they run until the returned tasks are aborted.
 pub fn start(client: kube::Client, scheduler: Arc<Scheduler>) -> (Stores, Vec<tokio::task::JoinHandle<()>>) {
-    let (pod_store, pod_writer) = reflector::store::<Pod>();
     let (node_store, node_writer) = reflector::store::<Node>();
     let pods: Api<Pod> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client);
 
     let s = scheduler.clone();
     let pod_task = tokio::spawn(async move {
-        let stream = reflector::reflector(
-            pod_writer,
-            watcher::watcher(pods, watcher::Config::default()).default_backoff(),
-        );
+        let stream = watcher::watcher(pods, watcher::Config::default()).default_backoff();
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
             match ev {
@@ -58,11 +56,5 @@ pub fn start(client: kube::Client, scheduler: Arc<Scheduler>) -> (Stores, Vec<to
             }
         }
     });
-    (
-        Stores {
-            pods: pod_store,
-            nodes: node_store,
-        },
-        vec![pod_task, node_task],
-    )
+    (Stores { nodes: node_store }, vec![pod_task, node_task])
 }
