@@ -89,7 +89,9 @@ bench_pods() {
   : >"$WORK/seen"
   rm -f "$WORK/events"; mkfifo "$WORK/events"
   # The watch writes into a FIFO so that it can be stopped by its own PID.
-  k get pods -l bench=kubelet -w --output-watch-events \
+  # Not through k(): a function would run in a subshell, and $! would not be kubectl's PID.
+  "$KUBECTL" --kubeconfig "$FERROKUBE_UP_DIR/admin.kubeconfig" --cache-dir "$CACHE" \
+    get pods -l bench=kubelet -w --output-watch-events \
     -o jsonpath='{.object.metadata.name} {.object.status.phase}{"\n"}' >"$WORK/events" 2>/dev/null &
   local watch_pid=$!
   while read -r name ph; do
@@ -110,7 +112,7 @@ bench_pods() {
 
 # bench_raw N OUT: N containers started at once with ctr run -d (create + start).
 bench_raw() {
-  local n="$1" out="$2" i
+  local n="$1" out="$2" i pids=()
   : >"$out"
   for ((i = 0; i < n; i++)); do
     (
@@ -119,13 +121,17 @@ bench_raw() {
       e="$(date +%s.%N)"
       awk -v s="$s" -v e="$e" 'BEGIN {printf "%.3f\n", e - s}' >>"$out"
     ) &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"
 }
 
 report() { # label pods-file raw-file
   local p50 p99 r50 r99
-  p50="$(pct 50 "$2")"; p99="$(pct 99 "$2")"; r50="$(pct 50 "$3")"; r99="$(pct 99 "$3")"
+  p50="$(pct 50 "$2")"
+  p99="$(pct 99 "$2")"
+  r50="$(pct 50 "$3")"
+  r99="$(pct 99 "$3")"
   printf "%-10s pods: p50 %6.3fs p99 %6.3fs (%d)   raw containerd: p50 %6.3fs p99 %6.3fs   ratio p50 %.2fx p99 %.2fx\n" \
     "$1" "$p50" "$p99" "$(wc -l <"$2")" "$r50" "$r99" \
     "$(awk -v a="$p50" -v b="$r50" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
