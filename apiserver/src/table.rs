@@ -211,9 +211,11 @@ fn pod_restarts(pod: &Value) -> String {
 fn node_status(node: &Value) -> String {
     let mut st: Vec<&str> = Vec::new();
     match arr(node, "/status/conditions").iter().find(|c| s(c, "/type") == "Ready") {
+        // Upstream's printer: any Ready status but True (False or Unknown) prints NotReady;
+        // only a node without a Ready condition is Unknown.
         Some(c) if s(c, "/status") == "True" => st.push("Ready"),
-        Some(c) if s(c, "/status") == "False" => st.push("NotReady"),
-        _ => st.push("Unknown"),
+        Some(_) => st.push("NotReady"),
+        None => st.push("Unknown"),
     }
     if node.pointer("/spec/unschedulable") == Some(&json!(true)) {
         st.push("SchedulingDisabled");
@@ -429,6 +431,19 @@ pub fn table<'a>(p: Printer, objs: impl Iterator<Item = &'a Value>, rv: &str, co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_status_prints_not_ready_for_false_and_unknown() {
+        let node = |status: &str| json!({"status": {"conditions": [{"type": "Ready", "status": status}]}});
+        assert_eq!(node_status(&node("True")), "Ready");
+        assert_eq!(node_status(&node("False")), "NotReady");
+        assert_eq!(node_status(&node("Unknown")), "NotReady");
+        assert_eq!(node_status(&json!({"status": {}})), "Unknown");
+        assert_eq!(
+            node_status(&json!({"spec": {"unschedulable": true}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}})),
+            "Ready,SchedulingDisabled"
+        );
+    }
 
     #[test]
     fn human_durations_match_upstream() {

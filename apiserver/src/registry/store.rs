@@ -252,7 +252,7 @@ impl Store {
         self.check_namespace_exists(ns, &name).await?;
         // Admission sees what the client sent: defaulting would fill spec.priority first.
         crate::admission::admit_create(&*self.registry()?, self.row, &mut obj).await?;
-        validation::default_object(&self.row.gvk(), &mut obj);
+        // The uid comes before defaulting: a Job's generated selector names it.
         {
             let m = meta_mut(&mut obj);
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -261,6 +261,7 @@ impl Store {
                 m.remove(k);
             }
         }
+        validation::default_object(&self.row.gvk(), &mut obj);
         strategy::prepare_for_create(self.row, &mut obj);
         self.validate_create(&obj, &name)?;
         if let Some(manager) = &opts.field_manager {
