@@ -52,6 +52,8 @@ pid_alive() {
   pid="$(cat "$f")"
   [ -d "/proc/$pid" ] || return 1
   exe="$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)")"
+  # A binary rebuilt while it runs shows as "NAME (deleted)"; it is still ours.
+  exe="${exe% (deleted)}"
   [ "$exe" = "$(expected_exe "$name")" ] || return 1
   echo "$pid"
 }

@@ -375,17 +375,18 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
         content.push_str(&format!("{ip}\t{name}\n"));
     }
     std::fs::write(&hosts, content)?;
-    if !c
-        .volume_mounts
-        .iter()
-        .flatten()
-        .any(|m| m.mount_path == "/etc/hosts")
-    {
-        mounts.push(BindMount {
-            host_path: hosts.display().to_string(),
-            container_path: "/etc/hosts".into(),
-            read_only: false,
-        });
+    // /etc/hostname holds the pod's name, as the runtime writes it for upstream's sandboxes.
+    let hostname = k.pod_dir(&uid).join("hostname");
+    std::fs::write(&hostname, format!("{name}\n"))?;
+    for (host, path) in [(hosts, "/etc/hosts"), (hostname, "/etc/hostname")] {
+        // A volume the user mounts at the same path wins.
+        if !c.volume_mounts.iter().flatten().any(|m| m.mount_path == path) {
+            mounts.push(BindMount {
+                host_path: host.display().to_string(),
+                container_path: path.into(),
+                read_only: false,
+            });
+        }
     }
     let env = env::resolve(
         pod,

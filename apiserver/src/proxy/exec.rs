@@ -6,7 +6,7 @@ use crate::handlers::{Query, SharedState};
 use crate::registry::Store;
 use crate::status::ApiError;
 use axum::body::Body;
-use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as AxMessage, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
@@ -71,18 +71,28 @@ pub async fn exec(state: &SharedState, store: &Store, ns: Option<&str>, name: &s
             let _ = b_tx.close().await;
         };
         let down = async {
+            // kubectl reads a close without a status code (1005) as an error, so the kubelet's
+            // close frame is passed on, and a normal closure (1000) sent when it gave none.
+            let mut close = CloseFrame { code: 1000, reason: "".into() };
             while let Some(Ok(m)) = b_rx.next().await {
                 let out = match m {
                     TMessage::Binary(b) => AxMessage::Binary(b),
                     TMessage::Text(t) => AxMessage::Text(t.as_str().into()),
                     TMessage::Ping(p) => AxMessage::Ping(p),
                     TMessage::Pong(p) => AxMessage::Pong(p),
-                    TMessage::Close(_) | TMessage::Frame(_) => break,
+                    TMessage::Close(frame) => {
+                        if let Some(f) = frame {
+                            close = CloseFrame { code: u16::from(f.code), reason: f.reason.as_str().into() };
+                        }
+                        break;
+                    }
+                    TMessage::Frame(_) => break,
                 };
                 if c_tx.send(out).await.is_err() {
                     break;
                 }
             }
+            let _ = c_tx.send(AxMessage::Close(Some(close))).await;
             let _ = c_tx.close().await;
         };
         // The session ends when the kubelet side ends (the command exited).
