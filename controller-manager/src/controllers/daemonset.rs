@@ -18,7 +18,7 @@ use serde_json::json;
 use super::nodelifecycle::taints::tolerates;
 use super::{Ctx, Result, SyncError};
 use crate::events::{EventType, Recorder};
-use crate::podutil::{self, controller_of};
+use crate::podutil;
 use crate::runtime::{run_workers, Expectations, Informers, Key, WorkQueue};
 
 pub const NAME: &str = "daemonset-controller";
@@ -242,24 +242,8 @@ struct State {
 pub fn register(inf: &mut Informers, ctx: &Ctx) {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let daemonsets = inf.store::<DaemonSet>();
-    {
-        let q = queue.clone();
-        inf.get::<DaemonSet>().on_change(move |old, new| {
-            if let Some(d) = new.or(old) {
-                q.add(Key::of(&d.metadata));
-            }
-        });
-    }
-    {
-        let q = queue.clone();
-        inf.get::<Pod>().on_change(move |old, new| {
-            for p in [old, new].into_iter().flatten() {
-                if let Some(c) = controller_of(&p.metadata).filter(|c| c.kind == "DaemonSet") {
-                    q.add(Key::namespaced(p.metadata.namespace.as_deref().unwrap_or_default(), &c.name));
-                }
-            }
-        });
-    }
+    inf.get::<DaemonSet>().enqueue_self(&queue);
+    inf.get::<Pod>().enqueue_controller(&queue, "DaemonSet");
     {
         let q = queue.clone();
         let dss = daemonsets.clone();

@@ -89,14 +89,7 @@ struct State {
 pub fn register(inf: &mut Informers, ctx: &Ctx) {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let services = inf.store::<Service>();
-    {
-        let q = queue.clone();
-        inf.get::<Service>().on_change(move |old, new| {
-            if let Some(s) = new.or(old) {
-                q.add(Key::of(&s.metadata));
-            }
-        });
-    }
+    inf.get::<Service>().enqueue_self(&queue);
     {
         let q = queue.clone();
         let svcs = services.clone();

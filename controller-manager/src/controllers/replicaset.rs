@@ -175,14 +175,7 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let replicasets = inf.store::<ReplicaSet>();
     let pods = inf.store::<Pod>();
-    {
-        let q = queue.clone();
-        inf.get::<ReplicaSet>().on_change(move |old, new| {
-            if let Some(o) = new.or(old) {
-                q.add(Key::of(&o.metadata));
-            }
-        });
-    }
+    inf.get::<ReplicaSet>().enqueue_self(&queue);
     {
         let q = queue.clone();
         let rs_store = replicasets.clone();

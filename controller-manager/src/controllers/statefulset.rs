@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{Ctx, Result, SyncError};
 use crate::events::{EventType, Recorder};
-use crate::podutil::{self, controller_of};
+use crate::podutil;
 use crate::runtime::{run_workers, Informers, Key, WorkQueue};
 
 pub const NAME: &str = "statefulset-controller";
@@ -194,24 +194,8 @@ struct State {
 
 pub fn register(inf: &mut Informers, ctx: &Ctx) {
     let queue: WorkQueue<Key> = WorkQueue::default();
-    {
-        let q = queue.clone();
-        inf.get::<StatefulSet>().on_change(move |old, new| {
-            if let Some(s) = new.or(old) {
-                q.add(Key::of(&s.metadata));
-            }
-        });
-    }
-    {
-        let q = queue.clone();
-        inf.get::<Pod>().on_change(move |old, new| {
-            for p in [old, new].into_iter().flatten() {
-                if let Some(c) = controller_of(&p.metadata).filter(|c| c.kind == "StatefulSet") {
-                    q.add(Key::namespaced(p.metadata.namespace.as_deref().unwrap_or_default(), &c.name));
-                }
-            }
-        });
-    }
+    inf.get::<StatefulSet>().enqueue_self(&queue);
+    inf.get::<Pod>().enqueue_controller(&queue, "StatefulSet");
     let state = Arc::new(State {
         ctx: ctx.clone(),
         sets: inf.store(),

@@ -13,6 +13,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+use super::{Key, WorkQueue};
 
 /// Called with (old, new): add = (None, Some), update = (Some, Some),
 /// delete = (Some, None).
@@ -78,6 +79,30 @@ where
 
     pub fn on_change(&mut self, f: impl Fn(Option<&K>, Option<&K>) + Send + Sync + 'static) {
         self.handlers.push(Arc::new(f));
+    }
+
+    /// Every change of an object enqueues the object's own key.
+    pub fn enqueue_self(&mut self, queue: &WorkQueue<Key>) {
+        let q = queue.clone();
+        self.on_change(move |old, new| {
+            if let Some(o) = new.or(old) {
+                q.add(Key::of(o.meta()));
+            }
+        });
+    }
+
+    /// A change of a dependent enqueues its controller of kind `owner_kind`; the old state
+    /// counts too, so that a released dependent still wakes its former owner.
+    pub fn enqueue_controller(&mut self, queue: &WorkQueue<Key>, owner_kind: &'static str) {
+        let q = queue.clone();
+        self.on_change(move |old, new| {
+            for o in [old, new].into_iter().flatten() {
+                let meta = o.meta();
+                if let Some(c) = crate::podutil::controller_of(meta).filter(|c| c.kind == owner_kind) {
+                    q.add(Key::namespaced(meta.namespace.as_deref().unwrap_or_default(), &c.name));
+                }
+            }
+        });
     }
 
     /// Start the watch; a no-op when already started.

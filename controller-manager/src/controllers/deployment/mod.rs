@@ -172,14 +172,7 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
     let queue: WorkQueue<Key> = WorkQueue::default();
     let deployments = inf.store::<Deployment>();
     let replicasets = inf.store::<ReplicaSet>();
-    {
-        let q = queue.clone();
-        inf.get::<Deployment>().on_change(move |old, new| {
-            if let Some(o) = new.or(old) {
-                q.add(Key::of(&o.metadata));
-            }
-        });
-    }
+    inf.get::<Deployment>().enqueue_self(&queue);
     {
         let q = queue.clone();
         let ds = deployments.clone();
