@@ -178,7 +178,8 @@ build() {
   command -v jq >/dev/null || die "jq missing: apt-get install jq"
   mkdir -p "$OUT"
   local work; work="$(mktemp -d)"
-  trap 'rm -rf "$work"' RETURN
+  # A RETURN trap outlives the function in bash: it clears itself so that it fires once.
+  trap 'rm -rf "${work:-}"; trap - RETURN' RETURN
 
   # busybox
   local L="$work/busybox"; mkdir -p "$L/blobs/sha256"
