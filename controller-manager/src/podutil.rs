@@ -53,6 +53,15 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
     meta.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))
 }
 
+/// The cached pods in `ns` whose controller is the object with `owner_uid`.
+pub fn owned_pods(cache: &kube::runtime::reflector::Store<Pod>, ns: &str, owner_uid: &str) -> Vec<std::sync::Arc<Pod>> {
+    cache
+        .state()
+        .into_iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && is_controlled_by(&p.metadata, owner_uid))
+        .collect()
+}
+
 /// Is `meta` controlled by the object with this uid?
 pub fn is_controlled_by(meta: &ObjectMeta, owner_uid: &str) -> bool {
     controller_of(meta).is_some_and(|o| o.uid == owner_uid)

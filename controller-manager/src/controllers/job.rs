@@ -204,17 +204,8 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     };
     let uid = job.uid().unwrap_or_default();
     let ns = key.ns().to_string();
-    let pods: Vec<Arc<Pod>> = st
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && podutil::is_controlled_by(&p.metadata, &uid))
-        .collect();
-    let satisfied = st.expectations.satisfied(
-        key,
-        |name| st.pods.get(&ObjectRef::new(name).within(&ns)).is_some(),
-        |name| !pods.iter().any(|p| p.name_any() == name && p.metadata.deletion_timestamp.is_none()),
-    );
+    let pods = podutil::owned_pods(&st.pods, &ns, &uid);
+    let satisfied = st.expectations.pods_satisfied(key, &st.pods, &pods);
     if !satisfied || job.metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }

@@ -223,12 +223,7 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     }
     let uid = sts.uid().unwrap_or_default();
     let ns = key.ns().to_string();
-    let pods: Vec<Arc<Pod>> = st
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && podutil::is_controlled_by(&p.metadata, &uid))
-        .collect();
+    let pods = podutil::owned_pods(&st.pods, &ns, &uid);
     let plan = plan(&sts, &pods, Timestamp::now());
     let api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
     for a in &plan.actions {

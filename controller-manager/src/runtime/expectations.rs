@@ -72,6 +72,27 @@ impl<K: Eq + Hash + Clone> Expectations<K> {
     }
 }
 
+
+impl Expectations<super::Key> {
+    /// The usual check for a controller of pods: a create is seen once the pod is in the cache,
+    /// a delete once none of the controller's `owned` pods of that name is still live.
+    pub fn pods_satisfied(
+        &self,
+        key: &super::Key,
+        cache: &kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
+        owned: &[Arc<k8s_openapi::api::core::v1::Pod>],
+    ) -> bool {
+        use kube::runtime::reflector::ObjectRef;
+        use kube::ResourceExt;
+        let ns = key.ns();
+        self.satisfied(
+            key,
+            |name| cache.get(&ObjectRef::new(name).within(ns)).is_some(),
+            |name| !owned.iter().any(|p| p.name_any() == name && p.metadata.deletion_timestamp.is_none()),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
