@@ -155,12 +155,9 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
     });
     let metrics = ctx.metrics.clone();
     let synced = vec![inf.synced::<Namespace>()];
-    tokio::spawn(async move {
-        crate::runtime::wait_synced(&synced).await;
-        run_workers(NAME, queue, 5, metrics, move |key| {
-            let state = state.clone();
-            async move { sync(&state, &key).await }
-        });
+    run_workers(NAME, queue, 5, metrics, synced, move |key| {
+        let state = state.clone();
+        async move { sync(&state, &key).await }
     });
 }
 

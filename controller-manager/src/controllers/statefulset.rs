@@ -205,12 +205,9 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
     let metrics = ctx.metrics.clone();
     let workers = ctx.opts.concurrent_syncs;
     let synced = vec![inf.synced::<StatefulSet>(), inf.synced::<Pod>()];
-    tokio::spawn(async move {
-        crate::runtime::wait_synced(&synced).await;
-        run_workers(NAME, queue, workers, metrics, move |key| {
-            let state = state.clone();
-            async move { sync(&state, &key).await }
-        });
+    run_workers(NAME, queue, workers, metrics, synced, move |key| {
+        let state = state.clone();
+        async move { sync(&state, &key).await }
     });
 }
 

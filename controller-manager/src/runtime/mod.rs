@@ -58,17 +58,36 @@ impl Display for Key {
 /// What a sync asks for next.
 pub type SyncResult<E> = Result<Option<Duration>, E>;
 
-/// Run `workers` workers that pull keys from `queue` and call `sync`.
+/// Run `workers` workers that pull keys from `queue` and call `sync`, once every informer in
+/// `synced` has listed (a loop acting on a partial cache would create or delete wrongly).
 /// Success forgets the key's back-off (and re-queues it after the returned
 /// delay, if any); failure re-queues it with exponential back-off.
-pub fn run_workers<F, Fut, E>(name: &'static str, queue: WorkQueue<Key>, workers: usize, metrics: Metrics, sync: F)
-where
+pub fn run_workers<F, Fut, E>(
+    name: &'static str,
+    queue: WorkQueue<Key>,
+    workers: usize,
+    metrics: Metrics,
+    synced: Vec<Synced>,
+    sync: F,
+) where
     F: Fn(Key) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = SyncResult<E>> + Send + 'static,
     E: Display + Send + 'static,
 {
     let q = queue.clone();
     metrics.register_queue(name, move || q.len());
+    tokio::spawn(async move {
+        wait_synced(&synced).await;
+        spawn_workers(name, queue, workers, metrics, sync);
+    });
+}
+
+fn spawn_workers<F, Fut, E>(name: &'static str, queue: WorkQueue<Key>, workers: usize, metrics: Metrics, sync: F)
+where
+    F: Fn(Key) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = SyncResult<E>> + Send + 'static,
+    E: Display + Send + 'static,
+{
     for _ in 0..workers.max(1) {
         let queue = queue.clone();
         let sync = sync.clone();

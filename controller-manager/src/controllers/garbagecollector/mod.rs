@@ -110,7 +110,7 @@ pub fn register(_inf: &mut Informers, ctx: &Ctx) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 let st = state.clone();
-                run_workers(NAME, state.queue.clone(), 20, state.ctx.metrics.clone(), move |key| {
+                run_workers(NAME, state.queue.clone(), 20, state.ctx.metrics.clone(), Vec::new(), move |key| {
                     let st = st.clone();
                     async move { process(&st, &key.name).await }
                 });
