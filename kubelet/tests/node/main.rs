@@ -373,17 +373,19 @@ spec:
     let u = uid.clone();
     testkit::wait_for_or(
         std::time::Duration::from_secs(30),
-        "containers removed",
+        "containers and pod directory removed",
         || {
             let k = k.clone();
             let u = u.clone();
             async move {
-                k.runtime
+                // The pod directory goes last, after the containers are removed.
+                let containers_gone = k
+                    .runtime
                     .list_containers()
                     .await
                     .ok()
-                    .filter(|cs| !cs.iter().any(|c| c.pod_uid == u))
-                    .map(|_| ())
+                    .is_some_and(|cs| !cs.iter().any(|c| c.pod_uid == u));
+                (containers_gone && !k.pod_dir(&u).exists()).then_some(())
             }
         },
     )
