@@ -127,9 +127,9 @@ pub fn merged_env(image: &ImageConfig, env: &[(String, String)]) -> Vec<String> 
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
-/// uid and gid: securityContext (container over pod) over the image's USER.
-pub fn user(pod: &Pod, sc: Option<&SecurityContext>, image: &ImageConfig) -> (i64, i64) {
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+/// uid and gid: the effective securityContext (container over pod) over the image's USER.
+pub fn user(pod: &Pod, c: &Container, image: &ImageConfig) -> (i64, i64) {
+    let sc = crate::security_context::effective(pod, c);
     let (mut uid, mut gid) = (0i64, 0i64);
     if let Some((u, g)) = image.user.split_once(':') {
         uid = u.parse().unwrap_or(0);
@@ -137,16 +137,10 @@ pub fn user(pod: &Pod, sc: Option<&SecurityContext>, image: &ImageConfig) -> (i6
     } else if let Ok(u) = image.user.parse() {
         uid = u;
     }
-    if let Some(u) = sc
-        .and_then(|s| s.run_as_user)
-        .or(psc.and_then(|s| s.run_as_user))
-    {
+    if let Some(u) = sc.run_as_user {
         uid = u;
     }
-    if let Some(g) = sc
-        .and_then(|s| s.run_as_group)
-        .or(psc.and_then(|s| s.run_as_group))
-    {
+    if let Some(g) = sc.run_as_group {
         gid = g;
     }
     (uid, gid)
@@ -228,7 +222,12 @@ pub fn build(pod: &Pod, c: &Container, input: &SpecInput<'_>) -> Value {
         serde_json::to_value(oci_spec::runtime::Spec::default()).unwrap_or_else(|_| json!({}));
     let sc = c.security_context.as_ref();
     let privileged = sc.and_then(|s| s.privileged) == Some(true);
-    let (uid, gid) = user(pod, sc, input.image);
+    let (uid, gid) = user(pod, c, input.image);
+    let mut process_user = json!({"uid": uid, "gid": gid});
+    let extra = crate::security_context::supplemental_groups(pod);
+    if !extra.is_empty() {
+        process_user["additionalGids"] = json!(extra);
+    }
     let cwd = c
         .working_dir
         .clone()
@@ -240,7 +239,7 @@ pub fn build(pod: &Pod, c: &Container, input: &SpecInput<'_>) -> Value {
     spec["hostname"] = json!(pod.metadata.name.clone().unwrap_or_default());
     spec["process"] = json!({
         "terminal": c.tty.unwrap_or(false),
-        "user": {"uid": uid, "gid": gid},
+        "user": process_user,
         "args": argv(c, input.image),
         "env": merged_env(input.image, &input.env),
         "cwd": cwd,
@@ -433,6 +432,44 @@ mod tests {
         let caps = s["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(caps.contains(&json!("CAP_NET_ADMIN")));
         assert!(!caps.contains(&json!("CAP_KILL")));
+    }
+
+    /// [sig-node] Security Context should support pod.Spec.SecurityContext.RunAsUser
+    /// And pod.Spec.SecurityContext.RunAsGroup: the pod's fields reach every
+    /// container, the container's own win, fsGroup and supplementalGroups are extra gids.
+    #[test]
+    fn pod_security_context_merges_under_the_containers() {
+        let ns = PodNamespaces::new("/r");
+        let i = img();
+        let mut p = pod();
+        p.spec.as_mut().unwrap().security_context =
+            Some(k8s_openapi::api::core::v1::PodSecurityContext {
+                run_as_user: Some(1001),
+                run_as_group: Some(2002),
+                fs_group: Some(3003),
+                supplemental_groups: Some(vec![4004]),
+                ..Default::default()
+            });
+        let input = SpecInput {
+            image: &i,
+            env: vec![],
+            mounts: vec![],
+            namespaces: &ns,
+            cgroups_path: String::new(),
+        };
+        let s = build(&p, &container(), &input);
+        assert_eq!(
+            s["process"]["user"],
+            json!({"uid": 1001, "gid": 2002, "additionalGids": [3003, 4004]})
+        );
+        let mut c = container();
+        c.security_context = Some(SecurityContext {
+            run_as_user: Some(7),
+            ..Default::default()
+        });
+        let s = build(&p, &c, &input);
+        assert_eq!(s["process"]["user"]["uid"], json!(7));
+        assert_eq!(s["process"]["user"]["gid"], json!(2002));
     }
 
     #[test]

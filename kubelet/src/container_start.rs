@@ -11,6 +11,7 @@ use crate::container_spec::{self, BindMount, SpecInput};
 use crate::context::Kubelet;
 use crate::logs;
 use crate::runtime::*;
+use crate::termination_message;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -123,7 +124,23 @@ pub async fn start_container(
             field.clone(),
         );
     }
+    // Checked against the pulled image's USER, as upstream does before creating.
+    if let Err(e) = crate::security_context::verify_run_as_non_root(pod, c, &image.config.user) {
+        k.events
+            .pod_event(pod, "Warning", "Failed", format!("Error: {e}"), field);
+        return Err(StartError::Config(e.to_string()));
+    }
     let id = container_id(&uid, &c.name, restart_count);
+    termination_message::register(&uid, k.pod_dir(&uid), k.log_dir(&uid));
+    let mut mounts = mounts;
+    if let Some(m) = termination_message::prepare(&k.pod_dir(&uid), c, restart_count)
+        .map_err(RuntimeError::from)?
+    {
+        // A volume the user mounts at the same path wins.
+        if !mounts.iter().any(|v| v.container_path == m.container_path) {
+            mounts.push(m);
+        }
+    }
     let ns = k.namespaces(&uid);
     let spec = container_spec::build(
         pod,
@@ -281,6 +298,43 @@ mod tests {
         assert_eq!(cs[0].name, "c");
         assert_eq!(cs[0].restart_count, 2);
         assert!(logs::log_path(&k.log_dir("u1"), "c", 2).exists());
+    }
+
+    #[tokio::test]
+    async fn termination_log_is_mounted_from_the_pod_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let rt = Arc::new(FakeRuntime::with_image("busybox"));
+        let k = kubelet(rt.clone(), root.path());
+        let (p, c) = pod();
+        start_container(&k, &p, &c, 1, vec![], vec![])
+            .await
+            .unwrap();
+        // The fake keeps no spec: the mount itself is termination_message's and container_spec's to test.
+        let host = termination_message::host_path(&k.pod_dir("u1"), "c", 1);
+        assert_eq!(std::fs::read(&host).unwrap(), b"");
+    }
+
+    /// runAsNonRoot with an image that runs as root: CreateContainerConfigError, no container.
+    #[tokio::test]
+    async fn run_as_non_root_refuses_a_root_image_before_creating() {
+        let root = tempfile::tempdir().unwrap();
+        let rt = Arc::new(FakeRuntime::with_image("busybox"));
+        let k = kubelet(rt.clone(), root.path());
+        let (mut p, _) = pod();
+        p.spec.as_mut().unwrap().security_context =
+            Some(k8s_openapi::api::core::v1::PodSecurityContext {
+                run_as_non_root: Some(true),
+                ..Default::default()
+            });
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        match start_container(&k, &p, &c, 0, vec![], vec![]).await {
+            Err(StartError::Config(m)) => assert!(
+                m.starts_with("container has runAsNonRoot and image will run as root"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(rt.containers.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -25,6 +25,8 @@ pub mod pod_worker;
 pub mod prober;
 pub mod quantity;
 pub mod runtime;
+pub mod security_context;
 pub mod server;
 pub mod status_manager;
+pub mod termination_message;
 pub mod volumes;

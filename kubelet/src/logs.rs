@@ -87,6 +87,17 @@ pub fn render(records: &[LogRecord], opts: &LogOptions) -> Vec<u8> {
             current_ts = None;
         }
     }
+    // Output without a final newline (`echo -n`) ends in a partial record;
+    // upstream still shows it.
+    if let Some(ts) = current_ts {
+        let mut l = Vec::new();
+        if opts.timestamps {
+            l.extend_from_slice(ts.to_rfc3339_opts(SecondsFormat::Nanos, true).as_bytes());
+            l.push(b' ');
+        }
+        l.append(&mut current);
+        lines.push(l);
+    }
     if let Some(n) = opts.tail_lines {
         let n = n.max(0) as usize;
         if lines.len() > n {
@@ -261,6 +272,47 @@ mod tests {
             },
         );
         assert_eq!(out, b"new\n");
+    }
+
+    #[test]
+    fn trailing_partial_record_is_shown_without_newline() {
+        let ts = Utc::now();
+        let rec = |partial, c: &[u8]| LogRecord {
+            timestamp: ts,
+            stream: "stdout".into(),
+            partial,
+            content: c.to_vec(),
+        };
+        let recs = vec![rec(false, b"one"), rec(true, b"DONE")];
+        assert_eq!(render(&recs, &LogOptions::default()), b"one\nDONE");
+        let tail = render(
+            &recs,
+            &LogOptions {
+                tail_lines: Some(1),
+                ..Default::default()
+            },
+        );
+        assert_eq!(tail, b"DONE");
+    }
+
+    #[test]
+    fn since_time_and_since_seconds_cut_at_the_same_instant() {
+        let t0 = Utc::now() - chrono::Duration::seconds(30);
+        let rec = |dt: i64, c: &[u8]| LogRecord {
+            timestamp: t0 + chrono::Duration::seconds(dt),
+            stream: "stdout".into(),
+            partial: false,
+            content: c.to_vec(),
+        };
+        let recs = vec![rec(0, b"a"), rec(10, b"b"), rec(20, b"c")];
+        // A record exactly at the cut-off is kept, as upstream's !Before.
+        let since = |s| LogOptions {
+            since: Some(t0 + chrono::Duration::seconds(s)),
+            ..Default::default()
+        };
+        assert_eq!(render(&recs, &since(10)), b"b\nc\n");
+        assert_eq!(render(&recs, &since(11)), b"c\n");
+        assert_eq!(render(&recs, &since(21)), b"");
     }
 
     #[test]

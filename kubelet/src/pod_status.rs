@@ -33,7 +33,14 @@ fn t(d: DateTime<Utc>) -> Time {
     crate::ktime::time(d)
 }
 
-fn terminated(c: &ObservedContainer, facts: &PodFacts) -> Option<ContainerStateTerminated> {
+/// An exited attempt as upstream reports it; `spec` is the pod's container,
+/// whose terminationMessage fields say where its message comes from.
+fn terminated(
+    pod: &Pod,
+    spec: &Container,
+    c: &ObservedContainer,
+    facts: &PodFacts,
+) -> Option<ContainerStateTerminated> {
     match &c.state {
         ContainerState::Exited {
             exit_code,
@@ -50,6 +57,12 @@ fn terminated(c: &ObservedContainer, facts: &PodFacts) -> Option<ContainerStateT
             } else {
                 "Error"
             };
+            // The runtime's message first, then what the container left, as upstream joins them.
+            let left = crate::termination_message::message(pod, spec, c, start_error.is_some());
+            let message = match (start_error, left) {
+                (Some(e), Some(m)) => Some(format!("{e}: {m}")),
+                (e, m) => e.cloned().or(m),
+            };
             Some(ContainerStateTerminated {
                 exit_code: if start_error.is_some() {
                     128
@@ -57,7 +70,7 @@ fn terminated(c: &ObservedContainer, facts: &PodFacts) -> Option<ContainerStateT
                     *exit_code
                 },
                 reason: Some(reason.into()),
-                message: start_error.cloned(),
+                message,
                 started_at: Some(t(started_at.unwrap_or(*finished_at))),
                 finished_at: Some(t(*finished_at)),
                 container_id: Some(format!("containerd://{}", c.id)),
@@ -118,14 +131,14 @@ fn container_status(
                     st.started = Some(facts.started.get(&c.name).copied().unwrap_or(true));
                     st.ready = !init && facts.ready.get(&c.name).copied().unwrap_or(true);
                     if let Some(p) = prev {
-                        st.last_state = terminated(p, facts).map(|tt| KState {
+                        st.last_state = terminated(pod, c, p, facts).map(|tt| KState {
                             terminated: Some(tt),
                             ..Default::default()
                         });
                     }
                 }
                 ContainerState::Exited { .. } => {
-                    let term = terminated(l, facts);
+                    let term = terminated(pod, c, l, facts);
                     match override_waiting {
                         // Waiting for a restart: the last run becomes lastState.
                         Some((r, m)) => {
@@ -141,7 +154,7 @@ fn container_status(
                                 ..Default::default()
                             });
                             if let Some(p) = prev {
-                                st.last_state = terminated(p, facts).map(|tt| KState {
+                                st.last_state = terminated(pod, c, p, facts).map(|tt| KState {
                                     terminated: Some(tt),
                                     ..Default::default()
                                 });
@@ -158,7 +171,6 @@ fn container_status(
             }
         }
     }
-    let _ = pod;
     st
 }
 

@@ -235,6 +235,11 @@ impl PodProber {
         running: &[(String, String)],
     ) -> ProbeOutcome {
         let spec = pod.spec.clone().unwrap_or_default();
+        if let Some(uid) = pod.metadata.uid.as_deref() {
+            // Every sync passes here, adopted pods included: status generation
+            // finds their termination messages through this.
+            crate::termination_message::register(uid, k.pod_dir(uid), k.log_dir(uid));
+        }
         let now = tokio::time::Instant::now();
         self.containers
             .retain(|name, c| running.iter().any(|(n, id)| n == name && *id == c.id));

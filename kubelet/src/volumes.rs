@@ -402,6 +402,7 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
 
 /// Unmounts memory-backed emptyDirs before the pod dir is removed.
 pub async fn teardown(k: &Kubelet, uid: &str) {
+    crate::termination_message::forget(uid);
     let dir = k.pod_dir(uid).join("volumes");
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
