@@ -1,5 +1,12 @@
 //! One cache per resource (upstream's cacher): a single storage watch keeps a decoded copy of
 //! every object plus a window of recent events; watchers and lists are served from it.
+//!
+//! Freshness is proven, never assumed from etcd's requested progress notifications: etcd 3.4
+//! sends those on a control stream that can overtake events still queued for the watch
+//! (etcd-io/etcd#15220), and trusting one drops those events. Instead a consistent read either
+//! waits for the events, or probes the backend: when no key under the prefix changed after the
+//! cache's last event and the key count matches, the cache equals the backend at the probe's
+//! revision.
 
 use crate::storage::{DynStorage, EventKind, ListOptions, StorageError, StorageEvent};
 use bytes::Bytes;
@@ -52,7 +59,10 @@ pub struct CacheEvent {
 
 struct State {
     objects: BTreeMap<String, Obj>,
+    /// The revision of the last event applied; watchers' positions are counted in it.
     revision: i64,
+    /// A later revision at which `objects` were proven equal to the backend's, or 0.
+    fresh: i64,
     history: VecDeque<Arc<CacheEvent>>,
     /// Events after this revision are all in `history`.
     oldest: i64,
@@ -85,7 +95,10 @@ pub struct WatchCache {
     state: RwLock<State>,
     events: broadcast::Sender<Arc<CacheEvent>>,
     revision_tx: tokio::sync::watch::Sender<i64>,
+    /// Handed to the storage watch; never notified (see the module comment).
     progress: Arc<Notify>,
+    /// One freshness probe at a time: the waiters queued behind it reuse its result.
+    probing: tokio::sync::Mutex<std::time::Instant>,
 }
 
 /// Decodes a stored value and stamps its resourceVersion; None for a value that is not an object.
@@ -110,6 +123,7 @@ impl WatchCache {
             state: RwLock::new(State {
                 objects: BTreeMap::new(),
                 revision: 0,
+                fresh: 0,
                 history: VecDeque::new(),
                 oldest: 0,
                 ready: false,
@@ -117,6 +131,7 @@ impl WatchCache {
             events,
             revision_tx,
             progress: Arc::new(Notify::new()),
+            probing: tokio::sync::Mutex::new(std::time::Instant::now()),
         });
         let weak = Arc::downgrade(&cache);
         tokio::spawn(async move { reflect(weak).await });
@@ -131,8 +146,10 @@ impl WatchCache {
         &self.api_version
     }
 
+    /// The revision the cache is known to reflect: its last event, or a later proven one.
     pub fn revision(&self) -> i64 {
-        self.state.read().revision
+        let st = self.state.read();
+        st.revision.max(st.fresh)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -143,34 +160,73 @@ impl WatchCache {
     pub fn snapshot(&self, prefix: &str) -> (Vec<Obj>, i64) {
         let st = self.state.read();
         let items = st.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, o)| o.clone()).collect();
-        (items, st.revision)
+        (items, st.revision.max(st.fresh))
     }
 
     pub fn get(&self, key: &str) -> Option<Obj> {
         self.state.read().objects.get(key).cloned()
     }
 
-    /// Asks the backend to report progress, so an idle cache learns the current revision.
-    pub fn request_progress(&self) {
-        // Wake every waiter (a replaced watch's task may still be parked) and leave a permit
-        // for a task that is between two requests.
-        tracing::trace!(prefix = %self.prefix, "progress requested");
-        self.progress.notify_waiters();
-        self.progress.notify_one();
+    /// Proves the cache current at the backend's revision if it can (see the module comment),
+    /// so that an idle cache's revision moves on. At most one probe a second; for bookmarks.
+    pub async fn refresh(&self) {
+        let Ok(mut last) = self.probing.try_lock() else { return };
+        if last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        *last = std::time::Instant::now();
+        if let Err(e) = self.probe().await {
+            tracing::debug!(prefix = %self.prefix, error = %e, "watch cache probe failed");
+        }
     }
 
-    /// Waits until the cache has seen `revision` (asking the backend for progress), up to `timeout`.
+    /// One probe; the caller holds `probing`.
+    async fn probe(&self) -> Result<(), StorageError> {
+        let (seen, count) = {
+            let st = self.state.read();
+            (st.revision, st.objects.len() as i64)
+        };
+        let p = self.storage.probe(&self.prefix).await?;
+        let mut st = self.state.write();
+        // An event applied meanwhile voids the comparison; the caller simply tries again.
+        if st.ready && st.revision == seen && p.max_mod_revision <= seen && p.count == count && p.revision > st.fresh {
+            st.fresh = p.revision;
+            let rev = st.revision.max(st.fresh);
+            drop(st);
+            self.revision_tx.send_replace(rev);
+        }
+        Ok(())
+    }
+
+    /// Waits until the cache reflects `revision`, through its events or a probe, up to `timeout`.
     pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
         let mut rx = self.revision_tx.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.is_ready() && *rx.borrow_and_update() >= revision {
+            if self.is_ready() && self.revision() >= revision {
                 return true;
             }
-            self.request_progress();
-            let step = tokio::time::Instant::now() + Duration::from_millis(50);
-            if tokio::time::timeout_at(step.min(deadline), rx.changed()).await.is_err() && tokio::time::Instant::now() >= deadline {
-                return false;
+            if self.is_ready() {
+                let mut last = self.probing.lock().await;
+                // A probe that ran while this waiter queued may already have proven it.
+                if self.revision() >= revision {
+                    return true;
+                }
+                *last = std::time::Instant::now();
+                if let Err(e) = self.probe().await {
+                    tracing::debug!(prefix = %self.prefix, error = %e, "watch cache probe failed");
+                }
+                drop(last);
+                if self.revision() >= revision {
+                    return true;
+                }
+            }
+            // Not proven yet: events for `revision` are on their way; wait for one, then retry.
+            let step = tokio::time::Instant::now() + Duration::from_millis(20);
+            let _ = tokio::time::timeout_at(step.min(deadline), rx.changed()).await;
+            rx.borrow_and_update();
+            if tokio::time::Instant::now() >= deadline {
+                return self.is_ready() && self.revision() >= revision;
             }
         }
     }
@@ -227,9 +283,8 @@ impl WatchCache {
 
     fn apply(&self, e: StorageEvent) {
         let mut st = self.state.write();
-        if e.kind == EventKind::Progress {
-            st.revision = st.revision.max(e.mod_revision);
-        } else if e.mod_revision > st.revision {
+        // Progress notifications are ignored: they can overtake queued events (module comment).
+        if e.kind != EventKind::Progress && e.mod_revision > st.revision {
             let prev = st.objects.get(&e.key).cloned();
             match e.kind {
                 EventKind::Put => {
@@ -254,7 +309,7 @@ impl WatchCache {
             }
             st.revision = e.mod_revision;
         }
-        let rev = st.revision;
+        let rev = st.revision.max(st.fresh);
         drop(st);
         self.revision_tx.send_replace(rev);
     }
@@ -289,6 +344,7 @@ impl WatchCache {
         }
         st.objects = fresh;
         st.revision = revision;
+        st.fresh = st.fresh.max(revision);
         st.ready = true;
         drop(st);
         self.revision_tx.send_replace(revision);

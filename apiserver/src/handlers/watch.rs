@@ -131,7 +131,8 @@ impl Watcher {
                     }
                     self.last_bookmark = Instant::now();
                     if self.bookmarks {
-                        self.store.cache.request_progress();
+                        // Lets an idle resource's bookmarks move on with the global revision.
+                        self.store.cache.refresh().await;
                     }
                     // Read the revision first: every event up to it is then already queued for us,
                     // so an empty queue means the bookmark cannot overtake an event.

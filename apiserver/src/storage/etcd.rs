@@ -2,7 +2,7 @@
 //! compare-and-swap through transactions on mod_revision.
 
 use super::*;
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse, WatchOptions};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions};
 use futures::{FutureExt, StreamExt};
 use std::time::Duration;
 
@@ -224,6 +224,25 @@ impl Storage for EtcdStorage {
             })
             .flat_map(futures::stream::iter);
             Ok(futures::stream::iter(pending.into_iter().map(Ok)).chain(live).boxed())
+        }
+        .boxed()
+    }
+
+    fn probe(&self, prefix: &str) -> BoxFuture<'_, StorageResult<Probe>> {
+        let prefix = prefix.to_string();
+        async move {
+            // Sorted by mod revision with limit 1: the newest key, plus the range's total count.
+            let o = GetOptions::new()
+                .with_range(prefix_end(&prefix))
+                .with_keys_only()
+                .with_sort(SortTarget::Mod, SortOrder::Descend)
+                .with_limit(1);
+            let resp = self.kv().get(prefix, Some(o)).await.map_err(map_err)?;
+            Ok(Probe {
+                revision: resp.header().map(|h| h.revision()).unwrap_or_default(),
+                count: resp.count(),
+                max_mod_revision: resp.kvs().first().map(|kv| kv.mod_revision()).unwrap_or_default(),
+            })
         }
         .boxed()
     }

@@ -240,6 +240,22 @@ impl Storage for MemoryStorage {
         .boxed()
     }
 
+    fn probe(&self, prefix: &str) -> BoxFuture<'_, StorageResult<Probe>> {
+        let prefix = prefix.to_string();
+        async move {
+            self.check_up()?;
+            let st = self.state.lock();
+            let live = st
+                .keys
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter_map(|(_, versions)| versions.last().filter(|v| v.value.is_some()));
+            let (count, max_mod_revision) = live.fold((0, 0), |(n, m), v| (n + 1, m.max(v.revision)));
+            Ok(Probe { revision: st.revision, count, max_mod_revision })
+        }
+        .boxed()
+    }
+
     fn current_revision(&self) -> BoxFuture<'_, StorageResult<i64>> {
         async move {
             self.check_up()?;

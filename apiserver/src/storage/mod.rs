@@ -62,6 +62,17 @@ pub struct ListResult {
     pub more: bool,
 }
 
+/// A cheap summary of a prefix at one revision: enough for a cache to prove it is up to date.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Probe {
+    /// The revision the summary was read at.
+    pub revision: i64,
+    /// How many keys exist under the prefix.
+    pub count: i64,
+    /// The highest mod revision among those keys (0 when there are none).
+    pub max_mod_revision: i64,
+}
+
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum StorageError {
     #[error("key not found: {key}")]
@@ -102,6 +113,8 @@ pub trait Storage: Send + Sync + 'static {
         start_revision: i64,
         progress: Arc<tokio::sync::Notify>,
     ) -> BoxFuture<'_, StorageResult<EventStream>>;
+    /// The key count and newest mod revision under `prefix`, read at the current revision.
+    fn probe(&self, prefix: &str) -> BoxFuture<'_, StorageResult<Probe>>;
     /// The backend's current revision.
     fn current_revision(&self) -> BoxFuture<'_, StorageResult<i64>>;
     /// Drops history up to `revision`.

@@ -19,6 +19,21 @@ pub async fn run_all(s: DynStorage) {
     guaranteed_update_retries_on_conflict(&*s).await;
     watch_sees_changes_from_a_revision(&*s).await;
     compacted_revision_is_reported(&*s).await;
+    probe_counts_keys_and_finds_the_newest(&*s).await;
+}
+
+async fn probe_counts_keys_and_finds_the_newest(s: &dyn Storage) {
+    assert_eq!(s.probe("/probe/").await.unwrap().count, 0);
+    s.create("/probe/a", b("1")).await.unwrap();
+    let rb = s.create("/probe/b", b("1")).await.unwrap();
+    let ra = s.update("/probe/a", b("2"), s.get("/probe/a").await.unwrap().unwrap().mod_revision).await.unwrap();
+    s.create("/probeX", b("outside")).await.unwrap();
+    let p = s.probe("/probe/").await.unwrap();
+    assert_eq!((p.count, p.max_mod_revision), (2, ra));
+    assert!(p.revision > ra);
+    s.delete("/probe/a", None).await.unwrap();
+    let p = s.probe("/probe/").await.unwrap();
+    assert_eq!((p.count, p.max_mod_revision), (1, rb));
 }
 
 async fn create_then_get(s: &dyn Storage) {
