@@ -553,3 +553,141 @@ spec:
     assert_eq!(ready.status, "False");
     drop(taken);
 }
+
+fn terminated_named(
+    s: &k8s_openapi::api::core::v1::PodStatus,
+    name: &str,
+) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
+    s.container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == name)?
+        .state
+        .as_ref()?
+        .terminated
+        .clone()
+}
+
+/// [sig-node] Container Runtime blackbox test on terminated container, in one pod:
+/// - should report termination message if TerminationMessagePath is set;
+/// - should report termination message as empty when pod succeeds and
+///   TerminationMessagePolicy FallbackToLogsOnError is set;
+/// - should report termination message from log output if TerminationMessagePolicy
+///   FallbackToLogsOnError is set;
+/// - should report termination message from file when pod succeeds and
+///   TerminationMessagePolicy FallbackToLogsOnError is set;
+/// - should report termination message if TerminationMessagePath is set as non-root
+///   user and at a non-default path.
+#[tokio::test(flavor = "multi_thread")]
+async fn should_report_termination_message() {
+    let node = Node::start(registry().await).await;
+    let p = pod(r#"
+metadata: {name: term}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: file
+    image: busybox
+    command: ["/bin/sh", "-c"]
+    args: ["/bin/echo -n DONE > /dev/termination-log"]
+    terminationMessagePath: /dev/termination-log
+  - name: succeeded-fallback
+    image: busybox
+    command: ["/bin/sh", "-c"]
+    args: ["/bin/echo -n DONE; /bin/true"]
+    terminationMessagePolicy: FallbackToLogsOnError
+  - name: log-fallback
+    image: busybox
+    command: ["/bin/sh", "-c"]
+    args: ["/bin/echo -n DONE; /bin/false"]
+    terminationMessagePolicy: FallbackToLogsOnError
+  - name: file-fallback
+    image: busybox
+    command: ["/bin/sh", "-c"]
+    args: ["/bin/echo -n OK > /dev/termination-custom-log; /bin/true"]
+    terminationMessagePath: /dev/termination-custom-log
+    terminationMessagePolicy: FallbackToLogsOnError
+  - name: non-root
+    image: busybox
+    command: ["/bin/sh", "-c"]
+    args: ["/bin/echo -n DONE > /dev/termination-custom-log"]
+    terminationMessagePath: /dev/termination-custom-log
+    securityContext: {runAsUser: 1000}
+"#);
+    node.run(&p).await;
+    let names = ["file", "succeeded-fallback", "log-fallback", "file-fallback", "non-root"];
+    let st = node
+        .wait_status("term", 60, "every container terminated with its message", |s| {
+            let all = names.iter().all(|n| terminated_named(s, n).is_some());
+            // The log fallback may land a sync after the exit.
+            let fallback = terminated_named(s, "log-fallback")?.message.is_some();
+            (all && fallback).then(|| s.clone())
+        })
+        .await;
+    let msg = |n: &str| {
+        let t = terminated_named(&st, n).unwrap();
+        (t.exit_code, t.message)
+    };
+    assert_eq!(msg("file"), (0, Some("DONE".into())));
+    assert_eq!(msg("succeeded-fallback"), (0, None));
+    assert_eq!(msg("log-fallback"), (1, Some("DONE".into())));
+    assert_eq!(msg("file-fallback"), (0, Some("OK".into())));
+    assert_eq!(msg("non-root"), (0, Some("DONE".into())));
+    assert_eq!(phase(&st), "Failed");
+}
+
+/// runAsNonRoot with an image that runs as root: CreateContainerConfigError,
+/// nothing created. [sig-node] Security Context should support
+/// pod.Spec.SecurityContext.RunAsUser And pod.Spec.SecurityContext.RunAsGroup:
+/// the pod's user, group and supplementalGroups reach the container.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_as_non_root_and_pod_security_context() {
+    let node = Node::start(registry().await).await;
+    let root = pod(r#"
+metadata: {name: rootimg}
+spec:
+  securityContext: {runAsNonRoot: true}
+  containers:
+  - {name: main, image: busybox, command: ["sleep", "3600"]}
+"#);
+    let ids = pod(r#"
+metadata: {name: ids}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsUser: 1001, runAsGroup: 2002, supplementalGroups: [3003], runAsNonRoot: true}
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo -n $(id -u) $(id -g) $(id -G) > /dev/termination-log"]
+"#);
+    node.run(&root).await;
+    node.run(&ids).await;
+    let st = node
+        .wait_status("rootimg", 60, "CreateContainerConfigError", |s| {
+            (waiting_reason(s, 0).as_deref() == Some("CreateContainerConfigError"))
+                .then(|| s.clone())
+        })
+        .await;
+    let w = st.container_statuses.as_ref().unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .waiting
+        .unwrap();
+    let m = w.message.unwrap();
+    assert!(
+        m.starts_with("container has runAsNonRoot and image will run as root (pod: \"rootimg_default("),
+        "{m}"
+    );
+    assert_eq!(phase(&st), "Pending");
+    assert_eq!(node.container_count(root.metadata.uid.as_deref().unwrap()).await, 0);
+    let st = node
+        .wait_status("ids", 60, "Succeeded", |s| {
+            (phase(s) == "Succeeded").then(|| s.clone())
+        })
+        .await;
+    let m = terminated(&st, 0).unwrap().message.unwrap();
+    let mut words = m.split_whitespace();
+    assert_eq!((words.next(), words.next()), (Some("1001"), Some("2002")), "{m}");
+    assert!(words.any(|g| g == "3003"), "{m}");
+}

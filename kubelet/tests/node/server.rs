@@ -194,6 +194,40 @@ spec:
         get("/containerLogs/default/srv/main?limitBytes=3").await,
         &logs[..3]
     );
+    // kubectl logs --since / --since-time: records from that instant on.
+    assert_eq!(
+        get("/containerLogs/default/srv/main?sinceSeconds=3600").await,
+        logs
+    );
+    let stamped = get("/containerLogs/default/srv/main?timestamps=true").await;
+    let records: Vec<(chrono::DateTime<chrono::FixedOffset>, &str)> = stamped
+        .lines()
+        .map(|l| {
+            let (t, rest) = l.split_once(' ').unwrap();
+            (chrono::DateTime::parse_from_rfc3339(t).unwrap(), rest)
+        })
+        .collect();
+    let cut = records.iter().map(|r| r.0).max().unwrap();
+    let want: String = records
+        .iter()
+        .filter(|r| r.0 >= cut)
+        .map(|r| format!("{}\n", r.1))
+        .collect();
+    let since = cut
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        .replace(':', "%3A");
+    assert_eq!(
+        get(&format!("/containerLogs/default/srv/main?sinceTime={since}")).await,
+        want,
+        "{stamped}"
+    );
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        .replace(':', "%3A");
+    assert_eq!(
+        get(&format!("/containerLogs/default/srv/main?sinceTime={future}")).await,
+        ""
+    );
     assert_eq!(
         get("/containerLogs/default/srv/crashy?previous=true").await,
         "attempt\n"
