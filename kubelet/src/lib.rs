@@ -12,6 +12,7 @@ pub mod context;
 pub mod env;
 pub mod events;
 pub mod exec;
+pub mod http_get;
 pub mod image_ref;
 pub mod ktime;
 pub mod lifecycle;

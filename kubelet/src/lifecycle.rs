@@ -24,20 +24,25 @@ pub async fn run_handler(
             }
             Ok(())
         } else if let Some(g) = &h.http_get {
-            let host = g
-                .host
-                .clone()
-                .or_else(|| pod.status.as_ref().and_then(|s| s.pod_ip.clone()))
+            // On first start the API's status has no podIP yet: the sandbox has it.
+            let ip = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .or_else(|| {
+                    let uid = pod.metadata.uid.as_deref()?;
+                    let b = std::fs::read(k.sandbox_file(uid)).ok()?;
+                    serde_json::from_slice::<crate::context::SandboxState>(&b)
+                        .ok()
+                        .map(|s| s.pod_ip)
+                })
                 .unwrap_or_else(|| "127.0.0.1".into());
-            let port = crate::prober::resolve_port(pod, &g.port).ok_or("invalid port")?;
-            crate::prober::http_get(
-                &host,
-                port,
-                g.path.as_deref().unwrap_or("/"),
-                std::time::Duration::from_secs(10),
-            )
-            .await
-            .map(|_| ())
+            let get = crate::http_get::HttpGet::from_action(pod, g, &ip, "kube-lifecycle/1.33")
+                .map_err(|e| e.to_string())?;
+            get.run(std::time::Duration::from_secs(10))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         } else if let Some(s) = &h.sleep {
             tokio::time::sleep(std::time::Duration::from_secs(s.seconds.max(0) as u64)).await;
             Ok(())

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::context::Kubelet;
 
@@ -28,40 +27,6 @@ pub fn resolve_port(pod: &Pod, port: &IntOrString) -> Option<u16> {
     }
 }
 
-/// A minimal HTTP/1.1 GET: success is a status in 200..400, as upstream.
-pub async fn http_get(host: &str, port: u16, path: &str, timeout: Duration) -> Result<u16, String> {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let path = if path.starts_with('/') {
-            path.to_string()
-        } else {
-            format!("/{path}")
-        };
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 1024];
-        let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
-        let head = String::from_utf8_lossy(&buf[..n]);
-        let code: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or("malformed HTTP response")?;
-        if (200..400).contains(&code) {
-            Ok(code)
-        } else {
-            Err(format!("HTTP probe failed with statuscode: {code}"))
-        }
-    };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| "context deadline exceeded".to_string())?
-}
-
 pub async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
     tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port)))
         .await
@@ -69,6 +34,9 @@ pub async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<(), String>
         .map(|_| ())
         .map_err(|e| format!("dial tcp {host}:{port}: {e}"))
 }
+
+/// What upstream's prober sends unless httpHeaders say otherwise.
+pub const PROBE_USER_AGENT: &str = "kube-probe/1.33";
 
 /// Runs one probe against a container.
 pub async fn probe_once(
@@ -98,11 +66,9 @@ pub async fn probe_once(
             Err(format!("command failed with exit code {code}"))
         }
     } else if let Some(g) = &p.http_get {
-        let host = g.host.clone().unwrap_or(ip);
-        let port = resolve_port(pod, &g.port).ok_or("invalid port")?;
-        http_get(&host, port, g.path.as_deref().unwrap_or("/"), timeout)
-            .await
-            .map(|_| ())
+        let get = crate::http_get::HttpGet::from_action(pod, g, &ip, PROBE_USER_AGENT)
+            .map_err(|e| e.to_string())?;
+        get.run(timeout).await.map(|_| ()).map_err(|e| e.to_string())
     } else if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or(ip);
         let port = resolve_port(pod, &t.port).ok_or("invalid port")?;

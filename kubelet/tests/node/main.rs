@@ -279,7 +279,7 @@ spec:
 }
 
 /// [sig-node] Probing container: a failing liveness probe restarts the
-/// container; readiness (httpGet, tcpSocket) drives Ready.
+/// container; readiness (httpGet by port name with headers, tcpSocket) drives Ready.
 #[tokio::test(flavor = "multi_thread")]
 async fn liveness_restarts_and_readiness_drives_ready() {
     let node = Node::start(registry().await).await;
@@ -297,8 +297,13 @@ spec:
   - name: web
     image: busybox
     command: ["sh", "-c", "mkdir -p /www; echo ok > /www/index.html; httpd -f -p 8080 -h /www"]
+    ports: [{name: http, containerPort: 8080}]
     readinessProbe:
-      httpGet: {path: /index.html, port: 8080}
+      httpGet:
+        scheme: HTTP
+        path: index.html
+        port: http
+        httpHeaders: [{name: X-Probe, value: ready}]
       periodSeconds: 1
     startupProbe:
       tcpSocket: {port: 8080}
