@@ -696,3 +696,67 @@ spec:
     assert_eq!((words.next(), words.next()), (Some("1001"), Some("2002")), "{m}");
     assert!(words.any(|g| g == "3003"), "{m}");
 }
+
+/// A container that exceeds its memory limit ends OOMKilled with 137, as
+/// upstream reports it from the cgroup's OOM kill.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_limit_exceeded_is_oom_killed() {
+    let node = Node::start(registry().await).await;
+    let p = pod(r#"
+metadata: {name: oom}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"]
+    resources: {limits: {memory: 16Mi}}
+"#);
+    node.run(&p).await;
+    let st = node
+        .wait_status("oom", 60, "Failed", |s| {
+            (phase(s) == "Failed").then(|| s.clone())
+        })
+        .await;
+    let t = terminated(&st, 0).unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("OOMKilled")), "{t:?}");
+}
+
+/// [sig-node] InitContainer should not start app containers and fail the pod
+/// if init containers fail on a RestartNever pod.
+#[tokio::test(flavor = "multi_thread")]
+async fn should_not_start_app_containers_and_fail_the_pod_if_init_containers_fail_on_a_restart_never_pod() {
+    let node = Node::start(registry().await).await;
+    let p = pod(r#"
+metadata: {name: initfail}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: init1, image: busybox, command: ["/bin/false"]}
+  - {name: init2, image: busybox, command: ["/bin/true"]}
+  containers:
+  - {name: run1, image: busybox, command: ["sleep", "3600"]}
+"#);
+    node.run(&p).await;
+    let st = node
+        .wait_status("initfail", 60, "Failed", |s| {
+            (phase(s) == "Failed").then(|| s.clone())
+        })
+        .await;
+    let inits = st.init_container_statuses.as_ref().unwrap();
+    let t = inits[0].state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (1, Some("Error")));
+    assert_eq!(inits[0].restart_count, 0);
+    assert!(inits[1].state.as_ref().unwrap().waiting.is_some(), "{inits:?}");
+    assert_eq!(waiting_reason(&st, 0).as_deref(), Some("PodInitializing"));
+    let initialized = st
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Initialized")
+        .unwrap();
+    assert_eq!(initialized.status, "False");
+    // Only init1 ever ran.
+    assert_eq!(node.container_count(p.metadata.uid.as_deref().unwrap()).await, 1);
+}
