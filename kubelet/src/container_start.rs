@@ -153,6 +153,9 @@ pub async fn start_container(
             cgroups_path: format!("/kubepods/pod{uid}/{id}"),
         },
     );
+    // Execs into the container (probes, hooks, kubectl exec) run as its process does.
+    crate::exec::save_process(&k.pod_dir(&uid), &id, &spec["process"])
+        .map_err(RuntimeError::from)?;
     let mut labels = HashMap::new();
     labels.insert(LABEL_POD_UID.to_string(), uid.clone());
     labels.insert(

@@ -1,7 +1,7 @@
 //! Running processes in a container: hooks and probes (to completion) and
 //! interactive sessions for /exec (through FIFOs).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -19,6 +19,57 @@ pub fn process_spec(cmd: &[String], tty: bool) -> serde_json::Value {
     })
 }
 
+/// Where the process of container `id` is kept for execs into it; under the
+/// pod dir so that it goes with the pod.
+pub fn process_file(pod_dir: &Path, container_id: &str) -> PathBuf {
+    pod_dir.join("process").join(format!("{container_id}.json"))
+}
+
+/// Keeps a started container's OCI process for [`container_process_spec`].
+pub fn save_process(
+    pod_dir: &Path,
+    container_id: &str,
+    process: &serde_json::Value,
+) -> std::io::Result<()> {
+    let p = process_file(pod_dir, container_id);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(p, serde_json::to_vec(process).unwrap_or_default())
+}
+
+/// The process to exec in a container, as containerd's CRI builds it: the
+/// container's own (user, groups, env, cwd, capabilities) with the args and
+/// terminal replaced. A container started before its process was kept gets
+/// the plain root process.
+pub fn container_process_spec(
+    root_dir: &Path,
+    container_id: &str,
+    cmd: &[String],
+    tty: bool,
+) -> serde_json::Value {
+    let found = std::fs::read_dir(root_dir.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| process_file(&e.path(), container_id))
+        .find_map(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let Some(mut p) = found.filter(|p| p.is_object()) else {
+        return process_spec(cmd, tty);
+    };
+    p["args"] = json!(cmd);
+    p["terminal"] = json!(tty);
+    if tty {
+        if let Some(env) = p["env"].as_array_mut() {
+            if !env.iter().any(|e| e.as_str().is_some_and(|e| e.starts_with("TERM="))) {
+                env.push(json!("TERM=xterm"));
+            }
+        }
+    }
+    p
+}
+
 pub fn exec_id() -> String {
     format!("exec-{:016x}", rand::random::<u64>())
 }
@@ -34,7 +85,7 @@ pub async fn run_to_completion(
         .exec(ExecConfig {
             container_id: container_id.into(),
             exec_id: id.clone(),
-            process: process_spec(&cmd, false),
+            process: container_process_spec(&k.root_dir, container_id, &cmd, false),
             stdin: None,
             stdout: None,
             stderr: None,
@@ -77,4 +128,33 @@ pub fn make_fifos(
         stderr: mk(stderr, "stderr")?,
         dir,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_takes_the_containers_process_with_new_args() {
+        let d = tempfile::tempdir().unwrap();
+        let pod_dir = d.path().join("pods").join("u1");
+        let process = json!({
+            "terminal": false,
+            "user": {"uid": 1000, "gid": 2000},
+            "args": ["sleep", "3600"],
+            "env": ["PATH=/bin", "A=1"],
+            "cwd": "/work",
+        });
+        save_process(&pod_dir, "c1", &process).unwrap();
+        let cmd = vec!["id".to_string()];
+        let p = container_process_spec(d.path(), "c1", &cmd, true);
+        assert_eq!(p["args"], json!(["id"]));
+        assert_eq!(p["user"], json!({"uid": 1000, "gid": 2000}));
+        assert_eq!(p["cwd"], json!("/work"));
+        assert_eq!(p["terminal"], json!(true));
+        assert_eq!(p["env"], json!(["PATH=/bin", "A=1", "TERM=xterm"]));
+        // Unknown containers get the plain root process.
+        let p = container_process_spec(d.path(), "other", &cmd, false);
+        assert_eq!(p, process_spec(&cmd, false));
+    }
 }

@@ -644,7 +644,8 @@ spec:
 /// runAsNonRoot with an image that runs as root: CreateContainerConfigError,
 /// nothing created. [sig-node] Security Context should support
 /// pod.Spec.SecurityContext.RunAsUser And pod.Spec.SecurityContext.RunAsGroup:
-/// the pod's user, group and supplementalGroups reach the container.
+/// the pod's user, group and supplementalGroups reach the container, and its
+/// exec probes.
 #[tokio::test(flavor = "multi_thread")]
 async fn run_as_non_root_and_pod_security_context() {
     let node = Node::start(registry().await).await;
@@ -665,8 +666,24 @@ spec:
     image: busybox
     command: ["/bin/sh", "-c", "echo -n $(id -u) $(id -g) $(id -G) > /dev/termination-log"]
 "#);
+    // Exec probes run as the container's process does: its user, env and cwd.
+    let probed = pod(r#"
+metadata: {name: probed}
+spec:
+  securityContext: {runAsUser: 1001}
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+    workingDir: /tmp
+    env: [{name: FROM_SPEC, value: "yes"}]
+    readinessProbe:
+      exec: {command: ["sh", "-c", "test $(id -u) = 1001 && test $PWD = /tmp && test $FROM_SPEC = yes"]}
+      periodSeconds: 1
+"#);
     node.run(&root).await;
     node.run(&ids).await;
+    node.run(&probed).await;
     let st = node
         .wait_status("rootimg", 60, "CreateContainerConfigError", |s| {
             (waiting_reason(s, 0).as_deref() == Some("CreateContainerConfigError"))
@@ -695,6 +712,10 @@ spec:
     let mut words = m.split_whitespace();
     assert_eq!((words.next(), words.next()), (Some("1001"), Some("2002")), "{m}");
     assert!(words.any(|g| g == "3003"), "{m}");
+    node.wait_status("probed", 60, "ready by an exec probe as uid 1001", |s| {
+        s.container_statuses.as_ref()?.first()?.ready.then_some(())
+    })
+    .await;
 }
 
 /// A container that exceeds its memory limit ends OOMKilled with 137, as
