@@ -94,6 +94,19 @@ spec:
     .await
     .unwrap();
     assert_eq!(logs, "started\n");
+    // kubectl logs --since and --since-time reach the kubelet through the apiserver.
+    assert_eq!(
+        c.kubectl_ok(&["logs", "bb", "--since=1h"]).await.unwrap(),
+        "started\n"
+    );
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(
+        c.kubectl_ok(&["logs", "bb", &format!("--since-time={later}")])
+            .await
+            .unwrap(),
+        ""
+    );
 
     // Exec's exit code through the apiserver depends on its relay forwarding
     // the kubelet's close frame; the stdout is the kubelet's part.
