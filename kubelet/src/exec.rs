@@ -62,7 +62,10 @@ pub fn container_process_spec(
     p["terminal"] = json!(tty);
     if tty {
         if let Some(env) = p["env"].as_array_mut() {
-            if !env.iter().any(|e| e.as_str().is_some_and(|e| e.starts_with("TERM="))) {
+            if !env
+                .iter()
+                .any(|e| e.as_str().is_some_and(|e| e.starts_with("TERM=")))
+            {
                 env.push(json!("TERM=xterm"));
             }
         }

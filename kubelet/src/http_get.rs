@@ -65,7 +65,8 @@ impl HttpGet {
             .flatten()
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect();
-        let has = |hs: &[(String, String)], n: &str| hs.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+        let has =
+            |hs: &[(String, String)], n: &str| hs.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
         if !has(&headers, "Host") {
             let authority = if host.contains(':') {
                 format!("[{host}]:{port}")
@@ -197,9 +198,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
         )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -254,7 +253,10 @@ mod tests {
         assert!(g.https);
         assert_eq!((g.host.as_str(), g.port), ("10.0.0.5", 8443));
         let req = String::from_utf8(g.request()).unwrap();
-        assert!(req.starts_with("GET /healthz?x=1 HTTP/1.1\r\nHost: 10.0.0.5:8443\r\n"), "{req}");
+        assert!(
+            req.starts_with("GET /healthz?x=1 HTTP/1.1\r\nHost: 10.0.0.5:8443\r\n"),
+            "{req}"
+        );
         assert!(req.contains("X-Custom: a\r\n"));
         assert!(req.contains("User-Agent: mine\r\n"));
         assert!(!req.contains("kube-probe"));
@@ -276,7 +278,10 @@ mod tests {
         assert_eq!(g.host, "127.0.0.1");
         assert!(!g.https);
         let req = String::from_utf8(g.request()).unwrap();
-        assert!(req.starts_with("GET / HTTP/1.1\r\nHost: example.com\r\n"), "{req}");
+        assert!(
+            req.starts_with("GET / HTTP/1.1\r\nHost: example.com\r\n"),
+            "{req}"
+        );
         assert!(req.contains("User-Agent: kube-probe/1.33\r\n"));
         let bad = HTTPGetAction {
             port: IntOrString::String("nope".into()),

@@ -68,7 +68,10 @@ pub async fn probe_once(
     } else if let Some(g) = &p.http_get {
         let get = crate::http_get::HttpGet::from_action(pod, g, &ip, PROBE_USER_AGENT)
             .map_err(|e| e.to_string())?;
-        get.run(timeout).await.map(|_| ()).map_err(|e| e.to_string())
+        get.run(timeout)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     } else if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or(ip);
         let port = resolve_port(pod, &t.port).ok_or("invalid port")?;

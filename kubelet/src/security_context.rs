@@ -6,7 +6,9 @@ use k8s_openapi::api::core::v1::{Container, Pod, SecurityContext};
 /// Why a container with runAsNonRoot may not start; the texts are upstream's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NonRootError {
-    #[error("container's runAsUser breaks non-root policy (pod: \"{pod}\", container: {container})")]
+    #[error(
+        "container's runAsUser breaks non-root policy (pod: \"{pod}\", container: {container})"
+    )]
     RunAsUserRoot { pod: String, container: String },
     #[error("container has runAsNonRoot and image will run as root (pod: \"{pod}\", container: {container})")]
     ImageRunsAsRoot { pod: String, container: String },
@@ -50,9 +52,7 @@ pub fn effective(pod: &Pod, c: &Container) -> SecurityContext {
         sc.run_as_non_root = sc.run_as_non_root.or(p.run_as_non_root);
         sc.se_linux_options = sc.se_linux_options.or_else(|| p.se_linux_options.clone());
         sc.seccomp_profile = sc.seccomp_profile.or_else(|| p.seccomp_profile.clone());
-        sc.app_armor_profile = sc
-            .app_armor_profile
-            .or_else(|| p.app_armor_profile.clone());
+        sc.app_armor_profile = sc.app_armor_profile.or_else(|| p.app_armor_profile.clone());
     }
     sc
 }
@@ -213,7 +213,10 @@ mod tests {
             Ok(())
         );
         // Without runAsNonRoot, root is fine.
-        assert_eq!(allow(serde_json::json!({"containers": [{"name": "c"}]}), ""), Ok(()));
+        assert_eq!(
+            allow(serde_json::json!({"containers": [{"name": "c"}]}), ""),
+            Ok(())
+        );
     }
 
     #[test]

@@ -92,7 +92,11 @@ fn log_tail(log: &Path) -> String {
     };
     // A window that cut a record in half starts at the next whole one.
     if std::fs::metadata(log).map(|m| m.len()).unwrap_or(0) > LOG_WINDOW {
-        let cut = b.iter().position(|c| *c == b'\n').map(|i| i + 1).unwrap_or(0);
+        let cut = b
+            .iter()
+            .position(|c| *c == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(0);
         b.drain(..cut);
     }
     let records: Vec<logs::LogRecord> = b
@@ -120,8 +124,20 @@ pub fn read(
     o: &ObservedContainer,
     start_error: bool,
 ) -> Option<String> {
+    read_final(pod_dir, log_dir, c, o, start_error).0
+}
+
+/// The message, and whether it is final: a dead container's file no longer
+/// changes, but its log may still be draining from the FIFO.
+fn read_final(
+    pod_dir: &Path,
+    log_dir: &Path,
+    c: &Container,
+    o: &ObservedContainer,
+    start_error: bool,
+) -> (Option<String>, bool) {
     let ContainerState::Exited { exit_code, .. } = o.state else {
-        return None;
+        return (None, false);
     };
     let fallback = fallback_to_logs(c) && exit_code != 0 && !start_error;
     let from_file = match container_path(c) {
@@ -129,15 +145,22 @@ pub fn read(
         Some(_) => match read_at_most(&host_path(pod_dir, &o.name, o.restart_count), MAX_BYTES) {
             Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Some(format!("Error on reading termination log: {e}")),
+            Err(e) => {
+                return (
+                    Some(format!("Error on reading termination log: {e}")),
+                    false,
+                )
+            }
         },
     };
-    let msg = match from_file {
-        Some(m) if !m.is_empty() => m,
-        _ if fallback => log_tail(&logs::log_path(log_dir, &o.name, o.restart_count)),
-        _ => String::new(),
-    };
-    (!msg.is_empty()).then_some(msg)
+    match from_file {
+        Some(m) if !m.is_empty() => (Some(m), true),
+        _ if fallback => {
+            let m = log_tail(&logs::log_path(log_dir, &o.name, o.restart_count));
+            ((!m.is_empty()).then_some(m), false)
+        }
+        _ => (None, true),
+    }
 }
 
 /// What status generation needs about a pod it has no kubelet context for.
@@ -145,10 +168,10 @@ pub fn read(
 struct PodEntry {
     pod_dir: PathBuf,
     log_dir: PathBuf,
-    /// Messages read from files, by container ID: an exited container's file
-    /// no longer changes. Log fallbacks are not kept: the log copier may still
-    /// be draining the FIFO when the exit is first seen.
-    read: HashMap<String, String>,
+    /// Final messages (or their absence) by container ID, so that a dead
+    /// container's file is read once. Log fallbacks are not kept: the log
+    /// copier may still be draining the FIFO when the exit is first seen.
+    read: HashMap<String, Option<String>>,
 }
 
 /// Pod dirs by pod UID. The pod worker hands status generation no kubelet
@@ -177,26 +200,29 @@ pub fn forget(uid: &str) {
 }
 
 /// The termination message of an exited attempt of container `c` of `pod`.
-pub fn message(pod: &Pod, c: &Container, o: &ObservedContainer, start_error: bool) -> Option<String> {
+pub fn message(
+    pod: &Pod,
+    c: &Container,
+    o: &ObservedContainer,
+    start_error: bool,
+) -> Option<String> {
+    if !matches!(o.state, ContainerState::Exited { .. }) {
+        return None;
+    }
     let uid = pod.metadata.uid.as_deref()?;
     let (pod_dir, log_dir) = {
         let m = PODS.lock().ok()?;
         let e = m.get(uid)?;
         if let Some(msg) = e.read.get(&o.id) {
-            return Some(msg.clone());
+            return msg.clone();
         }
         (e.pod_dir.clone(), e.log_dir.clone())
     };
-    let msg = read(&pod_dir, &log_dir, c, o, start_error);
-    let from_file = msg.is_some()
-        && container_path(c).is_some_and(|_| {
-            std::fs::metadata(host_path(&pod_dir, &o.name, o.restart_count))
-                .is_ok_and(|m| m.len() > 0)
-        });
-    if let (Some(m), true) = (&msg, from_file) {
+    let (msg, fin) = read_final(&pod_dir, &log_dir, c, o, start_error);
+    if fin {
         if let Ok(mut pods) = PODS.lock() {
             if let Some(e) = pods.get_mut(uid) {
-                e.read.insert(o.id.clone(), m.clone());
+                e.read.insert(o.id.clone(), msg.clone());
             }
         }
     }
@@ -250,7 +276,10 @@ mod tests {
         assert_eq!(m.container_path, DEFAULT_PATH);
         assert!(!m.read_only);
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&m.host_path).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&m.host_path)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o666);
         let none = container(r#"{"name": "main", "terminationMessagePath": ""}"#);
         assert_eq!(prepare(d.path(), &none, 0).unwrap(), None);
@@ -264,7 +293,10 @@ mod tests {
         assert_eq!(m.container_path, "/dev/custom");
         std::fs::write(&m.host_path, "DONE").unwrap();
         let o = exited("main", 0, 0);
-        assert_eq!(read(d.path(), d.path(), &c, &o, false).as_deref(), Some("DONE"));
+        assert_eq!(
+            read(d.path(), d.path(), &c, &o, false).as_deref(),
+            Some("DONE")
+        );
         let long = format!("{}END", "x".repeat(5000));
         std::fs::write(&m.host_path, &long).unwrap();
         let got = read(d.path(), d.path(), &c, &o, false).unwrap();
@@ -276,20 +308,27 @@ mod tests {
     fn fallback_to_logs_only_on_error_with_an_empty_file() {
         let d = tempfile::tempdir().unwrap();
         let logs_dir = d.path().join("logs");
-        let c = container(r#"{"name": "main", "terminationMessagePolicy": "FallbackToLogsOnError"}"#);
+        let c =
+            container(r#"{"name": "main", "terminationMessagePolicy": "FallbackToLogsOnError"}"#);
         prepare(d.path(), &c, 0).unwrap();
         let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
         let refs: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
         write_log(&logs_dir, "main", 0, &refs);
         // Succeeded: empty, whatever the logs say.
-        assert_eq!(read(d.path(), &logs_dir, &c, &exited("main", 0, 0), false), None);
+        assert_eq!(
+            read(d.path(), &logs_dir, &c, &exited("main", 0, 0), false),
+            None
+        );
         // Failed: the last 80 lines, trimmed to the last 2048 bytes.
         let got = read(d.path(), &logs_dir, &c, &exited("main", 0, 1), false).unwrap();
         assert!(got.ends_with("line 99\n"), "{got}");
         assert!(!got.contains("line 19\n"), "{got}");
         assert!(got.len() <= FALLBACK_BYTES);
         // A container that never ran has no logs to fall back to.
-        assert_eq!(read(d.path(), &logs_dir, &c, &exited("main", 0, 128), true), None);
+        assert_eq!(
+            read(d.path(), &logs_dir, &c, &exited("main", 0, 128), true),
+            None
+        );
         // A file with content wins over the logs.
         std::fs::write(host_path(d.path(), "main", 0), "from file").unwrap();
         assert_eq!(
@@ -302,7 +341,9 @@ mod tests {
     fn fallback_keeps_the_last_2048_bytes() {
         let d = tempfile::tempdir().unwrap();
         let logs_dir = d.path().join("logs");
-        let c = container(r#"{"name": "main", "terminationMessagePolicy": "FallbackToLogsOnError", "terminationMessagePath": ""}"#);
+        let c = container(
+            r#"{"name": "main", "terminationMessagePolicy": "FallbackToLogsOnError", "terminationMessagePath": ""}"#,
+        );
         let long = "y".repeat(3000);
         write_log(&logs_dir, "main", 0, &[&long, "tail"]);
         let got = read(d.path(), &logs_dir, &c, &exited("main", 0, 2), false).unwrap();
@@ -322,6 +363,9 @@ mod tests {
         let o = exited("main", 0, 0);
         assert_eq!(message(&pod, &c, &o, false), None);
         register(&uid, d.path().to_path_buf(), d.path().join("logs"));
+        assert_eq!(message(&pod, &c, &o, false).as_deref(), Some("bye"));
+        // Read once: a dead container's file is final.
+        std::fs::remove_file(&m.host_path).unwrap();
         assert_eq!(message(&pod, &c, &o, false).as_deref(), Some("bye"));
         forget(&uid);
         assert_eq!(message(&pod, &c, &o, false), None);

@@ -380,7 +380,12 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
     std::fs::write(&hostname, format!("{name}\n"))?;
     for (host, path) in [(hosts, "/etc/hosts"), (hostname, "/etc/hostname")] {
         // A volume the user mounts at the same path wins.
-        if !c.volume_mounts.iter().flatten().any(|m| m.mount_path == path) {
+        if !c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == path)
+        {
             mounts.push(BindMount {
                 host_path: host.display().to_string(),
                 container_path: path.into(),

@@ -620,14 +620,25 @@ spec:
     securityContext: {runAsUser: 1000}
 "#);
     node.run(&p).await;
-    let names = ["file", "succeeded-fallback", "log-fallback", "file-fallback", "non-root"];
+    let names = [
+        "file",
+        "succeeded-fallback",
+        "log-fallback",
+        "file-fallback",
+        "non-root",
+    ];
     let st = node
-        .wait_status("term", 60, "every container terminated with its message", |s| {
-            let all = names.iter().all(|n| terminated_named(s, n).is_some());
-            // The log fallback may land a sync after the exit.
-            let fallback = terminated_named(s, "log-fallback")?.message.is_some();
-            (all && fallback).then(|| s.clone())
-        })
+        .wait_status(
+            "term",
+            60,
+            "every container terminated with its message",
+            |s| {
+                let all = names.iter().all(|n| terminated_named(s, n).is_some());
+                // The log fallback may land a sync after the exit.
+                let fallback = terminated_named(s, "log-fallback")?.message.is_some();
+                (all && fallback).then(|| s.clone())
+            },
+        )
         .await;
     let msg = |n: &str| {
         let t = terminated_named(&st, n).unwrap();
@@ -698,11 +709,17 @@ spec:
         .unwrap();
     let m = w.message.unwrap();
     assert!(
-        m.starts_with("container has runAsNonRoot and image will run as root (pod: \"rootimg_default("),
+        m.starts_with(
+            "container has runAsNonRoot and image will run as root (pod: \"rootimg_default("
+        ),
         "{m}"
     );
     assert_eq!(phase(&st), "Pending");
-    assert_eq!(node.container_count(root.metadata.uid.as_deref().unwrap()).await, 0);
+    assert_eq!(
+        node.container_count(root.metadata.uid.as_deref().unwrap())
+            .await,
+        0
+    );
     let st = node
         .wait_status("ids", 60, "Succeeded", |s| {
             (phase(s) == "Succeeded").then(|| s.clone())
@@ -710,7 +727,11 @@ spec:
         .await;
     let m = terminated(&st, 0).unwrap().message.unwrap();
     let mut words = m.split_whitespace();
-    assert_eq!((words.next(), words.next()), (Some("1001"), Some("2002")), "{m}");
+    assert_eq!(
+        (words.next(), words.next()),
+        (Some("1001"), Some("2002")),
+        "{m}"
+    );
     assert!(words.any(|g| g == "3003"), "{m}");
     node.wait_status("probed", 60, "ready by an exec probe as uid 1001", |s| {
         s.container_statuses.as_ref()?.first()?.ready.then_some(())
@@ -740,13 +761,18 @@ spec:
         })
         .await;
     let t = terminated(&st, 0).unwrap();
-    assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("OOMKilled")), "{t:?}");
+    assert_eq!(
+        (t.exit_code, t.reason.as_deref()),
+        (137, Some("OOMKilled")),
+        "{t:?}"
+    );
 }
 
 /// [sig-node] InitContainer should not start app containers and fail the pod
 /// if init containers fail on a RestartNever pod.
 #[tokio::test(flavor = "multi_thread")]
-async fn should_not_start_app_containers_and_fail_the_pod_if_init_containers_fail_on_a_restart_never_pod() {
+async fn should_not_start_app_containers_and_fail_the_pod_if_init_containers_fail_on_a_restart_never_pod(
+) {
     let node = Node::start(registry().await).await;
     let p = pod(r#"
 metadata: {name: initfail}
@@ -765,10 +791,19 @@ spec:
         })
         .await;
     let inits = st.init_container_statuses.as_ref().unwrap();
-    let t = inits[0].state.as_ref().unwrap().terminated.as_ref().unwrap();
+    let t = inits[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap();
     assert_eq!((t.exit_code, t.reason.as_deref()), (1, Some("Error")));
     assert_eq!(inits[0].restart_count, 0);
-    assert!(inits[1].state.as_ref().unwrap().waiting.is_some(), "{inits:?}");
+    assert!(
+        inits[1].state.as_ref().unwrap().waiting.is_some(),
+        "{inits:?}"
+    );
     assert_eq!(waiting_reason(&st, 0).as_deref(), Some("PodInitializing"));
     let initialized = st
         .conditions
@@ -779,5 +814,9 @@ spec:
         .unwrap();
     assert_eq!(initialized.status, "False");
     // Only init1 ever ran.
-    assert_eq!(node.container_count(p.metadata.uid.as_deref().unwrap()).await, 1);
+    assert_eq!(
+        node.container_count(p.metadata.uid.as_deref().unwrap())
+            .await,
+        1
+    );
 }

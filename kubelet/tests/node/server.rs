@@ -217,7 +217,10 @@ spec:
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
         .replace(':', "%3A");
     assert_eq!(
-        get(&format!("/containerLogs/default/srv/main?sinceTime={since}")).await,
+        get(&format!(
+            "/containerLogs/default/srv/main?sinceTime={since}"
+        ))
+        .await,
         want,
         "{stamped}"
     );
@@ -225,7 +228,10 @@ spec:
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         .replace(':', "%3A");
     assert_eq!(
-        get(&format!("/containerLogs/default/srv/main?sinceTime={future}")).await,
+        get(&format!(
+            "/containerLogs/default/srv/main?sinceTime={future}"
+        ))
+        .await,
         ""
     );
     assert_eq!(
