@@ -28,6 +28,21 @@ pub enum StartError {
     Runtime(#[from] RuntimeError),
 }
 
+/// The event fieldPath of a container, as upstream: init containers are
+/// `spec.initContainers{name}`.
+pub fn field_path(pod: &Pod, name: &str) -> String {
+    let init = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .is_some_and(|ics| ics.iter().any(|c| c.name == name));
+    if init {
+        format!("spec.initContainers{{{name}}}")
+    } else {
+        format!("spec.containers{{{name}}}")
+    }
+}
+
 /// A container ID unique per pod, container and attempt.
 pub fn container_id(pod_uid: &str, name: &str, restart_count: i32) -> String {
     use sha2::Digest;
@@ -88,7 +103,7 @@ pub async fn start_container(
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let image_name = c.image.clone().unwrap_or_default();
     let policy = PullPolicy::from_spec(c.image_pull_policy.as_deref(), &image_name);
-    let field = Some(format!("spec.containers{{{}}}", c.name));
+    let field = Some(field_path(pod, &c.name));
     if policy != PullPolicy::Never {
         k.events.pod_event(
             pod,
@@ -338,6 +353,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(rt.containers.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn init_containers_have_their_own_field_path() {
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "spec": {"initContainers": [{"name": "i"}], "containers": [{"name": "c"}]}
+        }))
+        .unwrap();
+        assert_eq!(field_path(&p, "i"), "spec.initContainers{i}");
+        assert_eq!(field_path(&p, "c"), "spec.containers{c}");
     }
 
     #[tokio::test]

@@ -75,7 +75,7 @@ pub async fn run_pre_stop(
                 "Warning",
                 "FailedPreStopHook",
                 format!("PreStopHook failed: {e}"),
-                Some(format!("spec.containers{{{name}}}")),
+                Some(crate::container_start::field_path(pod, &name)),
             );
         }
     });
