@@ -24,6 +24,29 @@ pub struct PodActions {
     pub backoff: Vec<String>,
     /// Old exited attempts to remove (keeps the latest two per container).
     pub prune: Vec<String>,
+    /// Running sidecars to stop, by container ID: the pod's main containers
+    /// are done for good, and upstream then terminates its sidecars.
+    pub kill: Vec<String>,
+}
+
+/// A sidecar: an init container with restartPolicy Always, which keeps
+/// running beside the main containers and is restarted whenever it exits.
+pub fn is_sidecar(c: &k8s_openapi::api::core::v1::Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+/// Every main container has exited and the restart policy brings none back.
+fn main_containers_done(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    observed: &[ObservedContainer],
+    policy: &str,
+) -> bool {
+    !spec.containers.is_empty() && spec.containers.iter().all(|c| {
+        matches!(
+            attempts(observed, &c.name).first().map(|a| &a.state),
+            Some(ContainerState::Exited { exit_code, .. }) if !should_restart(policy, *exit_code)
+        )
+    })
 }
 
 pub fn restart_policy(pod: &Pod) -> &str {
@@ -103,9 +126,38 @@ pub fn compute_pod_actions(
         }
     }
 
-    // Init containers run one at a time, in order.
+    // Init containers run one at a time, in order. A sidecar only has to be
+    // running for the next one to go.
+    let done = main_containers_done(spec, observed, policy);
     for ic in spec.init_containers.iter().flatten() {
         let tries = attempts(observed, &ic.name);
+        if is_sidecar(ic) && !plan.create_sandbox {
+            match tries.first().map(|c| (&c.state, c.restart_count, &c.id)) {
+                Some((ContainerState::Running { .. }, _, id)) => {
+                    if done {
+                        plan.kill.push(id.clone());
+                    }
+                    continue;
+                }
+                // Restarted whatever the pod's policy, until the pod is done.
+                Some((ContainerState::Exited { finished_at, .. }, rc, _)) => {
+                    if !done {
+                        let key = backoff_key(&uid, &ic.name);
+                        if backoff.in_backoff(&key, *finished_at, now) {
+                            plan.backoff.push(ic.name.clone());
+                        } else {
+                            plan.start.push(StartContainer {
+                                name: ic.name.clone(),
+                                init: true,
+                                restart_count: rc + 1,
+                            });
+                        }
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+        }
         match tries.first().map(|c| (&c.state, c.restart_count)) {
             None => {
                 plan.start.push(StartContainer {
@@ -206,7 +258,17 @@ pub fn init_progress(pod: &Pod, observed: &[ObservedContainer]) -> InitProgress 
         .into_iter()
         .flatten()
     {
-        match attempts(observed, &ic.name).first().map(|c| &c.state) {
+        let latest = attempts(observed, &ic.name).first().map(|c| &c.state);
+        if is_sidecar(ic) {
+            // A sidecar that has started once no longer holds initialization up.
+            match latest {
+                Some(ContainerState::Running { .. }) | Some(ContainerState::Exited { .. }) => {
+                    continue
+                }
+                _ => return InitProgress::InProgress,
+            }
+        }
+        match latest {
             Some(ContainerState::Exited { exit_code: 0, .. }) => continue,
             Some(ContainerState::Exited { .. }) if policy == "Never" => {
                 return InitProgress::Failed
@@ -333,6 +395,85 @@ mod tests {
             Utc::now(),
         );
         assert_eq!(plan.start[0].name, "a");
+    }
+
+    fn sidecar_pod(policy: &str) -> Pod {
+        let mut p = pod(policy, &["side", "i2"], &["a"]);
+        p.spec.as_mut().unwrap().init_containers.as_mut().unwrap()[0].restart_policy =
+            Some("Always".into());
+        p
+    }
+
+    fn names(plan: &PodActions) -> Vec<&str> {
+        plan.start.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// A sidecar starts first, lets the next init container run once it is
+    /// running, and keeps running beside the main containers.
+    #[test]
+    fn sidecar_runs_beside_init_and_main_containers() {
+        let p = sidecar_pod("Never");
+        let b = Backoff::default();
+        let now = Utc::now();
+        let plan = compute_pod_actions(&p, &[], true, &b, now);
+        assert_eq!(names(&plan), ["side"]);
+        assert!(plan.start[0].init);
+        let o = [obs("side", 0, running())];
+        assert_eq!(names(&compute_pod_actions(&p, &o, true, &b, now)), ["i2"]);
+        assert_eq!(init_progress(&p, &o), InitProgress::InProgress);
+        let o = [obs("side", 0, running()), obs("i2", 0, exited(0))];
+        assert_eq!(names(&compute_pod_actions(&p, &o, true, &b, now)), ["a"]);
+        assert_eq!(init_progress(&p, &o), InitProgress::Done);
+        let o = [
+            obs("side", 0, running()),
+            obs("i2", 0, exited(0)),
+            obs("a", 0, running()),
+        ];
+        assert_eq!(
+            compute_pod_actions(&p, &o, true, &b, now),
+            PodActions::default()
+        );
+    }
+
+    /// A sidecar that exits is restarted, with back-off, even on a Never pod;
+    /// once the main containers are done for good, it is stopped instead.
+    #[test]
+    fn sidecar_restarts_until_the_main_containers_are_done() {
+        let p = sidecar_pod("Never");
+        let mut b = Backoff::default();
+        let now = Utc::now();
+        let o = [
+            obs("side", 0, exited(1)),
+            obs("i2", 0, exited(0)),
+            obs("a", 0, running()),
+        ];
+        let plan = compute_pod_actions(&p, &o, true, &b, now);
+        assert_eq!(
+            plan.start,
+            vec![StartContainer {
+                name: "side".into(),
+                init: true,
+                restart_count: 1
+            }]
+        );
+        assert_eq!(init_progress(&p, &o), InitProgress::Done);
+        b.next(&backoff_key("u1", "side"));
+        let plan = compute_pod_actions(&p, &o, true, &b, now);
+        assert!(plan.start.is_empty());
+        assert_eq!(plan.backoff, vec!["side".to_string()]);
+        let o = [
+            obs("side", 1, running()),
+            obs("i2", 0, exited(0)),
+            obs("a", 0, exited(0)),
+        ];
+        let plan = compute_pod_actions(&p, &o, true, &b, now);
+        assert!(plan.start.is_empty());
+        assert_eq!(plan.kill, vec!["side-1".to_string()]);
+        // With Always, the main container comes back and the sidecar stays.
+        let p = sidecar_pod("Always");
+        let plan = compute_pod_actions(&p, &o, true, &Backoff::default(), now);
+        assert_eq!(names(&plan), ["a"]);
+        assert!(plan.kill.is_empty());
     }
 
     #[test]

@@ -129,7 +129,9 @@ fn container_status(
                         ..Default::default()
                     });
                     st.started = Some(facts.started.get(&c.name).copied().unwrap_or(true));
-                    st.ready = !init && facts.ready.get(&c.name).copied().unwrap_or(true);
+                    // A running sidecar counts towards readiness; a finished init container does not.
+                    let counts = !init || crate::pod_actions::is_sidecar(c);
+                    st.ready = counts && facts.ready.get(&c.name).copied().unwrap_or(true);
                     if let Some(p) = prev {
                         st.last_state = terminated(pod, c, p, facts).map(|tt| KState {
                             terminated: Some(tt),
@@ -320,7 +322,14 @@ pub fn generate(
             phase = p.to_string();
         }
     }
-    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    let sidecars_ready = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .zip(&init_statuses)
+        .filter(|(c, _)| crate::pod_actions::is_sidecar(c))
+        .all(|(_, s)| s.ready);
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready) && sidecars_ready;
     let terminal = phase == "Succeeded" || phase == "Failed";
     let ready_reason = if terminal {
         "PodCompleted"
@@ -588,6 +597,46 @@ mod tests {
             (t.exit_code, t.reason.as_deref()),
             (128, Some("StartError"))
         );
+    }
+
+    /// A running sidecar is ready and counts for the pod's Ready; a stopped one holds it.
+    #[test]
+    fn sidecar_readiness_counts_for_the_pod() {
+        let mut p = pod("Always");
+        p.spec.as_mut().unwrap().init_containers = Some(vec![Container {
+            name: "side".into(),
+            image: Some("busybox".into()),
+            restart_policy: Some("Always".into()),
+            ..Default::default()
+        }]);
+        let run = || ContainerState::Running {
+            started_at: Utc::now(),
+        };
+        let mut side = obs(0, run());
+        side.name = "side".into();
+        side.id = "side0".into();
+        let ready = |s: &PodStatus| {
+            s.conditions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap()
+                .status
+                .clone()
+        };
+        let s = generate(
+            &p,
+            &[side.clone(), obs(0, run())],
+            &PodFacts::default(),
+            Utc::now(),
+        );
+        assert!(s.init_container_statuses.as_ref().unwrap()[0].ready);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(ready(&s), "True");
+        side.state = exited(1);
+        let s = generate(&p, &[side, obs(0, run())], &PodFacts::default(), Utc::now());
+        assert_eq!(ready(&s), "False");
     }
 
     #[test]

@@ -820,3 +820,54 @@ spec:
         1
     );
 }
+
+/// Sidecars (init containers with restartPolicy Always) start first, let the
+/// next init container run once running, stay beside the main containers and
+/// count for Ready; a pod whose main container completes is Succeeded.
+#[tokio::test(flavor = "multi_thread")]
+async fn sidecar_init_containers_run_beside_the_main_containers() {
+    let node = Node::start(registry().await).await;
+    let mk = |name: &str, policy: &str, main: &str| {
+        pod(&format!(
+            r#"
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: {policy}
+  initContainers:
+  - {{name: side, image: busybox, restartPolicy: Always, command: ["sleep", "3600"]}}
+  - {{name: init, image: busybox, command: ["true"]}}
+  containers:
+  - {{name: main, image: busybox, command: ["sh", "-c", "{main}"]}}
+"#
+        ))
+    };
+    node.run(&mk("sidecar", "Always", "sleep 3600")).await;
+    node.run(&mk("sidecar-job", "Never", "echo done")).await;
+    let st = node
+        .wait_status("sidecar", 60, "Running and Ready", |s| {
+            let ready = s
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            (phase(s) == "Running" && ready).then(|| s.clone())
+        })
+        .await;
+    let inits = st.init_container_statuses.as_ref().unwrap();
+    let side = &inits[0];
+    assert!(side.state.as_ref().unwrap().running.is_some(), "{side:?}");
+    assert!(side.ready);
+    assert_eq!(side.started, Some(true));
+    let t = inits[1]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap();
+    assert_eq!(t.reason.as_deref(), Some("Completed"));
+    node.wait_status("sidecar-job", 60, "Succeeded", |s| {
+        (phase(s) == "Succeeded").then_some(())
+    })
+    .await;
+}
