@@ -86,10 +86,17 @@ const ALL_CAPS: &[&str] = &[
     "CAP_AUDIT_READ",
 ];
 
-/// The argv upstream runs: command replaces the entrypoint, args replace the cmd.
-pub fn argv(c: &Container, image: &ImageConfig) -> Vec<String> {
-    let command = c.command.clone().unwrap_or_default();
-    let args = c.args.clone().unwrap_or_default();
+/// The argv upstream runs: command replaces the entrypoint, args replace the
+/// cmd, and `$(VAR)` in the pod's command and args expands from its env.
+pub fn argv(c: &Container, image: &ImageConfig, env: &[(String, String)]) -> Vec<String> {
+    let expand = |v: &Option<Vec<String>>| -> Vec<String> {
+        v.iter()
+            .flatten()
+            .map(|a| crate::env::expand(a, env))
+            .collect()
+    };
+    let command = expand(&c.command);
+    let args = expand(&c.args);
     if !command.is_empty() {
         [command, args].concat()
     } else if !args.is_empty() {
@@ -240,7 +247,7 @@ pub fn build(pod: &Pod, c: &Container, input: &SpecInput<'_>) -> Value {
     spec["process"] = json!({
         "terminal": c.tty.unwrap_or(false),
         "user": process_user,
-        "args": argv(c, input.image),
+        "args": argv(c, input.image, &input.env),
         "env": merged_env(input.image, &input.env),
         "cwd": cwd,
         "capabilities": {
@@ -343,13 +350,44 @@ mod tests {
     fn command_and_args_merge_like_upstream() {
         let i = img();
         let mut c = container();
-        assert_eq!(argv(&c, &i), vec!["/ep", "c1"]);
+        assert_eq!(argv(&c, &i, &[]), vec!["/ep", "c1"]);
         c.args = Some(vec!["a".into()]);
-        assert_eq!(argv(&c, &i), vec!["/ep", "a"]);
+        assert_eq!(argv(&c, &i, &[]), vec!["/ep", "a"]);
         c.command = Some(vec!["sh".into()]);
-        assert_eq!(argv(&c, &i), vec!["sh", "a"]);
+        assert_eq!(argv(&c, &i, &[]), vec!["sh", "a"]);
         c.args = None;
-        assert_eq!(argv(&c, &i), vec!["sh"]);
+        assert_eq!(argv(&c, &i, &[]), vec!["sh"]);
+    }
+
+    /// [sig-node] Variable Expansion should allow substituting values in a
+    /// container's command / args: from the pod's env only, `$$` escapes.
+    #[test]
+    fn command_and_args_expand_the_pod_env() {
+        let i = img();
+        let mut c = container();
+        c.command = Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo $(TEST_VAR)".into(),
+        ]);
+        c.args = Some(vec![
+            "$(TEST_VAR)".into(),
+            "$$(TEST_VAR)".into(),
+            "$(A)".into(),
+        ]);
+        let env = [("TEST_VAR".to_string(), "test-value".to_string())];
+        assert_eq!(
+            argv(&c, &i, &env),
+            vec![
+                "/bin/sh",
+                "-c",
+                "echo test-value",
+                "test-value",
+                "$(TEST_VAR)",
+                // The image's env is not a source.
+                "$(A)"
+            ]
+        );
     }
 
     #[test]

@@ -123,26 +123,46 @@ pub fn resource_value(
     }
 }
 
-/// Expands `$(VAR)` references against the variables defined so far.
+/// Expands `$(VAR)` references against the variables defined so far, as
+/// upstream's expansion package: `$$` is an escaped `$`, an unknown or
+/// unterminated reference stays as written.
 pub fn expand(s: &str, vars: &[(String, String)]) -> String {
-    let mut out = String::new();
+    expand_with(s, |name| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
+}
+
+/// [`expand`] with a lookup; None keeps the reference as written.
+pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(i) = rest.find("$(") {
+    while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        match after.find(')') {
-            Some(j) => {
-                let name = &after[..j];
-                match vars.iter().rev().find(|(k, _)| k == name) {
-                    Some((_, v)) => out.push_str(v),
-                    None => out.push_str(&rest[i..i + 3 + j]),
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('(') {
+            match body.find(')') {
+                Some(j) => {
+                    let name = &body[..j];
+                    match lookup(name) {
+                        Some(v) => out.push_str(&v),
+                        None => out.push_str(&format!("$({name})")),
+                    }
+                    rest = &body[j + 1..];
                 }
-                rest = &after[j + 1..];
+                None => {
+                    out.push_str("$(");
+                    rest = body;
+                }
             }
-            None => {
-                out.push_str(&rest[i..]);
-                rest = "";
-            }
+        } else {
+            out.push('$');
+            rest = after;
         }
     }
     out.push_str(rest);
@@ -363,5 +383,29 @@ mod tests {
     #[test]
     fn expand_leaves_unknown_references() {
         assert_eq!(expand("$(X) $(Y)", &[("X".into(), "1".into())]), "1 $(Y)");
+    }
+
+    /// upstream's expansion cases: escapes, unterminated references, bare `$`.
+    #[test]
+    fn expand_handles_escapes_like_upstream() {
+        let vars = [
+            ("VAR_A".to_string(), "A".to_string()),
+            ("VAR_B".to_string(), "B".to_string()),
+        ];
+        for (input, want) in [
+            ("$(VAR_A)-$(VAR_B)", "A-B"),
+            ("$$(VAR_A)", "$(VAR_A)"),
+            ("$$$(VAR_A)", "$A"),
+            ("$$$$(VAR_A)", "$$(VAR_A)"),
+            ("$(VAR_A", "$(VAR_A"),
+            ("foo$", "foo$"),
+            ("$VAR_A", "$VAR_A"),
+            ("$()", "$()"),
+            ("f$$oo", "f$oo"),
+            ("$(VAR_A)$(UNKNOWN)", "A$(UNKNOWN)"),
+            ("", ""),
+        ] {
+            assert_eq!(expand(input, &vars), want, "{input}");
+        }
     }
 }
