@@ -17,6 +17,13 @@ pub enum VolumeError {
     Mount { volume: String, message: String },
     #[error("{0}")]
     Env(#[from] EnvError),
+    /// A subPath or subPathExpr that is absolute, steps out, or names a missing variable.
+    #[error("failed to prepare subPath for volumeMount \"{volume}\" of container \"{container}\": {message}")]
+    SubPath {
+        volume: String,
+        container: String,
+        message: String,
+    },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -25,13 +32,13 @@ impl VolumeError {
     /// The waiting reason the container shows, as upstream.
     pub fn waiting_reason(&self) -> &'static str {
         match self {
-            VolumeError::Env(_) => "CreateContainerConfigError",
+            VolumeError::Env(_) | VolumeError::SubPath { .. } => "CreateContainerConfigError",
             _ => "ContainerCreating",
         }
     }
     pub fn event_reason(&self) -> &'static str {
         match self {
-            VolumeError::Env(_) => "Failed",
+            VolumeError::Env(_) | VolumeError::SubPath { .. } => "Failed",
             _ => "FailedMount",
         }
     }
@@ -320,12 +327,57 @@ fn host_memory() -> i64 {
         .unwrap_or(0)
 }
 
+/// The subpath a mount uses: subPathExpr expanded from the container's env
+/// (every variable must be set and non-empty), else subPath; it must stay
+/// inside the volume. The messages are upstream's.
+pub fn sub_path(
+    vm: &k8s_openapi::api::core::v1::VolumeMount,
+    env: &[(String, String)],
+) -> Result<Option<String>, String> {
+    let sp = match vm.sub_path_expr.as_deref().filter(|e| !e.is_empty()) {
+        Some(expr) => {
+            let missing = std::cell::RefCell::new(std::collections::BTreeSet::new());
+            let v = env::expand_with(expr, |name| {
+                let v = env
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| !v.is_empty());
+                if v.is_none() {
+                    missing.borrow_mut().insert(name.to_string());
+                }
+                Some(v.unwrap_or_default())
+            });
+            let missing = missing.into_inner();
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.into_iter().collect();
+                return Err(format!("missing value for {}", names.join(", ")));
+            }
+            v
+        }
+        None => vm.sub_path.clone().unwrap_or_default(),
+    };
+    if sp.is_empty() {
+        return Ok(None);
+    }
+    if sp.starts_with('/') {
+        return Err(format!("error SubPath `{sp}` must not be an absolute path"));
+    }
+    if sp.split('/').any(|p| p == "..") {
+        return Err(format!(
+            "unable to provision SubPath `{sp}`: must not contain '..'"
+        ));
+    }
+    Ok(Some(sp))
+}
+
 /// Sets up the container's volumes and resolves its env.
 pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, VolumeError> {
     let f = fetch(k, pod).await;
     let spec = pod.spec.clone().unwrap_or_default();
-    let mut mounts = Vec::new();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let mut volumes = Vec::new();
     for vm in c.volume_mounts.iter().flatten() {
         let Some(v) = spec.volumes.iter().flatten().find(|v| v.name == vm.name) else {
             return Err(VolumeError::Mount {
@@ -333,19 +385,33 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
                 message: "volume not found in pod spec".into(),
             });
         };
-        let mut host = setup(k, pod, v, &f).await?;
+        let host = setup(k, pod, v, &f).await?;
         let read_only = vm.read_only.unwrap_or(false)
             || v.config_map.is_some()
             || v.secret.is_some()
             || v.downward_api.is_some()
             || v.projected.is_some();
-        if let Some(sp) = vm.sub_path.as_ref().filter(|s| !s.is_empty()) {
-            if sp.split('/').any(|p| p == "..") || sp.starts_with('/') {
-                return Err(VolumeError::Mount {
-                    volume: vm.name.clone(),
-                    message: format!("invalid subpath {sp:?}"),
-                });
-            }
+        volumes.push((vm, host, read_only));
+    }
+    // Volumes are set up before the env is resolved, as upstream mounts before
+    // it generates the container's config; subPathExpr needs the env.
+    let env = env::resolve(
+        pod,
+        c,
+        &f,
+        &k.node_name,
+        &k.node_ip,
+        host_cpu_milli(),
+        host_memory(),
+    )?;
+    let mut mounts = Vec::new();
+    for (vm, mut host, read_only) in volumes {
+        let sp = sub_path(vm, &env).map_err(|message| VolumeError::SubPath {
+            volume: vm.name.clone(),
+            container: c.name.clone(),
+            message,
+        })?;
+        if let Some(sp) = sp {
             host = host.join(sp);
             if !host.exists() {
                 std::fs::create_dir_all(&host)?;
@@ -393,15 +459,6 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
             });
         }
     }
-    let env = env::resolve(
-        pod,
-        c,
-        &f,
-        &k.node_name,
-        &k.node_ip,
-        host_cpu_milli(),
-        host_memory(),
-    )?;
     Ok(Resolved { env, mounts })
 }
 
@@ -418,4 +475,64 @@ pub async fn teardown(k: &Kubelet, uid: &str) {
 
 pub fn node_capacity() -> (i64, i64) {
     (host_cpu_milli(), host_memory())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::VolumeMount;
+
+    fn mount(sub_path: Option<&str>, expr: Option<&str>) -> VolumeMount {
+        VolumeMount {
+            name: "v".into(),
+            mount_path: "/m".into(),
+            sub_path: sub_path.map(Into::into),
+            sub_path_expr: expr.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    /// [sig-node] Variable Expansion should allow substituting values in a
+    /// volume subpath, and should fail with an absolute path or backsteps.
+    #[test]
+    fn sub_path_expr_expands_from_the_env_and_stays_inside() {
+        let env = vec![
+            ("POD_NAME".to_string(), "web-0".to_string()),
+            ("ABS".to_string(), "/tmp".to_string()),
+            ("UP".to_string(), "..".to_string()),
+            ("EMPTY".to_string(), String::new()),
+        ];
+        assert_eq!(
+            sub_path(&mount(None, Some("logs/$(POD_NAME)")), &env),
+            Ok(Some("logs/web-0".into()))
+        );
+        assert_eq!(
+            sub_path(&mount(Some("plain"), None), &env),
+            Ok(Some("plain".into()))
+        );
+        assert_eq!(sub_path(&mount(None, None), &env), Ok(None));
+        assert_eq!(
+            sub_path(&mount(None, Some("$(ABS)")), &env),
+            Err("error SubPath `/tmp` must not be an absolute path".into())
+        );
+        assert!(sub_path(&mount(None, Some("$(UP)")), &env)
+            .unwrap_err()
+            .contains("must not contain '..'"));
+        assert_eq!(
+            sub_path(&mount(None, Some("$(NOPE)/$(EMPTY)")), &env),
+            Err("missing value for EMPTY, NOPE".into())
+        );
+        assert!(sub_path(&mount(Some("../x"), None), &env).is_err());
+    }
+
+    #[test]
+    fn sub_path_errors_are_config_errors() {
+        let e = VolumeError::SubPath {
+            volume: "v".into(),
+            container: "c".into(),
+            message: "m".into(),
+        };
+        assert_eq!(e.waiting_reason(), "CreateContainerConfigError");
+        assert_eq!(e.event_reason(), "Failed");
+    }
 }

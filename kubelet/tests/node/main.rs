@@ -83,7 +83,8 @@ fn waiting_reason(s: &k8s_openapi::api::core::v1::PodStatus, i: usize) -> Option
         .clone()
 }
 
-/// [sig-node] Downward API, EmptyDir, HostPath, env and command as upstream merges them.
+/// [sig-node] Downward API, EmptyDir, HostPath, env and command as upstream
+/// merges them; Variable Expansion in args and subPathExpr.
 #[tokio::test(flavor = "multi_thread")]
 async fn env_command_working_dir_and_volumes() {
     let node = Node::start(registry().await).await;
@@ -115,6 +116,10 @@ spec:
       grep -q " /mem tmpfs" /proc/mounts && echo tmpfs > /out/mem
       touch /etc/info/x 2>/dev/null || echo ro > /out/ro
       hostname > /out/hostname
+      echo "$@" > /out/args
+      echo sub > /by-name/file
+    - sh
+    - "$(POD_NAME) $$(POD_NAME) $(UNSET)"
     env:
     - {{name: NAME, value: world}}
     - {{name: GREETING, value: "hello $(NAME)"}}
@@ -123,6 +128,7 @@ spec:
     volumeMounts:
     - {{name: out, mountPath: /out}}
     - {{name: scratch, mountPath: /scratch, subPath: sub}}
+    - {{name: out, mountPath: /by-name, subPathExpr: "pods/$(POD_NAME)"}}
     - {{name: mem, mountPath: /mem}}
     - {{name: info, mountPath: /etc/info}}
 "#,
@@ -145,6 +151,9 @@ spec:
     assert_eq!(read("mem"), "tmpfs\n");
     assert_eq!(read("ro"), "ro\n");
     assert_eq!(read("hostname"), "vol\n");
+    // [sig-node] Variable Expansion: in args, and in a volume subpath.
+    assert_eq!(read("args"), "vol $(POD_NAME) $(UNSET)\n");
+    assert_eq!(read("pods/vol/file"), "sub\n");
 }
 
 /// [sig-node] Pods should have their restart count and back off crashing containers.
