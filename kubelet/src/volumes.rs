@@ -190,6 +190,46 @@ fn key_files(
     }
 }
 
+/// One downward API file: a field of the pod, or a resource of one of its
+/// containers (limits default to the node's allocatable, as upstream).
+fn downward_item(
+    k: &Kubelet,
+    pod: &Pod,
+    i: &k8s_openapi::api::core::v1::DownwardAPIVolumeFile,
+) -> Option<String> {
+    if let Some(fr) = &i.field_ref {
+        return Some(
+            env::field_value(pod, &fr.field_path, &k.node_name, &k.node_ip).unwrap_or_default(),
+        );
+    }
+    let r = i.resource_field_ref.as_ref()?;
+    Some(downward_resource(pod, r, host_cpu_milli(), host_memory()))
+}
+
+/// A resourceFieldRef in a volume names its container (the API requires it).
+fn downward_resource(
+    pod: &Pod,
+    r: &k8s_openapi::api::core::v1::ResourceFieldSelector,
+    node_cpu_milli: i64,
+    node_mem: i64,
+) -> String {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let c = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| Some(&c.name) == r.container_name.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    env::resource_value(
+        &c,
+        &r.resource,
+        r.divisor.as_ref().map(|d| d.0.as_str()),
+        node_cpu_milli,
+        node_mem,
+    )
+}
+
 /// Sets up one volume's host directory and returns its path.
 async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBuf, VolumeError> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -265,9 +305,7 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
         }
     } else if let Some(da) = &v.downward_api {
         for i in da.items.iter().flatten() {
-            if let Some(fr) = &i.field_ref {
-                let val = env::field_value(pod, &fr.field_path, &k.node_name, &k.node_ip)
-                    .unwrap_or_default();
+            if let Some(val) = downward_item(k, pod, i) {
                 files.push((i.path.clone(), val.into_bytes(), i.mode.or(da.default_mode)));
             }
         }
@@ -292,9 +330,7 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
             }
             if let Some(da) = &src.downward_api {
                 for i in da.items.iter().flatten() {
-                    if let Some(fr) = &i.field_ref {
-                        let val = env::field_value(pod, &fr.field_path, &k.node_name, &k.node_ip)
-                            .unwrap_or_default();
+                    if let Some(val) = downward_item(k, pod, i) {
                         files.push((i.path.clone(), val.into_bytes(), i.mode.or(pr.default_mode)));
                     }
                 }
@@ -523,6 +559,59 @@ mod tests {
             Err("missing value for EMPTY, NOPE".into())
         );
         assert!(sub_path(&mount(Some("../x"), None), &env).is_err());
+    }
+
+    /// [sig-storage] Downward API volume should provide container's cpu limit,
+    /// memory request, and node allocatable as the default cpu limit.
+    #[test]
+    fn downward_api_resources_name_their_container() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "spec": {"containers": [
+                {"name": "a", "resources": {"limits": {"cpu": "1250m"}, "requests": {"memory": "32Mi"}}},
+                {"name": "b"}
+            ]}
+        }))
+        .unwrap();
+        let sel = |c: &str, res: &str, div: Option<&str>| {
+            k8s_openapi::api::core::v1::ResourceFieldSelector {
+                container_name: Some(c.into()),
+                resource: res.into(),
+                divisor: div
+                    .map(|d| k8s_openapi::apimachinery::pkg::api::resource::Quantity(d.into())),
+            }
+        };
+        let node_cpu = 2000;
+        let node_mem = 4 << 30;
+        assert_eq!(
+            downward_resource(&pod, &sel("a", "limits.cpu", None), node_cpu, node_mem),
+            "2"
+        );
+        assert_eq!(
+            downward_resource(
+                &pod,
+                &sel("a", "limits.cpu", Some("1m")),
+                node_cpu,
+                node_mem
+            ),
+            "1250"
+        );
+        assert_eq!(
+            downward_resource(
+                &pod,
+                &sel("a", "requests.memory", Some("1Mi")),
+                node_cpu,
+                node_mem
+            ),
+            "32"
+        );
+        assert_eq!(
+            downward_resource(&pod, &sel("b", "limits.cpu", None), node_cpu, node_mem),
+            "2"
+        );
+        assert_eq!(
+            downward_resource(&pod, &sel("b", "limits.memory", None), node_cpu, node_mem),
+            (4u64 << 30).to_string()
+        );
     }
 
     #[test]

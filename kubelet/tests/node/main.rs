@@ -103,10 +103,12 @@ spec:
       items:
       - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
       - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
+      - {{path: mem_limit, resourceFieldRef: {{containerName: main, resource: limits.memory, divisor: 1Mi}}}}
   containers:
   - name: main
     image: busybox
     workingDir: /work
+    resources: {{limits: {{memory: 64Mi}}}}
     command: ["sh", "-c"]
     args:
     - |
@@ -117,6 +119,7 @@ spec:
       touch /etc/info/x 2>/dev/null || echo ro > /out/ro
       hostname > /out/hostname
       echo "$@" > /out/args
+      cat /etc/info/mem_limit > /out/mem_limit
       echo sub > /by-name/file
     - sh
     - "$(POD_NAME) $$(POD_NAME) $(UNSET)"
@@ -154,6 +157,7 @@ spec:
     // [sig-node] Variable Expansion: in args, and in a volume subpath.
     assert_eq!(read("args"), "vol $(POD_NAME) $(UNSET)\n");
     assert_eq!(read("pods/vol/file"), "sub\n");
+    assert_eq!(read("mem_limit"), "64");
 }
 
 /// [sig-node] Pods should have their restart count and back off crashing containers.
