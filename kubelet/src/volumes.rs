@@ -141,24 +141,46 @@ fn volume_dir(k: &Kubelet, uid: &str, name: &str) -> PathBuf {
     k.pod_dir(uid).join("volumes").join(name)
 }
 
-/// Writes `files` (relative path → content) into `dir`, replacing what was there.
+/// Writes `files` (relative path → content) into `dir`, replacing what was
+/// there: each file through a rename, so a reader never sees it half written,
+/// and files no longer listed are removed.
 fn write_files(dir: &Path, files: &[(String, Vec<u8>, Option<i32>)]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
+    let mut keep = std::collections::HashSet::new();
     for (rel, data, mode) in files {
         // Refuse paths that would escape the volume.
         if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
             continue;
         }
         let p = dir.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
+        keep.insert(p.clone());
+        let mode = std::fs::Permissions::from_mode(mode.unwrap_or(0o644) as u32 & 0o777);
+        if std::fs::read(&p).is_ok_and(|old| old == *data) {
+            std::fs::set_permissions(&p, mode)?;
+            continue;
         }
-        std::fs::write(&p, data)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            &p,
-            std::fs::Permissions::from_mode(mode.unwrap_or(0o644) as u32 & 0o777),
-        )?;
+        let parent = p.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent)?;
+        let tmp = parent.join(format!(
+            ".{}.tmp",
+            p.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        std::fs::write(&tmp, data)?;
+        std::fs::set_permissions(&tmp, mode)?;
+        std::fs::rename(&tmp, &p)?;
+    }
+    remove_unlisted(dir, &keep)
+}
+
+fn remove_unlisted(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            remove_unlisted(&p, keep)?;
+        } else if !keep.contains(&p) {
+            std::fs::remove_file(&p)?;
+        }
     }
     Ok(())
 }
@@ -498,6 +520,36 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
     Ok(Resolved { env, mounts })
 }
 
+/// Rewrites the pod's configMap, secret, downwardAPI and projected volumes
+/// from the API and the latest pod, as upstream's volume manager does
+/// periodically, so that updates reach running containers. Volumes not set up
+/// yet are left to [`resolve`]; one whose source is gone keeps its content.
+pub async fn refresh(k: &Kubelet, pod: &Pod) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let live: Vec<&Volume> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| {
+            v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
+        })
+        .filter(|v| volume_dir(k, &uid, &v.name).exists())
+        .collect();
+    if live.is_empty() {
+        return;
+    }
+    let f = fetch(k, pod).await;
+    for v in live {
+        if let Err(e) = setup(k, pod, v, &f).await {
+            tracing::debug!(%uid, volume = %v.name, error = %e, "volume refresh");
+        }
+    }
+}
+
 /// Unmounts memory-backed emptyDirs before the pod dir is removed.
 pub async fn teardown(k: &Kubelet, uid: &str) {
     crate::termination_message::forget(uid);
@@ -612,6 +664,88 @@ mod tests {
             downward_resource(&pod, &sel("b", "limits.memory", None), node_cpu, node_mem),
             (4u64 << 30).to_string()
         );
+    }
+
+    #[test]
+    fn rewriting_files_replaces_content_and_drops_unlisted_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let f = |p: &str, c: &str| (p.to_string(), c.as_bytes().to_vec(), None);
+        write_files(d.path(), &[f("a", "1"), f("sub/b", "2")]).unwrap();
+        write_files(d.path(), &[f("a", "3"), f("c", "4")]).unwrap();
+        let read = |p: &str| std::fs::read_to_string(d.path().join(p)).ok();
+        assert_eq!(read("a").as_deref(), Some("3"));
+        assert_eq!(read("c").as_deref(), Some("4"));
+        assert_eq!(read("sub/b"), None);
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    }
+
+    /// [sig-storage] Downward API volume should update labels on modification:
+    /// a refresh rewrites what a running container sees.
+    #[tokio::test]
+    async fn refresh_rewrites_set_up_volumes_from_the_latest_pod() {
+        let root = tempfile::tempdir().unwrap();
+        let k = crate::context::Kubelet {
+            node_name: "n".into(),
+            node_ip: "127.0.0.1".into(),
+            root_dir: root.path().to_path_buf(),
+            runtime: std::sync::Arc::new(crate::runtime::fake::FakeRuntime::default()),
+            cni: crate::network::Cni {
+                config: crate::network::CniConfig {
+                    bin_dir: "/nonexistent".into(),
+                    bridge: "x".into(),
+                    pod_cidr: "10.0.0.0/24".into(),
+                    ipam_dir: root.path().join("ipam"),
+                },
+            },
+            client: None,
+            status: crate::status_manager::StatusManager::new(Box::new(Nowhere)),
+            events: crate::events::Recorder::new(None, "n"),
+            backoff: Default::default(),
+            pods: Default::default(),
+            host_ports: Default::default(),
+        };
+        let mk = |labels: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "namespace": "default", "uid": "u1", "labels": labels},
+                "spec": {
+                    "volumes": [
+                        {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                        {"name": "later", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+                    ],
+                    "containers": [{"name": "c", "volumeMounts": [{"name": "info", "mountPath": "/i"}]}]
+                }
+            }))
+            .unwrap()
+        };
+        let p = mk(serde_json::json!({"a": "1"}));
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        resolve(&k, &p, &c).await.unwrap();
+        let file = volume_dir(&k, "u1", "info").join("labels");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "a=\"1\"");
+        refresh(&k, &mk(serde_json::json!({"a": "2"}))).await;
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "a=\"2\"");
+        // A volume no container has mounted yet is not created by a refresh.
+        assert!(!volume_dir(&k, "u1", "later").exists());
+    }
+
+    struct Nowhere;
+    #[async_trait::async_trait]
+    impl crate::status_manager::StatusWriter for Nowhere {
+        async fn patch_status(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &k8s_openapi::api::core::v1::PodStatus,
+        ) -> Result<(), crate::status_manager::StatusError> {
+            Ok(())
+        }
     }
 
     #[test]
