@@ -10,6 +10,7 @@ pub mod container_spec;
 pub mod container_start;
 pub mod context;
 pub mod env;
+pub mod etc_hosts;
 pub mod events;
 pub mod exec;
 pub mod http_get;

@@ -493,15 +493,10 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
                 .and_then(|b| serde_json::from_slice::<crate::context::SandboxState>(&b).ok())
                 .map(|s| s.pod_ip)
         });
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let mut content = String::from("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    if let Some(ip) = ip {
-        content.push_str(&format!("{ip}\t{name}\n"));
-    }
-    std::fs::write(&hosts, content)?;
-    // /etc/hostname holds the pod's name, as the runtime writes it for upstream's sandboxes.
+    std::fs::write(&hosts, crate::etc_hosts::hosts_file(pod, ip.as_deref()))?;
+    // /etc/hostname holds the pod's hostname, as the runtime writes it for upstream's sandboxes.
     let hostname = k.pod_dir(&uid).join("hostname");
-    std::fs::write(&hostname, format!("{name}\n"))?;
+    std::fs::write(&hostname, format!("{}\n", crate::etc_hosts::hostname(pod)))?;
     for (host, path) in [(hosts, "/etc/hosts"), (hostname, "/etc/hostname")] {
         // A volume the user mounts at the same path wins.
         if !c

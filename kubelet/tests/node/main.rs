@@ -94,6 +94,7 @@ async fn env_command_working_dir_and_volumes() {
 metadata: {{name: vol, labels: {{app: web}}}}
 spec:
   restartPolicy: Never
+  hostAliases: [{{ip: 123.45.67.89, hostnames: [foo, bar]}}]
   volumes:
   - {{name: out, hostPath: {{path: "{}"}}}}
   - {{name: scratch, emptyDir: {{}}}}
@@ -120,6 +121,7 @@ spec:
       hostname > /out/hostname
       echo "$@" > /out/args
       cat /etc/info/mem_limit > /out/mem_limit
+      grep foo /etc/hosts > /out/hosts
       echo sub > /by-name/file
     - sh
     - "$(POD_NAME) $$(POD_NAME) $(UNSET)"
@@ -158,6 +160,7 @@ spec:
     assert_eq!(read("args"), "vol $(POD_NAME) $(UNSET)\n");
     assert_eq!(read("pods/vol/file"), "sub\n");
     assert_eq!(read("mem_limit"), "64");
+    assert_eq!(read("hosts"), "123.45.67.89\tfoo\tbar\n");
 }
 
 /// [sig-node] Pods should have their restart count and back off crashing containers.
