@@ -298,6 +298,19 @@ pub fn build(pod: &Pod, c: &Container, input: &SpecInput<'_>) -> Value {
         {"type": "ipc", "path": ns.ipc()},
     ]);
     spec["linux"]["cgroupsPath"] = json!(input.cgroups_path);
+    // The pod's sysctls apply inside its namespaces, set by the runtime per container.
+    let sysctls: serde_json::Map<String, Value> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|sc| sc.sysctls.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|s| (s.name.clone(), json!(s.value)))
+        .collect();
+    if !sysctls.is_empty() {
+        spec["linux"]["sysctl"] = Value::Object(sysctls);
+    }
     let mut resources = cpu_resources(c);
     if privileged {
         resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
@@ -508,6 +521,34 @@ mod tests {
         let s = build(&p, &c, &input);
         assert_eq!(s["process"]["user"]["uid"], json!(7));
         assert_eq!(s["process"]["user"]["gid"], json!(2002));
+    }
+
+    /// [sig-node] Sysctls should support sysctls: the pod's go into the spec.
+    #[test]
+    fn pod_sysctls_reach_the_spec() {
+        let ns = PodNamespaces::new("/r");
+        let i = img();
+        let mut p = pod();
+        p.spec.as_mut().unwrap().security_context =
+            Some(k8s_openapi::api::core::v1::PodSecurityContext {
+                sysctls: Some(vec![k8s_openapi::api::core::v1::Sysctl {
+                    name: "kernel.shm_rmid_forced".into(),
+                    value: "1".into(),
+                }]),
+                ..Default::default()
+            });
+        let input = SpecInput {
+            image: &i,
+            env: vec![],
+            mounts: vec![],
+            namespaces: &ns,
+            cgroups_path: String::new(),
+        };
+        let s = build(&p, &container(), &input);
+        assert_eq!(s["linux"]["sysctl"], json!({"kernel.shm_rmid_forced": "1"}));
+        assert!(build(&pod(), &container(), &input)["linux"]
+            .get("sysctl")
+            .is_none_or(|v| v.as_object().is_none_or(|m| m.is_empty())));
     }
 
     #[test]

@@ -84,7 +84,7 @@ fn waiting_reason(s: &k8s_openapi::api::core::v1::PodStatus, i: usize) -> Option
 }
 
 /// [sig-node] Downward API, EmptyDir, HostPath, env and command as upstream
-/// merges them; Variable Expansion in args and subPathExpr.
+/// merges them; Variable Expansion in args and subPathExpr; hostAliases; sysctls.
 #[tokio::test(flavor = "multi_thread")]
 async fn env_command_working_dir_and_volumes() {
     let node = Node::start(registry().await).await;
@@ -95,6 +95,7 @@ metadata: {{name: vol, labels: {{app: web}}}}
 spec:
   restartPolicy: Never
   hostAliases: [{{ip: 123.45.67.89, hostnames: [foo, bar]}}]
+  securityContext: {{sysctls: [{{name: kernel.shm_rmid_forced, value: "1"}}]}}
   volumes:
   - {{name: out, hostPath: {{path: "{}"}}}}
   - {{name: scratch, emptyDir: {{}}}}
@@ -122,6 +123,7 @@ spec:
       echo "$@" > /out/args
       cat /etc/info/mem_limit > /out/mem_limit
       grep foo /etc/hosts > /out/hosts
+      cat /proc/sys/kernel/shm_rmid_forced > /out/sysctl
       echo sub > /by-name/file
     - sh
     - "$(POD_NAME) $$(POD_NAME) $(UNSET)"
@@ -161,6 +163,7 @@ spec:
     assert_eq!(read("pods/vol/file"), "sub\n");
     assert_eq!(read("mem_limit"), "64");
     assert_eq!(read("hosts"), "123.45.67.89\tfoo\tbar\n");
+    assert_eq!(read("sysctl"), "1\n");
 }
 
 /// [sig-node] Pods should have their restart count and back off crashing containers.
