@@ -24,8 +24,9 @@ pub struct PodActions {
     pub backoff: Vec<String>,
     /// Old exited attempts to remove (keeps the latest two per container).
     pub prune: Vec<String>,
-    /// Running sidecars to stop, by container ID: the pod's main containers
-    /// are done for good, and upstream then terminates its sidecars.
+    /// Running containers to stop, by container ID: sidecars once the pod's
+    /// main containers are done for good, everything once
+    /// activeDeadlineSeconds has passed.
     pub kill: Vec<String>,
 }
 
@@ -104,6 +105,20 @@ pub fn compute_pod_actions(
     };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let policy = restart_policy(pod);
+    let start = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(crate::ktime::chrono);
+    if crate::pod_status::past_active_deadline(pod, start, now) {
+        // Past activeDeadlineSeconds: nothing starts again, everything stops.
+        plan.kill = observed
+            .iter()
+            .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+            .map(|c| c.id.clone())
+            .collect();
+        return plan;
+    }
     if !sandbox_ready {
         // A lost sandbox on a run-once pod that already ran is not recreated.
         let ran = !observed.is_empty();
@@ -474,6 +489,21 @@ mod tests {
         let plan = compute_pod_actions(&p, &o, true, &Backoff::default(), now);
         assert_eq!(names(&plan), ["a"]);
         assert!(plan.kill.is_empty());
+    }
+
+    #[test]
+    fn past_active_deadline_stops_everything() {
+        let mut p = pod("Always", &[], &["a", "b"]);
+        p.spec.as_mut().unwrap().active_deadline_seconds = Some(30);
+        let start = Utc::now() - chrono::Duration::seconds(60);
+        p.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            start_time: Some(crate::ktime::time(start)),
+            ..Default::default()
+        });
+        let o = [obs("a", 0, running()), obs("b", 0, exited(1))];
+        let plan = compute_pod_actions(&p, &o, true, &Backoff::default(), Utc::now());
+        assert!(plan.start.is_empty());
+        assert_eq!(plan.kill, vec!["a-0".to_string()]);
     }
 
     #[test]

@@ -316,10 +316,23 @@ pub fn generate(
         .map(|c| container_status(pod, c, observed, facts, false, main_default))
         .collect();
     let mut phase = phase(pod, &statuses, &init);
+    let start_time = facts.start_time.or_else(|| {
+        prev.and_then(|p| p.start_time.as_ref())
+            .map(crate::ktime::chrono)
+    });
+    let mut reason = None;
+    let mut message = None;
+    if phase != "Succeeded" && phase != "Failed" && past_active_deadline(pod, start_time, now) {
+        phase = "Failed".into();
+        reason = Some(DEADLINE_EXCEEDED.to_string());
+        message = Some("Pod was active on the node longer than the specified deadline".to_string());
+    }
     // A pod never leaves a terminal phase.
     if let Some(p) = prev.and_then(|s| s.phase.as_deref()) {
         if p == "Succeeded" || p == "Failed" {
             phase = p.to_string();
+            reason = prev.and_then(|s| s.reason.clone());
+            message = prev.and_then(|s| s.message.clone());
         }
     }
     let sidecars_ready = spec
@@ -389,8 +402,26 @@ pub fn generate(
         qos_class: Some(qos_class(pod)),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        reason,
+        message,
         ..Default::default()
     }
+}
+
+/// The pod's status reason once activeDeadlineSeconds has passed.
+pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+
+/// upstream's pastActiveDeadline: the pod has been active on the node longer
+/// than spec.activeDeadlineSeconds, counted from its startTime.
+pub fn past_active_deadline(
+    pod: &Pod,
+    start_time: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(secs) = pod.spec.as_ref().and_then(|s| s.active_deadline_seconds) else {
+        return false;
+    };
+    start_time.is_some_and(|st| now - st >= chrono::Duration::seconds(secs))
 }
 
 #[cfg(test)]
@@ -637,6 +668,35 @@ mod tests {
         side.state = exited(1);
         let s = generate(&p, &[side, obs(0, run())], &PodFacts::default(), Utc::now());
         assert_eq!(ready(&s), "False");
+    }
+
+    /// [sig-node] Pods should allow activeDeadlineSeconds to be updated: past
+    /// the deadline the pod is Failed with DeadlineExceeded.
+    #[test]
+    fn active_deadline_fails_the_pod() {
+        let mut p = pod("Always");
+        p.spec.as_mut().unwrap().active_deadline_seconds = Some(5);
+        let o = [obs(
+            0,
+            ContainerState::Running {
+                started_at: Utc::now(),
+            },
+        )];
+        let start = Utc::now() - chrono::Duration::seconds(10);
+        let facts = PodFacts {
+            start_time: Some(start),
+            ..Default::default()
+        };
+        let s = generate(&p, &o, &facts, start + chrono::Duration::seconds(4));
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(s.reason, None);
+        let s = generate(&p, &o, &facts, start + chrono::Duration::seconds(6));
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(s.reason.as_deref(), Some("DeadlineExceeded"));
+        // Raising the deadline before it passes keeps the pod going.
+        p.spec.as_mut().unwrap().active_deadline_seconds = Some(60);
+        let s = generate(&p, &o, &facts, start + chrono::Duration::seconds(6));
+        assert_eq!(s.phase.as_deref(), Some("Running"));
     }
 
     #[test]

@@ -890,3 +890,24 @@ spec:
     })
     .await;
 }
+
+/// [sig-node] Pods should allow activeDeadlineSeconds to be updated: once
+/// past it the pod is Failed with reason DeadlineExceeded.
+#[tokio::test(flavor = "multi_thread")]
+async fn active_deadline_seconds_fails_the_pod() {
+    let node = Node::start(registry().await).await;
+    let p = pod(r#"
+metadata: {name: deadline}
+spec:
+  activeDeadlineSeconds: 2
+  containers:
+  - {name: main, image: busybox, command: ["sleep", "3600"]}
+"#);
+    node.run(&p).await;
+    let st = node
+        .wait_status("deadline", 60, "Failed", |s| {
+            (phase(s) == "Failed").then(|| s.clone())
+        })
+        .await;
+    assert_eq!(st.reason.as_deref(), Some("DeadlineExceeded"));
+}
