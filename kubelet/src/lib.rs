@@ -13,6 +13,7 @@ pub mod env;
 pub mod etc_hosts;
 pub mod events;
 pub mod exec;
+pub mod grpc_probe;
 pub mod http_get;
 pub mod image_ref;
 pub mod ktime;

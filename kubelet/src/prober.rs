@@ -72,6 +72,14 @@ pub async fn probe_once(
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    } else if let Some(g) = &p.grpc {
+        let port = u16::try_from(g.port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or("invalid port")?;
+        crate::grpc_probe::check(&ip, port, g.service.as_deref().unwrap_or(""), timeout)
+            .await
+            .map_err(|e| e.to_string())
     } else if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or(ip);
         let port = resolve_port(pod, &t.port).ok_or("invalid port")?;
