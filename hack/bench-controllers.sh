@@ -3,9 +3,10 @@
 #  1. time from creating a Deployment of N (default 1000) replicas to N pods
 #     existing (and to all of them bound), with the scheduler running against
 #     kubelet-less Node objects;
-#  2. time to delete it with Foreground propagation (the script stands in for
-#     the kubelets: it confirms the termination of pods marked for deletion,
-#     as a kubelet's final grace-0 delete would);
+#  2. time to delete it with Foreground propagation (a small watcher stands
+#     in for the kubelets: it confirms the termination of each pod marked for
+#     deletion as soon as it sees it, as a kubelet's final grace-0 delete
+#     would), and when the garbage collector had marked every pod;
 #  3. the controller-manager's peak RSS.
 #
 #   hack/bench-controllers.sh [--replicas N] [--nodes M] [--bin-dir DIR]
@@ -47,7 +48,6 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
-since() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
 k() { "$KUBECTL_BIN" --kubeconfig "$WORK/admin.kubeconfig" --cache-dir "$WORK/cache" "$@"; }
 wait_until() { # wait_until TIMEOUT_S CMD...: poll until CMD succeeds
   local deadline=$(( $(date +%s) + $1 )); shift
@@ -86,53 +86,141 @@ YAML
 done
 wait_until 30 curl -sf "http://127.0.0.1:$CM_PORT/healthz" -o /dev/null
 
+# Watches and polls go through one small Python client (no kubectl start-up
+# per sample, and no 1000-pod list every 100 ms loading the apiserver that is
+# being measured).
+"$KUBECTL_BIN" --kubeconfig "$WORK/admin.kubeconfig" config view --raw -o jsonpath='{.users[0].user.client-certificate-data}' | base64 -d >"$WORK/admin.crt"
+"$KUBECTL_BIN" --kubeconfig "$WORK/admin.kubeconfig" config view --raw -o jsonpath='{.users[0].user.client-key-data}' | base64 -d >"$WORK/admin.key"
+cat >"$WORK/pods.py" <<'PY'
+"""pods.py PORT DIR MODE N: watch the bench pods.
+count:   print 'ready', then 'created T' when N pods exist and 'bound T' when N are bound.
+kubelet: confirm the deletion (grace 0) of every pod marked for deletion; print
+         'marked T' once N pods have been seen marked, 'confirmed T' once N are deleted.
+gone:    print 'gone T' once the Deployment, its ReplicaSets and its pods are all gone."""
+import concurrent.futures, http.client, json, ssl, sys, threading, time
+
+port, d, mode, n = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+ctx = ssl.create_default_context(cafile=f"{d}/pki/ca.crt")
+ctx.load_cert_chain(f"{d}/admin.crt", f"{d}/admin.key")
+local = threading.local()
+PODS = "/api/v1/namespaces/default/pods"
+SEL = "labelSelector=app%3Dbench"
+
+def conn():
+    if getattr(local, "c", None) is None:
+        local.c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60)
+    return local.c
+
+def request(method, path, body=None):
+    for _ in range(3):
+        try:
+            c = conn()
+            c.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            return r.status, r.read()
+        except (OSError, http.client.HTTPException):
+            local.c = None
+    return 0, b""
+
+def say(*words):
+    print(*words, flush=True)
+
+def watch():
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=600)
+    c.request("GET", f"{PODS}?watch=1&{SEL}&timeoutSeconds=600")
+    r = c.getresponse()
+    while True:
+        line = r.readline()
+        if not line:
+            return
+        yield json.loads(line)
+
+if mode == "count":
+    say("ready")
+    existing, bound, created = set(), set(), None
+    for ev in watch():
+        o = ev["object"]; name = o["metadata"]["name"]
+        if ev["type"] == "DELETED":
+            existing.discard(name); bound.discard(name); continue
+        existing.add(name)
+        if o.get("spec", {}).get("nodeName"):
+            bound.add(name)
+        if created is None and len(existing) >= n:
+            created = time.time(); say("created", created)
+        if created is not None and len(bound) >= n:
+            say("bound", time.time()); break
+elif mode == "kubelet":
+    pool = concurrent.futures.ThreadPoolExecutor(8)
+    marked, reported, done, lock = set(), False, [0], threading.Lock()
+    body = json.dumps({"gracePeriodSeconds": 0}).encode()
+    def confirm(name):
+        request("DELETE", f"{PODS}/{name}", body)
+        with lock:
+            done[0] += 1
+            if done[0] == n:
+                say("confirmed", time.time())
+    for ev in watch():
+        o = ev["object"]; name = o["metadata"]["name"]
+        if ev["type"] == "DELETED" or not o["metadata"].get("deletionTimestamp") or name in marked:
+            continue
+        marked.add(name)
+        pool.submit(confirm, name)
+        if not reported and len(marked) >= n:
+            reported = True; say("marked", time.time())
+elif mode == "gone":
+    while True:
+        dep, _ = request("GET", "/apis/apps/v1/namespaces/default/deployments/bench")
+        if dep == 404:
+            _, pods = request("GET", f"{PODS}?{SEL}")
+            _, rss = request("GET", "/apis/apps/v1/namespaces/default/replicasets")
+            if pods and rss and not json.loads(pods)["items"] and not json.loads(rss)["items"]:
+                say("gone", time.time()); break
+        time.sleep(0.05)
+PY
+pods_py() { timeout "${BENCH_TIMEOUT:-300}" python3 "$WORK/pods.py" "$API_PORT" "$WORK" "$@"; }
+field() { awk -v k="$1" '$1 == k {print $2; exit}' "$2"; }
+elapsed() { [ -n "$2" ] && python3 -c "print(f'{$2 - $1:.2f}')"; }
+
 PEAK_RSS=0
 sample_rss() {
   local r; r=$(ps -o rss= -p "$CM_PID" 2>/dev/null | tr -d ' ' || echo 0)
   [ -n "$r" ] && [ "$r" -gt "$PEAK_RSS" ] && PEAK_RSS=$r
   return 0
 }
-pod_counts() { # prints: existing bound terminating
-  k get --raw "/api/v1/namespaces/default/pods?labelSelector=app%3Dbench" |
-    jq -r '[(.items | length), ([.items[] | select(.spec.nodeName != null and .spec.nodeName != "")] | length), ([.items[] | select(.metadata.deletionTimestamp != null)] | length)] | @tsv'
+wait_pid_sampling() { # wait for a background PID, sampling the controller-manager's RSS
+  while kill -0 "$1" 2>/dev/null; do sample_rss; sleep 0.1; done
+  wait "$1" || true
 }
 
+pods_py count "$REPLICAS" >"$WORK/count.out" &
+COUNT_PID=$!; PIDS+=($COUNT_PID)
+wait_until 30 grep -q ready "$WORK/count.out"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(now)
 k create deployment bench --image=busybox --replicas="$REPLICAS" >/dev/null
-CREATED="" BOUND=""
-while :; do
-  sample_rss
-  read -r n bound _ < <(pod_counts)
-  if [ -z "$CREATED" ] && [ "$n" -ge "$REPLICAS" ]; then CREATED=$(since "$START"); fi
-  if [ -n "$CREATED" ] && [ "$bound" -ge "$REPLICAS" ]; then BOUND=$(since "$START"); break; fi
-  if python3 -c "import sys; sys.exit(0 if $(now) - $START > ${BENCH_TIMEOUT:-300} else 1)"; then echo "timed out: $n pods, $bound bound" >&2; break; fi
-  sleep 0.1
-done
+wait_pid_sampling "$COUNT_PID"
+CREATED=$(elapsed "$START" "$(field created "$WORK/count.out")") || true
+BOUND=$(elapsed "$START" "$(field bound "$WORK/count.out")") || true
 RSS_AFTER_CREATE=$PEAK_RSS
 
+pods_py kubelet "$REPLICAS" >"$WORK/kubelet.out" &
+PIDS+=($!)
+pods_py gone 0 >"$WORK/gone.out" &
+GONE_PID=$!; PIDS+=($GONE_PID)
 START=$(now)
 k delete deployment bench --cascade=foreground --wait=false >/dev/null
-DELETED=""
-while :; do
-  sample_rss
-  # Stand in for the kubelets: confirm termination of pods marked for deletion.
-  doomed=$(k get --raw "/api/v1/namespaces/default/pods?labelSelector=app%3Dbench" | jq -r '.items[] | select(.metadata.deletionTimestamp != null) | .metadata.name')
-  if [ -n "$doomed" ]; then
-    echo "$doomed" | xargs -P 8 -n 50 "$KUBECTL_BIN" --kubeconfig "$WORK/admin.kubeconfig" --cache-dir "$WORK/cache" \
-      delete pod --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
-  fi
-  if ! k get deployment bench >/dev/null 2>&1; then
-    read -r n _ _ < <(pod_counts)
-    if [ "$n" -eq 0 ] && [ -z "$(k get rs -o name)" ]; then DELETED=$(since "$START"); break; fi
-  fi
-  if python3 -c "import sys; sys.exit(0 if $(now) - $START > 300 else 1)"; then echo "timed out deleting" >&2; break; fi
-  sleep 0.2
-done
+wait_pid_sampling "$GONE_PID"
+DELETED=$(elapsed "$START" "$(field gone "$WORK/gone.out")") || true
+MARKED=$(elapsed "$START" "$(field marked "$WORK/kubelet.out")") || true
+CONFIRMED=$(elapsed "$START" "$(field confirmed "$WORK/kubelet.out")") || true
 
 echo "binaries:                         $BIN_DIR"
 echo "replicas / nodes:                 $REPLICAS / $NODES"
+echo "load average (before, after):     $LOAD_BEFORE; $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "create -> $REPLICAS pods exist:       ${CREATED:-timeout} s"
 echo "create -> $REPLICAS pods bound:       ${BOUND:-timeout} s"
-echo "foreground delete -> all gone:    ${DELETED:-timeout} s"
+echo "foreground delete -> all marked:  ${MARKED:-timeout} s (every pod has a deletionTimestamp)"
+echo "foreground delete -> all deleted: ${CONFIRMED:-timeout} s (the kubelet stand-in's last grace-0 delete returned)"
+echo "foreground delete -> all gone:    ${DELETED:-timeout} s (Deployment, ReplicaSet and pods)"
 echo "controller-manager peak RSS:      $((PEAK_RSS / 1024)) MiB (after create: $((RSS_AFTER_CREATE / 1024)) MiB)"
 curl -s "http://127.0.0.1:$CM_PORT/metrics" | grep -E '^controller_reconcile(_errors)?_total\{name="(replicaset|deployment|garbage-collector)-controller"' || true

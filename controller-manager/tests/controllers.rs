@@ -301,3 +301,156 @@ async fn namespace_deletion_removes_pods_and_services() {
     let pods: Api<Pod> = env.api("doomed");
     assert!(pods.list(&ListParams::default()).await.map(|l| l.items.is_empty()).unwrap_or(true));
 }
+
+/// A ReplicaSet must not stall waiting for pods it created but never saw:
+/// here a busy deleter removes them as they appear (so some are gone before
+/// the controller's cache shows them), then it must still converge, scale
+/// to 0 and back.
+#[tokio::test]
+async fn replicaset_converges_when_its_pods_vanish_unseen() {
+    let env = Env::start(&[]).await;
+    let rs_api: Api<ReplicaSet> = env.api("default");
+    rs_api.create(&PostParams::default(), &replicaset("big", 300)).await.unwrap();
+    let pods: Api<Pod> = env.api("default");
+    let mut deleted = 0;
+    let started = std::time::Instant::now();
+    while deleted < 200 && started.elapsed() < Duration::from_secs(20) {
+        let lp = ListParams::default().labels("app=big");
+        for p in pods.list(&lp).await.map(|l| l.items).unwrap_or_default() {
+            if p.metadata.deletion_timestamp.is_none()
+                && pods.delete(&p.name_any(), &DeleteParams::default().grace_period(0)).await.is_ok()
+            {
+                deleted += 1;
+            }
+        }
+    }
+    eprintln!("deleted {deleted} pods while the ReplicaSet was creating them");
+    env.wait_pods("default", "app=big", 300).await;
+    env.kubectl_ok(&["scale", "rs/big", "--replicas=0"]).await;
+    env.wait_pods("default", "app=big", 0).await;
+    env.kubectl_ok(&["scale", "rs/big", "--replicas=300"]).await;
+    env.wait_pods("default", "app=big", 300).await;
+    testkit::wait_for_or(TIMEOUT, "status.replicas=300", || async {
+        (rs_api.get("big").await.ok()?.status?.replicas == 300).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+/// A self-owning object and a two-object cycle, deleted in the foreground
+/// and in the background, are collected, and the collector still serves an
+/// ordinary deletion afterwards.
+#[tokio::test]
+async fn garbage_collector_survives_ownership_cycles() {
+    let env = Env::start(&[]).await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = env.api("default");
+    let pp = kube::api::PatchParams::default();
+    let mk = |name: &str| -> k8s_openapi::api::core::v1::ConfigMap {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})).unwrap()
+    };
+    let owner = |c: &k8s_openapi::api::core::v1::ConfigMap| {
+        json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": c.name_any(), "uid": c.uid(), "blockOwnerDeletion": true}])
+    };
+    let gone = |names: Vec<String>| {
+        let cms = cms.clone();
+        async move {
+            for n in &names {
+                if cms.get_opt(n).await.ok()?.is_some() {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    };
+    for policy in [PropagationPolicy::Foreground, PropagationPolicy::Background] {
+        let tag = format!("{policy:?}").to_lowercase();
+        let (me, a, b) = (format!("self-{tag}"), format!("a-{tag}"), format!("b-{tag}"));
+        let s = cms.create(&PostParams::default(), &mk(&me)).await.unwrap();
+        cms.patch(&me, &pp, &kube::api::Patch::Merge(json!({"metadata": {"ownerReferences": owner(&s)}})))
+            .await
+            .unwrap();
+        let ca = cms.create(&PostParams::default(), &mk(&a)).await.unwrap();
+        let cb = cms.create(&PostParams::default(), &mk(&b)).await.unwrap();
+        cms.patch(&a, &pp, &kube::api::Patch::Merge(json!({"metadata": {"ownerReferences": owner(&cb)}})))
+            .await
+            .unwrap();
+        cms.patch(&b, &pp, &kube::api::Patch::Merge(json!({"metadata": {"ownerReferences": owner(&ca)}})))
+            .await
+            .unwrap();
+        let dp = DeleteParams {
+            propagation_policy: Some(policy.clone()),
+            ..Default::default()
+        };
+        cms.delete(&me, &dp).await.unwrap();
+        cms.delete(&a, &dp).await.unwrap();
+        testkit::wait_for_or(TIMEOUT, &format!("{tag}: the self-owner and the cycle collected"), || {
+            gone(vec![me.clone(), a.clone(), b.clone()])
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
+    }
+    // The collector still works for everyone else.
+    let rs_api: Api<ReplicaSet> = env.api("default");
+    rs_api.create(&PostParams::default(), &replicaset("after", 2)).await.unwrap();
+    env.wait_pods("default", "app=after", 2).await;
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..Default::default()
+    };
+    rs_api.delete("after", &dp).await.unwrap();
+    env.wait_pods("default", "app=after", 0).await;
+    testkit::wait_for_or(TIMEOUT, "replicaset after collected", || async {
+        rs_api.get_opt("after").await.ok()?.is_none().then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
+}
+
+/// A terminating namespace says in its conditions what is still left: here
+/// a ConfigMap held by a finalizer. Once the finalizer goes, so does the
+/// namespace.
+#[tokio::test]
+async fn namespace_conditions_name_what_remains() {
+    let env = Env::start(&[]).await;
+    env.kubectl_ok(&["create", "namespace", "held"]).await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = env.api("held");
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "keep", "finalizers": ["example.com/hold"]}
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    env.kubectl_ok(&["delete", "namespace", "held", "--wait=false"]).await;
+    let nss: Api<Namespace> = Api::all(env.client.clone());
+    testkit::wait_for_or(TIMEOUT, "NamespaceFinalizersRemaining names the finalizer", || async {
+        let ns = nss.get_opt("held").await.ok()??;
+        let status = ns.status?;
+        let conds = status.conditions?;
+        let has = |ty: &str, st: &str, reason: &str, text: &str| {
+            conds.iter().any(|c| {
+                c.type_ == ty
+                    && c.status == st
+                    && c.reason.as_deref() == Some(reason)
+                    && c.message.as_deref().is_some_and(|m| m.contains(text))
+            })
+        };
+        (status.phase.as_deref() == Some("Terminating")
+            && has("NamespaceFinalizersRemaining", "True", "SomeFinalizersRemain", "example.com/hold in 1 resource instances")
+            && has("NamespaceContentRemaining", "True", "SomeResourcesRemain", "configmaps. has 1 resource instances"))
+        .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
+    cms.patch(
+        "keep",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    testkit::wait_for_or(TIMEOUT, "namespace gone", || async {
+        nss.get_opt("held").await.ok()?.is_none().then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
+}

@@ -250,3 +250,115 @@ async fn node_lifecycle_unreachable_node_evicts_pods() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
 }
+
+/// Bad input: a Deployment whose selector does not select its template is
+/// refused with 422 Invalid, naming the field, as upstream.
+#[tokio::test]
+async fn deployment_with_mismatched_selector_is_invalid() {
+    let env = Env::start(&[]).await;
+    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "odd"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "one"}},
+            "template": {"metadata": {"labels": {"app": "other"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    }))
+    .unwrap();
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = env.api("default");
+    let err = api.create(&PostParams::default(), &d).await.expect_err("must be refused");
+    let kube::Error::Api(status) = err else { panic!("not an API error: {err}") };
+    assert_eq!(status.code, 422, "{status:?}");
+    assert_eq!(status.reason, "Invalid", "{status:?}");
+    let causes = status.details.map(|d| d.causes).unwrap_or_default();
+    assert!(
+        causes.iter().any(|c| c.field == "spec.template.metadata.labels"),
+        "{causes:?}"
+    );
+    assert!(env.live_pods("default", "app=other").await.is_empty());
+}
+
+/// Sum of the apiserver's apiserver_request_total for pod creations, all codes.
+async fn pod_create_requests(env: &Env) -> u64 {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = env.client.request_text(req).await.expect("apiserver /metrics");
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains("verb=\"create\"") && l.contains("resource=\"pods\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Bad input: a ReplicaSet whose pods are always refused (an unknown
+/// priorityClassName fails pod admission, not ReplicaSet validation) gets
+/// FailedCreate events and backs off instead of hammering the apiserver.
+#[tokio::test]
+async fn replicaset_whose_pods_are_refused_backs_off() {
+    let env = Env::start(&[]).await;
+    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "refused"},
+        "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "refused"}},
+            "template": {"metadata": {"labels": {"app": "refused"}},
+                "spec": {"priorityClassName": "no-such-class", "containers": [{"name": "c", "image": "busybox"}]}}}
+    }))
+    .unwrap();
+    let api: Api<k8s_openapi::api::apps::v1::ReplicaSet> = env.api("default");
+    let before = pod_create_requests(&env).await;
+    api.create(&PostParams::default(), &rs).await.unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> = env.api("default");
+    testkit::wait_for_or(TIMEOUT, "FailedCreate event", || async {
+        let l = events.list(&ListParams::default()).await.ok()?;
+        l.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("FailedCreate") && e.involved_object.name.as_deref() == Some("refused"))
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
+    testkit::wait_for_or(TIMEOUT, "ReplicaFailure condition", || async {
+        let s = api.get("refused").await.ok()?.status?;
+        s.conditions?
+            .iter()
+            .any(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    // Observe a fixed window: what is asserted is the number of attempts in
+    // it (a hot loop makes thousands), not how long anything took.
+    let window = Duration::from_secs(30);
+    let start = pod_create_requests(&env).await;
+    tokio::time::sleep(window).await;
+    let attempts = pod_create_requests(&env).await - start;
+    eprintln!(
+        "pod create attempts for a refused template: {attempts} in {}s ({:.2}/s; {} before the window)",
+        window.as_secs(),
+        attempts as f64 / window.as_secs_f64(),
+        start - before
+    );
+    assert!(attempts < 60, "{attempts} pod create attempts in {window:?}: a hot loop");
+    assert!(env.live_pods("default", "app=refused").await.is_empty());
+}
+
+/// Pod GC: a pod bound to a node that does not exist is deleted, one on a
+/// node that exists is kept.
+#[tokio::test]
+async fn pod_gc_deletes_pods_of_missing_nodes() {
+    let env = Env::start(&[]).await;
+    env.create_nodes(&["alive"]).await;
+    let pods: Api<Pod> = env.api("default");
+    for (name, node) in [("stranded", "ghost"), ("housed", "alive")] {
+        let p: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    testkit::wait_for_or(TIMEOUT, "pod on the missing node deleted", || async {
+        match pods.get_opt("stranded").await.ok()? {
+            None => Some(()),
+            Some(p) => p.metadata.deletion_timestamp.map(|_| ()),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
+    let housed = pods.get("housed").await.unwrap();
+    assert!(housed.metadata.deletion_timestamp.is_none());
+}

@@ -265,7 +265,7 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         daemonsets,
         nodes: inf.store(),
         pods: inf.store(),
-        expectations: Expectations::default(),
+        expectations: Expectations::with_relister(inf.relister::<Pod>()),
         recorder: Recorder::new(ctx.client.clone(), NAME),
     });
     let metrics = ctx.metrics.clone();
@@ -290,16 +290,20 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     if satisfied && ds.metadata.deletion_timestamp.is_none() {
         let api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
         if !plan.delete.is_empty() {
-            st.expectations.expect(key, [], plan.delete.clone());
             for name in &plan.delete {
                 match api.delete(name, &DeleteParams::default()).await {
                     Ok(_) => st
                         .recorder
                         .record(ds.as_ref(), EventType::Normal, "SuccessfulDelete", &format!("Deleted pod: {name}")),
                     Err(e) if super::is_not_found(&e) => {}
-                    Err(e) => return Err(e.into()),
+                    Err(e) => {
+                        st.expectations.expect(key, [], plan.delete.clone());
+                        return Err(e.into());
+                    }
                 }
             }
+            // After the writes, so that the informer's list epoch follows them.
+            st.expectations.expect(key, [], plan.delete.clone());
         }
         let pp = PostParams::default();
         let results = join_all(plan.create_on.iter().filter_map(|n| pod_for_node(&ds, n)).map(|p| {
@@ -347,6 +351,10 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
             Err(e) if super::is_not_found(&e) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+    if !satisfied {
+        // Look again without an event: a lost one is a reason to wait.
+        return Ok(Some(super::replicaset::RECHECK));
     }
     // minReadySeconds: look again when pods may have become available.
     let min_ready = ds.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);

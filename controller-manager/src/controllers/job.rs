@@ -182,7 +182,7 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         ctx: ctx.clone(),
         jobs: inf.store(),
         pods: inf.store(),
-        expectations: Expectations::default(),
+        expectations: Expectations::with_relister(inf.relister::<Pod>()),
         recorder: Recorder::new(ctx.client.clone(), NAME),
     });
     let metrics = ctx.metrics.clone();
@@ -203,14 +203,17 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     let ns = key.ns().to_string();
     let pods = podutil::owned_pods(&st.pods, &ns, &uid);
     let satisfied = st.expectations.pods_satisfied(key, &st.pods, &pods);
-    if !satisfied || job.metadata.deletion_timestamp.is_some() {
+    if job.metadata.deletion_timestamp.is_some() {
         return Ok(None);
+    }
+    if !satisfied {
+        // Look again without an event: a lost one is a reason to wait.
+        return Ok(Some(super::replicaset::RECHECK));
     }
     let now = Timestamp::now();
     let plan = plan(&job, &pods, now);
     let api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
     if !plan.delete.is_empty() {
-        st.expectations.expect(key, [], plan.delete.clone());
         let dp = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             ..Default::default()
@@ -221,9 +224,14 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
                     .recorder
                     .record(job.as_ref(), EventType::Normal, "SuccessfulDelete", &format!("Deleted pod: {name}")),
                 Err(e) if super::is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    st.expectations.expect(key, [], plan.delete.clone());
+                    return Err(e.into());
+                }
             }
         }
+        // After the writes, so that the informer's list epoch follows them.
+        st.expectations.expect(key, [], plan.delete.clone());
     }
     let mut requeue = plan.requeue;
     if plan.create > 0 {

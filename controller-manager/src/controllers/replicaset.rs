@@ -23,7 +23,8 @@ use crate::runtime::{run_workers, Expectations, Informers, Key, WorkQueue};
 pub const NAME: &str = "replicaset-controller";
 /// Upstream's burstReplicas: at most this many creations or deletions per sync.
 pub const BURST_REPLICAS: usize = 500;
-const RELIST_AFTER: Duration = Duration::from_secs(5);
+/// How soon a sync waiting for its cache looks again without an event.
+pub const RECHECK: Duration = Duration::from_millis(500);
 
 /// What one sync of a ReplicaSet should do.
 #[derive(Debug, Default, PartialEq)]
@@ -150,8 +151,6 @@ struct State {
     pods: Store<Pod>,
     expectations: Expectations<Key>,
     recorder: Recorder,
-    pod_relist: Arc<tokio::sync::Notify>,
-    last_relist: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Queue the ReplicaSets a pod change concerns: its controller, or for an
@@ -191,10 +190,8 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         ctx: ctx.clone(),
         replicasets,
         pods,
-        expectations: Expectations::default(),
+        expectations: Expectations::with_relister(inf.relister::<Pod>()),
         recorder: Recorder::new(ctx.client.clone(), NAME),
-        pod_relist: inf.relister::<Pod>(),
-        last_relist: std::sync::Mutex::new(None),
     });
     let metrics = ctx.metrics.clone();
     let workers = ctx.opts.concurrent_syncs;
@@ -229,16 +226,8 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     let now = Timestamp::now();
     let plan = plan(&rs, &pods, now);
     if !satisfied {
+        // The expectations ask the pod informer to relist if this lasts.
         tracing::debug!(replicaset = %key, "waiting for the cache to show earlier creations/deletions");
-        // A watch that dropped events would stall us for the 5-minute
-        // expectations timeout; relist the pods instead (at most every 10s).
-        if st.expectations.pending_for(key).is_some_and(|d| d > RELIST_AFTER) {
-            let mut last = st.last_relist.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_none_or(|t| t.elapsed() > RELIST_AFTER * 2) {
-                *last = Some(std::time::Instant::now());
-                st.pod_relist.notify_one();
-            }
-        }
     }
     let pod_api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
     let mut create_error = None;
@@ -265,17 +254,24 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     }
     if !satisfied {
         // Look again even if no event comes (a missed one is why we wait).
-        return Ok(Some(Duration::from_secs(1)));
+        return Ok(Some(RECHECK));
     }
     Ok(next_availability_check(&rs, &pods, now))
 }
 
+/// Set or clear the ReplicaFailure condition. An existing FailedCreate
+/// condition is kept as it is (upstream's SetCondition does the same): a
+/// fresh message or time on every failed sync would rewrite the status, and
+/// the ReplicaSet's own update event would then undo the back-off.
 fn replica_failure(conds: Option<Vec<ReplicaSetCondition>>, err: Option<&SyncError>, now: Timestamp) -> Option<Vec<ReplicaSetCondition>> {
-    let mut conds: Vec<ReplicaSetCondition> = conds
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c.type_ != "ReplicaFailure")
-        .collect();
+    let conds = conds.unwrap_or_default();
+    let failing = |c: &ReplicaSetCondition| {
+        c.type_ == "ReplicaFailure" && c.status == "True" && c.reason.as_deref() == Some("FailedCreate")
+    };
+    if err.is_some() && conds.iter().any(failing) {
+        return Some(conds);
+    }
+    let mut conds: Vec<ReplicaSetCondition> = conds.into_iter().filter(|c| c.type_ != "ReplicaFailure").collect();
     if let Some(e) = err {
         conds.push(ReplicaSetCondition {
             type_: "ReplicaFailure".into(),
@@ -351,12 +347,13 @@ async fn create_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, n: 
 }
 
 async fn delete_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, pods: &[Arc<Pod>]) -> Result<()> {
-    st.expectations.expect(key, [], pods.iter().filter_map(|p| p.metadata.uid.clone()));
     let results = join_all(
         pods.iter()
             .map(|p| async move { (p, super::timed(api.delete(&p.name_any(), &DeleteParams::default())).await) }),
     )
     .await;
+    // After the writes, so that the informer's list epoch follows them.
+    st.expectations.expect(key, [], pods.iter().filter_map(|p| p.metadata.uid.clone()));
     for (p, r) in results {
         match r? {
             Ok(_) => st
@@ -537,6 +534,16 @@ mod tests {
         let p = plan(&r, &[Arc::new(pod("orphan", &[("app", "web")]))], Timestamp::now());
         assert_eq!(p.create, 0);
         assert!(p.adopt.is_empty());
+    }
+
+    #[test]
+    fn a_failing_replicaset_keeps_its_failure_condition_unchanged() {
+        let t0 = Timestamp::now() - SignedDuration::from_secs(60);
+        let err = SyncError::Invalid("forbidden".into());
+        let first = replica_failure(None, Some(&err), t0);
+        let again = replica_failure(first.clone(), Some(&SyncError::Invalid("other pod name".into())), Timestamp::now());
+        assert_eq!(first, again);
+        assert_eq!(replica_failure(again, None, Timestamp::now()), None);
     }
 
     #[test]

@@ -8,44 +8,78 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::Relister;
+
+/// Upstream's ExpectationsTimeout: the last resort when nothing else frees a key.
+const TIMEOUT: Duration = Duration::from_secs(300);
+/// Pending expectations that see no progress for this long point at a
+/// watch that lost events (or a child deleted before we saw it): ask the
+/// informer for a full list, which settles them either way.
+pub const STALL_AFTER: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct Pending {
     creates: HashSet<String>,
     deletes: HashSet<String>,
     since: Instant,
+    /// The last time an expectation was met (or added).
+    progress: Instant,
+    /// The children informer's list epoch after the latest write.
+    epoch: u64,
 }
 
 #[derive(Clone)]
 pub struct Expectations<K> {
     inner: Arc<Mutex<HashMap<K, Pending>>>,
     timeout: Duration,
+    /// The informer of the children, when it can relist.
+    relister: Option<Relister>,
 }
 
 impl<K: Eq + Hash + Clone> Default for Expectations<K> {
     fn default() -> Self {
         Expectations {
             inner: Arc::new(Mutex::new(HashMap::new())),
-            timeout: Duration::from_secs(300),
+            timeout: TIMEOUT,
+            relister: None,
         }
     }
 }
 
 impl<K: Eq + Hash + Clone> Expectations<K> {
+    /// Expectations about children seen through the informer behind
+    /// `relister`: they also end once a list begun after the writes has
+    /// completed (the cache then shows the writes, or that the children are
+    /// already gone again), so no lost watch event can stall a controller.
+    pub fn with_relister(relister: Relister) -> Self {
+        Expectations {
+            relister: Some(relister),
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Pending>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Expect the cache to show these created names and lose these deleted uids.
+    /// Call after the writes returned.
     pub fn expect(&self, key: &K, created: impl IntoIterator<Item = String>, deleted: impl IntoIterator<Item = String>) {
+        let epoch = self.relister.as_ref().map_or(0, |r| r.epoch());
         let mut m = self.lock();
+        let now = Instant::now();
         let p = m.entry(key.clone()).or_insert_with(|| Pending {
             creates: HashSet::new(),
             deletes: HashSet::new(),
-            since: Instant::now(),
+            since: now,
+            progress: now,
+            epoch,
         });
         p.creates.extend(created);
         p.deletes.extend(deleted);
-        p.since = Instant::now();
+        p.since = now;
+        p.progress = now;
+        p.epoch = epoch;
     }
 
     /// True when every expectation of `key` is seen in the cache:
@@ -53,11 +87,26 @@ impl<K: Eq + Hash + Clone> Expectations<K> {
     pub fn satisfied(&self, key: &K, present: impl Fn(&str) -> bool, gone: impl Fn(&str) -> bool) -> bool {
         let mut m = self.lock();
         let Some(p) = m.get_mut(key) else { return true };
+        let before = p.creates.len() + p.deletes.len();
         p.creates.retain(|n| !present(n));
         p.deletes.retain(|u| !gone(u));
-        if (p.creates.is_empty() && p.deletes.is_empty()) || p.since.elapsed() > self.timeout {
+        if p.creates.len() + p.deletes.len() < before {
+            p.progress = Instant::now();
+        }
+        let relisted = self.relister.as_ref().is_some_and(|r| r.fresh_since(p.epoch));
+        if (p.creates.is_empty() && p.deletes.is_empty()) || relisted || p.since.elapsed() > self.timeout {
             m.remove(key);
             return true;
+        }
+        if p.progress.elapsed() >= STALL_AFTER {
+            if let Some(r) = &self.relister {
+                tracing::info!(
+                    creates = p.creates.len(),
+                    deletes = p.deletes.len(),
+                    "expected changes are not showing in the cache; relisting"
+                );
+                r.request();
+            }
         }
         false
     }
@@ -71,7 +120,6 @@ impl<K: Eq + Hash + Clone> Expectations<K> {
         self.lock().remove(key);
     }
 }
-
 
 impl Expectations<super::Key> {
     /// The usual check for a controller of pods: a create is seen once the pod is in the cache,
@@ -105,5 +153,20 @@ mod tests {
         assert!(!e.satisfied(&"rs", |n| n == "p1", |_| true));
         assert!(!e.satisfied(&"rs", |_| false, |_| true));
         assert!(e.satisfied(&"rs", |n| n == "p2", |_| true));
+    }
+
+    #[test]
+    fn a_list_begun_after_the_writes_ends_them() {
+        let r = Relister::new();
+        let e: Expectations<&str> = Expectations::with_relister(r.clone());
+        // A list already under way when we write may not show the write.
+        let running = r.list_started();
+        e.expect(&"rs", ["lost".to_string()], []);
+        r.list_completed(running);
+        assert!(!e.satisfied(&"rs", |_| false, |_| false));
+        let next = r.list_started();
+        assert!(!e.satisfied(&"rs", |_| false, |_| false));
+        r.list_completed(next);
+        assert!(e.satisfied(&"rs", |_| false, |_| false));
     }
 }

@@ -6,7 +6,9 @@
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -38,10 +40,75 @@ pub async fn wait_synced(all: &[Synced]) {
     }
 }
 
+/// The informer's full lists, numbered: a controller that wrote at list
+/// epoch `e` knows its cache shows that write once list `e + 1` or later has
+/// completed, whatever the watch delivered or lost in between. It can also
+/// ask for such a list when the cache looks stuck.
+#[derive(Clone)]
+pub struct Relister(Arc<RelistState>);
+
+struct RelistState {
+    /// Lists begun so far; a list with a higher number was requested after
+    /// everything that happened before the number was read.
+    started: AtomicU64,
+    /// The number of the last list that completed.
+    completed: AtomicU64,
+    notify: tokio::sync::Notify,
+    last_request: Mutex<Option<Instant>>,
+}
+
+/// At most one requested relist per kind in this period: a stuck cache asks
+/// from every sync, and one list answers them all.
+const RELIST_MIN_INTERVAL: Duration = Duration::from_secs(2);
+
+impl Relister {
+    pub(crate) fn new() -> Self {
+        Relister(Arc::new(RelistState {
+            started: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            notify: tokio::sync::Notify::new(),
+            last_request: Mutex::new(None),
+        }))
+    }
+
+    /// The current epoch: record it right after a write.
+    pub fn epoch(&self) -> u64 {
+        self.0.started.load(Ordering::SeqCst)
+    }
+
+    /// Has a list begun after `epoch` completed (so the cache is at least as
+    /// new as anything written before `epoch` was read)?
+    pub fn fresh_since(&self, epoch: u64) -> bool {
+        self.0.completed.load(Ordering::SeqCst) > epoch
+    }
+
+    /// Ask for a full list (rate-limited): the safety valve for a watch that
+    /// lost events without telling us.
+    pub fn request(&self) {
+        let mut last = self.0.last_request.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= RELIST_MIN_INTERVAL) {
+            *last = Some(Instant::now());
+            self.0.notify.notify_one();
+        }
+    }
+
+    pub(crate) fn list_started(&self) -> u64 {
+        self.0.started.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub(crate) fn list_completed(&self, id: u64) {
+        self.0.completed.fetch_max(id, Ordering::SeqCst);
+    }
+}
+
+/// Back-off between failed list/watch attempts (kube's watcher retries at once).
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 pub struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
     api: Api<K>,
     synced: tokio::sync::watch::Sender<bool>,
-    relist: Arc<tokio::sync::Notify>,
+    relist: Relister,
     store: Store<K>,
     writer: Option<reflector::store::Writer<K>>,
     handlers: Vec<Handler<K>>,
@@ -56,7 +123,7 @@ where
         Informer {
             api,
             synced: tokio::sync::watch::channel(false).0,
-            relist: Arc::new(tokio::sync::Notify::new()),
+            relist: Relister::new(),
             store,
             writer: Some(writer),
             handlers: Vec::new(),
@@ -67,9 +134,8 @@ where
         Synced(self.synced.subscribe())
     }
 
-    /// Notify to drop the watch and list again: a safety valve for a cache
-    /// that misses events (observed against an apiserver under load).
-    pub fn relister(&self) -> Arc<tokio::sync::Notify> {
+    /// The handle to this informer's list epochs and relists.
+    pub fn relister(&self) -> Relister {
         self.relist.clone()
     }
 
@@ -117,38 +183,65 @@ where
             let mut stream = watcher(api.clone(), watcher::Config::default()).boxed();
             let mut relisted: HashSet<ObjectRef<K>> = HashSet::new();
             let mut before_relist: Vec<Arc<K>> = Vec::new();
+            let mut changed: Vec<(Option<Arc<K>>, ObjectRef<K>)> = Vec::new();
+            let mut list_id = 0;
+            let mut retry = RETRY_MIN;
             loop {
                 let ev = tokio::select! {
                     ev = stream.next() => match ev {
                         Some(ev) => ev,
                         None => break,
                     },
-                    _ = relist.notified() => {
+                    _ = relist.0.notify.notified() => {
                         tracing::info!(kind = %K::kind(&()), "relisting");
                         stream = watcher(api.clone(), watcher::Config::default()).boxed();
                         continue;
                     }
                 };
                 let ev = match ev {
-                    Ok(ev) => ev,
+                    Ok(ev) => {
+                        retry = RETRY_MIN;
+                        ev
+                    }
                     Err(e) => {
                         tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(RETRY_MAX);
+                        // kube's watcher carries on with the same stream after a
+                        // stream error (a frame it could not read is simply
+                        // skipped), so the cache may now lack an event: list
+                        // again. A 410 already makes it relist by itself.
+                        if matches!(e, watcher::Error::WatchFailed(_)) {
+                            stream = watcher(api.clone(), watcher::Config::default()).boxed();
+                        }
                         continue;
                     }
                 };
                 match &ev {
                     Event::Init => {
+                        list_id = relist.list_started();
                         before_relist = store.state();
                         relisted.clear();
+                        changed.clear();
                         writer.apply_watcher_event(&ev);
                     }
-                    Event::InitApply(obj) | Event::Apply(obj) => {
+                    Event::InitApply(obj) => {
                         let key = ObjectRef::from_obj(obj);
                         let old = store.get(&key);
-                        if matches!(ev, Event::InitApply(_)) {
-                            relisted.insert(key);
+                        relisted.insert(key.clone());
+                        writer.apply_watcher_event(&ev);
+                        // The store shows the list only at InitDone; a handler
+                        // fired now would wake a controller that reads the
+                        // old state and then hears nothing more.
+                        let same = old.as_ref().is_some_and(|o| {
+                            o.meta().resource_version.is_some() && o.meta().resource_version == obj.meta().resource_version
+                        });
+                        if !same {
+                            changed.push((old, key));
                         }
+                    }
+                    Event::Apply(obj) => {
+                        let old = store.get(&ObjectRef::from_obj(obj));
                         writer.apply_watcher_event(&ev);
                         for h in &handlers {
                             h(old.as_deref(), Some(obj));
@@ -162,7 +255,14 @@ where
                     }
                     Event::InitDone => {
                         writer.apply_watcher_event(&ev);
+                        relist.list_completed(list_id);
                         synced.send_replace(true);
+                        for (old, key) in changed.drain(..) {
+                            let Some(new) = store.get(&key) else { continue };
+                            for h in &handlers {
+                                h(old.as_deref(), Some(&new));
+                            }
+                        }
                         // Objects deleted while we were not watching.
                         for gone in before_relist.drain(..) {
                             if !relisted.contains(&ObjectRef::from_obj(&*gone)) {
@@ -227,7 +327,7 @@ impl Informers {
         self.get::<K>().store()
     }
 
-    pub fn relister<K>(&mut self) -> Arc<tokio::sync::Notify>
+    pub fn relister<K>(&mut self) -> Relister
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {

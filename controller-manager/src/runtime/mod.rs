@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use expectations::Expectations;
-pub use informer::{wait_synced, Informer, Informers, Synced};
+pub use informer::{wait_synced, Informer, Informers, Relister, Synced};
 pub use workqueue::{Backoff, WorkQueue};
 
 use crate::metrics::Metrics;

@@ -160,6 +160,17 @@ pub enum Decision {
     Delete(Propagation),
 }
 
+/// Does `dependent` hold up the foreground deletion of `owner`? Not when it
+/// is the owner itself, nor when it waits in the foreground for the owner in
+/// turn: either would be a wait without end (upstream breaks such cycles
+/// through the dependent's unblocking; two owners deleted at once need this).
+pub fn blocks(owner: &Node, dependent: &Node) -> bool {
+    let blocking = |of: &Node, d: &Node| d.owners.iter().any(|o| o.uid == of.uid && o.block_owner_deletion == Some(true));
+    dependent.uid != owner.uid
+        && blocking(owner, dependent)
+        && !(dependent.waiting_for_dependents() && blocking(dependent, owner))
+}
+
 /// What to do about `node`, given its dependents and its owners' states
 /// (in the order of `node.owners`).
 pub fn decide(node: &Node, dependents: &[&Node], owners: &[OwnerState]) -> Decision {
@@ -168,10 +179,7 @@ pub fn decide(node: &Node, dependents: &[&Node], owners: &[OwnerState]) -> Decis
             return Decision::OrphanDependents(dependents.iter().map(|d| d.uid.clone()).collect());
         }
         if node.has_finalizer(FOREGROUND) {
-            let blocking: Vec<&&Node> = dependents
-                .iter()
-                .filter(|d| d.owners.iter().any(|o| o.uid == node.uid && o.block_owner_deletion == Some(true)))
-                .collect();
+            let blocking: Vec<&&Node> = dependents.iter().filter(|d| blocks(node, d)).collect();
             if blocking.is_empty() {
                 return Decision::RemoveFinalizer(FOREGROUND);
             }
@@ -309,6 +317,27 @@ mod tests {
             decide(&a, &[&b_unblocked], &[OwnerState::Solid]),
             Decision::RemoveFinalizer(FOREGROUND)
         );
+    }
+
+    #[test]
+    fn a_self_owner_does_not_wait_for_itself() {
+        let mut a = node("a", &[("a", true)]);
+        a.deleting = true;
+        a.finalizers = vec![FOREGROUND.into()];
+        let me = a.clone();
+        assert_eq!(decide(&a, &[&me], &[]), Decision::RemoveFinalizer(FOREGROUND));
+    }
+
+    #[test]
+    fn two_owners_deleted_in_the_foreground_do_not_wait_for_each_other() {
+        let mut a = node("a", &[("b", true)]);
+        a.deleting = true;
+        a.finalizers = vec![FOREGROUND.into()];
+        let mut b = node("b", &[("a", true)]);
+        b.deleting = true;
+        b.finalizers = vec![FOREGROUND.into()];
+        assert_eq!(decide(&a, &[&b], &[]), Decision::RemoveFinalizer(FOREGROUND));
+        assert_eq!(decide(&b, &[&a], &[]), Decision::RemoveFinalizer(FOREGROUND));
     }
 
     #[test]

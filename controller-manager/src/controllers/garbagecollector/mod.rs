@@ -31,6 +31,9 @@ struct State {
     resources: RwLock<Vec<Resource>>,
     queue: WorkQueue<Key>,
     synced: AtomicUsize,
+    /// When each owner waiting in the foreground last confirmed its
+    /// deleting dependents with the API.
+    confirmed: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl State {
@@ -79,6 +82,7 @@ pub fn register(_inf: &mut Informers, ctx: &Ctx) {
         resources: RwLock::new(Vec::new()),
         queue: WorkQueue::default(),
         synced: AtomicUsize::new(0),
+        confirmed: Mutex::new(HashMap::new()),
     });
     tokio::spawn(async move {
         let mut watched = 0;
@@ -228,7 +232,10 @@ fn ok_if_gone(r: std::result::Result<(), kube::Error>) -> Result<()> {
 async fn process(st: &State, uid: &str) -> Result<Option<Duration>> {
     let (node, dependents) = {
         let g = st.graph();
-        let Some(n) = g.get(uid).cloned() else { return Ok(None) };
+        let Some(n) = g.get(uid).cloned() else {
+            st.confirmed.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+            return Ok(None);
+        };
         let deps: Vec<Node> = g.dependents(uid).into_iter().cloned().collect();
         (n, deps)
     };
@@ -256,27 +263,13 @@ async fn process(st: &State, uid: &str) -> Result<Option<Duration>> {
             }
             remove_finalizer(&api, &node, ORPHAN).await?;
         }
-        Decision::RemoveFinalizer(f) => remove_finalizer(&api, &node, f).await?,
+        Decision::RemoveFinalizer(f) => {
+            st.confirmed.lock().unwrap_or_else(|p| p.into_inner()).remove(&node.uid);
+            remove_finalizer(&api, &node, f).await?
+        }
         Decision::ProcessDependents(uids) => {
             st.enqueue(uids);
-            // Dependents already being deleted block us until their DELETED
-            // event arrives; confirm with the API so a missed event cannot
-            // hold the owner forever.
-            for d in dependents
-                .iter()
-                .filter(|d| d.deleting && d.owners.iter().any(|o| o.uid == node.uid && o.block_owner_deletion == Some(true)))
-            {
-                let Some(dapi) = api_for(st, d) else { continue };
-                let gone = match dapi.get_opt(&d.name).await {
-                    Ok(None) => true,
-                    Ok(Some(obj)) => obj.metadata.uid.as_deref() != Some(d.uid.as_str()),
-                    Err(_) => false,
-                };
-                if gone {
-                    let todo = st.graph().remove(&d.uid);
-                    st.enqueue(todo);
-                }
-            }
+            confirm_deleting_dependents(st, &node, &dependents).await;
             return Ok(Some(Duration::from_secs(2)));
         }
         Decision::RemoveOwnerRefs(drop) => {
@@ -311,6 +304,57 @@ async fn process(st: &State, uid: &str) -> Result<Option<Duration>> {
         Decision::Delete(p) => delete(&api, &node, p).await?,
     }
     Ok(None)
+}
+
+/// How often an owner waiting in the foreground asks the API about the
+/// dependents it still waits for.
+const CONFIRM_EVERY: Duration = Duration::from_secs(5);
+/// Concurrent GETs of one confirmation.
+const CONFIRM_CONCURRENCY: usize = 16;
+
+/// Dependents already being deleted block a foreground owner until their
+/// DELETED event arrives. Now and then confirm with the API that they still
+/// exist, so that a missed event cannot hold the owner forever; not on every
+/// event (an owner of a thousand pods is woken a thousand times).
+async fn confirm_deleting_dependents(st: &State, node: &Node, dependents: &[Node]) {
+    {
+        let mut last = st.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match last.get(&node.uid) {
+            Some(t) if now.duration_since(*t) < CONFIRM_EVERY => return,
+            None => {
+                // The first look comes one period after the owner started waiting.
+                last.insert(node.uid.clone(), now);
+                return;
+            }
+            _ => {}
+        }
+        last.insert(node.uid.clone(), now);
+    }
+    let doomed: Vec<Node> = dependents
+        .iter()
+        .filter(|d| d.deleting && graph::blocks(node, d))
+        .cloned()
+        .collect();
+    let gone: Vec<Option<String>> = futures::stream::iter(doomed.into_iter().map(|d| dependent_gone(st, d)))
+        .buffer_unordered(CONFIRM_CONCURRENCY)
+        .collect()
+        .await;
+    for u in gone.into_iter().flatten() {
+        let todo = st.graph().remove(&u);
+        st.enqueue(todo);
+    }
+}
+
+/// The dependent's uid if the API no longer has it.
+async fn dependent_gone(st: &State, d: Node) -> Option<String> {
+    let dapi = api_for(st, &d)?;
+    let gone = match dapi.get_opt(&d.name).await {
+        Ok(None) => true,
+        Ok(Some(obj)) => obj.metadata.uid.as_deref() != Some(d.uid.as_str()),
+        Err(_) => false,
+    };
+    gone.then_some(d.uid)
 }
 
 async fn remove_finalizer(api: &Api<DynamicObject>, node: &Node, f: &str) -> Result<()> {
