@@ -11,6 +11,11 @@ use crate::quantity;
 pub trait Sources {
     fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>>;
     fn secret(&self, name: &str) -> Option<BTreeMap<String, String>>;
+    /// Service variables ([`crate::service_env`]): a source for `$(VAR)`
+    /// after the declared ones, and added last where not declared.
+    fn service_env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -209,9 +214,16 @@ pub fn resolve(
             }
         }
     }
+    let services = src.service_env();
     for e in c.env.iter().flatten() {
         let v = if let Some(v) = &e.value {
-            expand(v, &out)
+            expand_with(v, |name| {
+                out.iter()
+                    .rev()
+                    .chain(services.iter())
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
         } else if let Some(vf) = &e.value_from {
             if let Some(f) = &vf.field_ref {
                 field_value(pod, &f.field_path, node_name, host_ip).unwrap_or_default()
@@ -269,6 +281,11 @@ pub fn resolve(
             String::new()
         };
         set(&mut out, e.name.clone(), v);
+    }
+    for (k, v) in services {
+        if !out.iter().any(|(ek, _)| *ek == k) {
+            out.push((k, v));
+        }
     }
     Ok(out)
 }
@@ -377,6 +394,44 @@ mod tests {
         assert_eq!(
             resolve(&pod(), &mk(&sel), &Src, "n", "ip", 0, 0),
             Ok(vec![])
+        );
+    }
+
+    struct WithServices;
+    impl Sources for WithServices {
+        fn config_map(&self, _: &str) -> Option<BTreeMap<String, String>> {
+            None
+        }
+        fn secret(&self, _: &str) -> Option<BTreeMap<String, String>> {
+            None
+        }
+        fn service_env(&self) -> Vec<(String, String)> {
+            vec![
+                ("FOO_SERVICE_HOST".into(), "10.0.0.9".into()),
+                ("BAR_SERVICE_HOST".into(), "10.0.0.8".into()),
+            ]
+        }
+    }
+
+    /// Service variables expand in values, come last, and yield to declared ones.
+    #[test]
+    fn service_variables_are_a_source_and_come_last() {
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "c",
+            "env": [
+                {"name": "URL", "value": "http://$(FOO_SERVICE_HOST)/"},
+                {"name": "BAR_SERVICE_HOST", "value": "mine"}
+            ]
+        }))
+        .unwrap();
+        let env = resolve(&pod(), &c, &WithServices, "n", "ip", 0, 0).unwrap();
+        assert_eq!(
+            env,
+            vec![
+                ("URL".to_string(), "http://10.0.0.9/".to_string()),
+                ("BAR_SERVICE_HOST".to_string(), "mine".to_string()),
+                ("FOO_SERVICE_HOST".to_string(), "10.0.0.9".to_string()),
+            ]
         );
     }
 

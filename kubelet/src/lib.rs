@@ -30,6 +30,7 @@ pub mod quantity;
 pub mod runtime;
 pub mod security_context;
 pub mod server;
+pub mod service_env;
 pub mod status_manager;
 pub mod termination_message;
 pub mod volumes;

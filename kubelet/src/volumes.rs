@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, Volume};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, Service, Volume};
 use kube::api::Api;
 
 use crate::container_spec::BindMount;
@@ -53,6 +53,7 @@ pub struct Resolved {
 struct Fetched {
     config_maps: BTreeMap<String, Option<BTreeMap<String, String>>>,
     secrets: BTreeMap<String, Option<BTreeMap<String, String>>>,
+    service_env: Vec<(String, String)>,
 }
 
 impl Sources for Fetched {
@@ -62,6 +63,35 @@ impl Sources for Fetched {
     fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
         self.secrets.get(name).cloned().flatten()
     }
+    fn service_env(&self) -> Vec<(String, String)> {
+        self.service_env.clone()
+    }
+}
+
+/// The pod's service variables; none without an API client or on API errors
+/// (a container still starts, as upstream with an unsynced service lister).
+async fn fetch_service_env(k: &Kubelet, pod: &Pod) -> Vec<(String, String)> {
+    let Some(client) = k.client.clone() else {
+        return Vec::new();
+    };
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let in_ns = if links {
+        let api: Api<Service> = Api::namespaced(client.clone(), ns);
+        api.list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let api: Api<Service> = Api::namespaced(client, "default");
+    let kubernetes = api.get_opt("kubernetes").await.ok().flatten();
+    crate::service_env::from_services(&crate::service_env::select(pod, in_ns, kubernetes))
 }
 
 async fn fetch_config_map(k: &Kubelet, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
@@ -432,7 +462,8 @@ pub fn sub_path(
 
 /// Sets up the container's volumes and resolves its env.
 pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, VolumeError> {
-    let f = fetch(k, pod).await;
+    let mut f = fetch(k, pod).await;
+    f.service_env = fetch_service_env(k, pod).await;
     let spec = pod.spec.clone().unwrap_or_default();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut volumes = Vec::new();

@@ -56,6 +56,21 @@ async fn kubectl_apply_busybox_runs_then_logs_exec_and_delete() {
         "pod.yaml",
         r#"
 apiVersion: v1
+kind: Service
+metadata: {name: fooservice}
+spec:
+  clusterIP: 10.96.10.10
+  ports: [{name: http, port: 8765, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: envpod}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: main, image: busybox, command: ["env"]}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: bb}
 spec:
@@ -117,10 +132,32 @@ spec:
         String::from_utf8_lossy(&out.stdout).starts_with("out\nbb\n"),
         "{out:?}"
     );
+    // [sig-node] Pods should contain environment variables for services.
+    wait_pod(&c, "envpod", 60, "envpod Succeeded", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    let env = c.kubectl_ok(&["logs", "envpod"]).await.unwrap();
+    for want in [
+        "FOOSERVICE_SERVICE_HOST=10.96.10.10",
+        "FOOSERVICE_SERVICE_PORT=8765",
+        "FOOSERVICE_SERVICE_PORT_HTTP=8765",
+        "FOOSERVICE_PORT=tcp://10.96.10.10:8765",
+        "FOOSERVICE_PORT_8765_TCP_ADDR=10.96.10.10",
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} in {env}");
+    }
 
-    c.kubectl_ok(&["delete", "pod", "bb", "--wait=true", "--timeout=60s"])
-        .await
-        .unwrap();
+    c.kubectl_ok(&[
+        "delete",
+        "pod",
+        "bb",
+        "envpod",
+        "--wait=true",
+        "--timeout=60s",
+    ])
+    .await
+    .unwrap();
     let api: Api<Pod> = Api::namespaced(c.client().await, "default");
     assert!(api.get_opt("bb").await.unwrap().is_none());
     let left = c.nodes[0].containerd.container_ids().unwrap();
