@@ -23,7 +23,8 @@
 # baseline does not do.
 #
 # Env: PROFILE (release) picks target/$PROFILE; SKIP_BUILD=1 uses the binaries
-# as built; FERROKUBE_BIN_DIR overrides the binary dir (and skips the build).
+# as built; FERROKUBE_BIN_DIR overrides the binary dir (and skips the build);
+# BENCH_LOGS=DIR keeps the components' logs (e.g. with RUST_LOG=info,kubelet=debug).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PODS=30
@@ -69,6 +70,7 @@ WORK="$(mktemp -d)"
 cleanup() {
   k delete pods -l bench=kubelet --wait=false >/dev/null 2>&1 || true
   raw_cleanup
+  [ -z "${BENCH_LOGS:-}" ] || { mkdir -p "$BENCH_LOGS" && cp -r "$FERROKUBE_UP_DIR/logs/." "$BENCH_LOGS/" 2>/dev/null || true; }
   if [ "$KEEP" = 0 ]; then
     "$ROOT/hack/local-down-cluster.sh" --purge >/dev/null 2>&1 || true
     # local-down skips a kubelet whose binary was rebuilt meanwhile ("(deleted)" exe): stop ours by PID.
@@ -90,6 +92,9 @@ echo "binaries: $FERROKUBE_BIN_DIR"
 KUBELET_PID="$(cat "$FERROKUBE_UP_DIR/pids/kubelet-node-0.pid")"
 export KUBELET_PID
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$KUBELET_PID/status"; }
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz}' "/proc/$1/stat"; }
+CONTAINERD_PID="$(cat "$FERROKUBE_UP_DIR/pids/containerd-node-0.pid")"
 
 # percentile P of the numbers in FILE (nearest rank)
 pct() { sort -n "$2" | awk -v p="$1" '{a[NR]=$1} END {i=int((p/100)*NR+0.999); if (i<1) i=1; printf "%.3f", a[i]}'; }
@@ -169,6 +174,22 @@ bench_raw() {
   wait "${pids[@]}"
 }
 
+# bench_ctr_overhead N OUT: N `ctr version` at once: what the ctr client itself
+# costs inside each baseline figure (process start and connection).
+bench_ctr_overhead() {
+  local n="$1" out="$2" i pids=()
+  for ((i = 0; i < n; i++)); do
+    (
+      s="$EPOCHREALTIME"
+      ctr -a "$SOCK" version >/dev/null
+      e="$EPOCHREALTIME"
+      awk -v s="$s" -v e="$e" 'BEGIN {printf "%.3f\n", e - s}' >>"$out"
+    ) &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+}
+
 report() { # label pods-file raw-file
   local p50 p99 r50 r99
   p50="$(pct 50 "$2")"
@@ -188,10 +209,15 @@ for ((r = 0; r < ROUNDS; r++)); do
   bench_raw 1 "$WORK/raw1"
   raw_cleanup
 done
+K0="$(cpu_s "$KUBELET_PID")"; C0="$(cpu_s "$CONTAINERD_PID")"
 bench_pods "$PODS" "$WORK/podsN" "$WORK/podsN-apply"
+K1="$(cpu_s "$KUBELET_PID")"; C1="$(cpu_s "$CONTAINERD_PID")"
 BUSY_RSS="$(rss_mb)"
 k delete pods -l bench=kubelet --wait=true --timeout=120s >/dev/null
 bench_raw "$PODS" "$WORK/rawN"
+: >"$WORK/ctr1"; : >"$WORK/ctrN"
+bench_ctr_overhead 1 "$WORK/ctr1"
+bench_ctr_overhead "$PODS" "$WORK/ctrN"
 
 echo "kubelet benchmark (1 node, image busybox pre-pulled, binaries $FERROKUBE_BIN_DIR)"
 echo "load average: before the runs $LOAD_START, after $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -199,5 +225,7 @@ report "1 pod" "$WORK/pods1" "$WORK/raw1"
 report "$PODS pods" "$WORK/podsN" "$WORK/rawN"
 printf "%-10s pods from the start of kubectl apply: p50 %6.3fs p99 %6.3fs\n" "$PODS pods" \
   "$(pct 50 "$WORK/podsN-apply")" "$(pct 99 "$WORK/podsN-apply")"
+echo "ctr client alone (ctr version, inside each raw figure): 1 at once $(pct 50 "$WORK/ctr1")s, $PODS at once p50 $(pct 50 "$WORK/ctrN")s p99 $(pct 99 "$WORK/ctrN")s"
 echo "targets: ratio <= 1.5x, burst p99 <= 2s, RSS with $PODS pods <= 30 MB"
+echo "CPU during the $PODS-pod burst: kubelet $(awk -v a="$K0" -v b="$K1" 'BEGIN {printf "%.2f", b - a}')s, containerd $(awk -v a="$C0" -v b="$C1" 'BEGIN {printf "%.2f", b - a}')s"
 echo "kubelet RSS: idle ${IDLE_RSS} MB, with $PODS pods ${BUSY_RSS} MB"

@@ -24,7 +24,9 @@ pub async fn run(
     let mut first_sync = true;
     while let Some(ev) = stream.next().await {
         match ev {
-            Ok(Event::Apply(p)) | Ok(Event::InitApply(p)) => {
+            Ok(Event::Apply(mut p)) | Ok(Event::InitApply(mut p)) => {
+                // Kept per pod by the workers and /pods; nothing here reads it.
+                p.metadata.managed_fields = None;
                 if let Some(uid) = p.metadata.uid.clone() {
                     listed.insert(uid);
                 }

@@ -141,13 +141,7 @@ async fn observe(
     uid: &str,
     state: &WorkerState,
 ) -> Result<Vec<ObservedContainer>, SyncError> {
-    let mut v: Vec<ObservedContainer> = k
-        .runtime
-        .list_containers()
-        .await?
-        .into_iter()
-        .filter(|c| c.pod_uid == uid)
-        .collect();
+    let mut v: Vec<ObservedContainer> = k.runtime.list_pod_containers(uid).await?;
     for c in &mut v {
         if state.start_errors.contains_key(&c.id)
             && matches!(c.state, ContainerState::Unknown | ContainerState::Created)
@@ -193,11 +187,13 @@ fn host_ports(pod: &Pod) -> Vec<PortMapping> {
 
 async fn create_sandbox(k: &Kubelet, pod: &Pod) -> Result<SandboxState, String> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let t = std::time::Instant::now();
     let ns = k.namespaces(&uid);
     ns.remove();
     ns.create(pod.metadata.name.as_deref().unwrap_or("pod"))
         .await
         .map_err(|e| e.to_string())?;
+    let netns_done = t.elapsed();
     let ports = host_ports(pod);
     let mut held = Vec::new();
     for p in ports.iter().filter(|p| p.protocol == "tcp") {
@@ -229,6 +225,8 @@ async fn create_sandbox(k: &Kubelet, pod: &Pod) -> Result<SandboxState, String> 
             return Err(e.to_string());
         }
     };
+    tracing::debug!(pod = ?pod.metadata.name, netns_ms = netns_done.as_millis(),
+        cni_ms = (t.elapsed() - netns_done).as_millis(), "sandbox created");
     let st = SandboxState {
         pod_ip: ip,
         ports,
@@ -253,7 +251,9 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     state.start_time.get_or_insert_with(Utc::now);
+    let t_sync = std::time::Instant::now();
     let mut observed = observe(k, &uid, state).await?;
+    let observed_at = t_sync.elapsed();
     let mut sandbox = load_sandbox(k, &uid);
     if is_terminal(pod) {
         // A finished pod keeps its containers for logs but releases its network.
@@ -366,9 +366,11 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         if s.restart_count > 0 {
             k.backoff.lock().await.next(&backoff_key(&uid, &c.name));
         }
+        let t = std::time::Instant::now();
         let started =
             start_container(k, pod, c, s.restart_count, resolved.env, resolved.mounts).await;
-        tracing::debug!(pod = ?pod.metadata.name, container = %c.name, result = ?started, "start container");
+        tracing::debug!(pod = ?pod.metadata.name, container = %c.name, result = ?started,
+            ms = t.elapsed().as_millis(), "start container");
         match started {
             Ok(id) => {
                 state.logging.insert(id.clone());
@@ -484,7 +486,13 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
             state.waiting.remove(&c.name);
         }
     }
-    write_status(k, pod, &observed, state, sandbox.map(|s| s.pod_ip)).await
+    let before_status = t_sync.elapsed();
+    let r = write_status(k, pod, &observed, state, sandbox.map(|s| s.pod_ip)).await;
+    if plan.create_sandbox || !plan.start.is_empty() {
+        tracing::debug!(pod = ?pod.metadata.name, first_observe_ms = observed_at.as_millis(),
+            before_status_ms = before_status.as_millis(), total_ms = t_sync.elapsed().as_millis(), "pod synced");
+    }
+    r
 }
 
 async fn write_status(

@@ -15,15 +15,16 @@ use containerd_client::services::v1::{
     tasks_client::TasksClient,
     version_client::VersionClient,
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
-    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, KillRequest,
+    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetRequest, KillRequest,
     ListContainersRequest, ListTasksRequest, ResizePtyRequest, StartRequest,
     UpdateContainerRequest, WaitRequest,
 };
-use containerd_client::types::v1::Status as ProcStatus;
+use containerd_client::types::v1::{Process, Status as ProcStatus};
 use tonic::transport::Channel;
 use tonic::Code;
 
 use super::image_pull::{self, ns, SNAPSHOTTER};
+use super::runtime_cache::RuntimeCache;
 use super::*;
 use crate::image_ref::Mirrors;
 
@@ -36,6 +37,8 @@ pub struct Containerd {
     mirrors: Mirrors,
     /// Serialises pulls of the same image so that concurrent pods share one download.
     pull_locks: tokio::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    images: image_pull::ImageCache,
+    containers: RuntimeCache<Vec<ObservedContainer>>,
 }
 
 fn ts(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
@@ -74,6 +77,8 @@ impl Containerd {
             channel: tokio::sync::RwLock::new(None),
             mirrors,
             pull_locks: Default::default(),
+            images: Default::default(),
+            containers: Default::default(),
         }
     }
 
@@ -109,6 +114,7 @@ impl Containerd {
 
     async fn create_inner(&self, cfg: ContainerConfig) -> Result<()> {
         let ch = self.ch().await?;
+        let t = std::time::Instant::now();
         let mounts = SnapshotsClient::new(ch.clone())
             .prepare(ns(PrepareSnapshotRequest {
                 snapshotter: SNAPSHOTTER.into(),
@@ -131,6 +137,7 @@ impl Containerd {
             }
             Err(s) => return Err(s.into()),
         };
+        let prepared = t.elapsed();
         let spec = prost_types::Any {
             type_url: SPEC_TYPE.into(),
             value: serde_json::to_vec(&cfg.spec).map_err(|e| RuntimeError::Other(e.to_string()))?,
@@ -158,6 +165,7 @@ impl Containerd {
             Err(s) if s.code() == Code::AlreadyExists => {}
             Err(s) => return Err(s.into()),
         }
+        let created = t.elapsed();
         let path = |p: &Option<PathBuf>| {
             p.as_ref()
                 .map(|p| p.display().to_string())
@@ -179,11 +187,14 @@ impl Containerd {
             }))
             .await
             .map_err(|s| RuntimeError::Start(s.message().to_string()))?;
+        tracing::debug!(id = %cfg.id, snapshot_ms = prepared.as_millis(), container_ms = (created - prepared).as_millis(),
+            task_ms = (t.elapsed() - created).as_millis(), "container created");
         Ok(())
     }
 
     async fn list_inner(&self) -> Result<Vec<ObservedContainer>> {
         let ch = self.ch().await?;
+        let t = std::time::Instant::now();
         let containers = ContainersClient::new(ch.clone())
             .list(ns(ListContainersRequest {
                 filters: vec![format!("labels.\"{LABEL_POD_UID}\"")],
@@ -212,52 +223,94 @@ impl Containerd {
                 )
             })
             .collect();
+        let out: Vec<ObservedContainer> = containers
+            .into_iter()
+            .map(|c| {
+                let task = tasks.get(&c.id);
+                observed(c, task)
+            })
+            .collect();
+        tracing::debug!(
+            containers = out.len(),
+            ms = t.elapsed().as_millis(),
+            "containers listed"
+        );
+        Ok(out)
+    }
+
+    /// One pod's containers, asking only their own shims for task state:
+    /// listing every task waits on every shim, the slowest of a burst included.
+    async fn list_pod_inner(&self, pod_uid: &str) -> Result<Vec<ObservedContainer>> {
+        let ch = self.ch().await?;
+        let containers = ContainersClient::new(ch.clone())
+            .list(ns(ListContainersRequest {
+                filters: vec![format!("labels.\"{LABEL_POD_UID}\"=={pod_uid:?}")],
+            }))
+            .await?
+            .into_inner()
+            .containers;
         let mut out = Vec::with_capacity(containers.len());
         for c in containers {
-            let l = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
-            let started_at = c
-                .labels
-                .get(LABEL_STARTED_AT)
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|d| d.with_timezone(&Utc));
-            let state = match tasks.get(&c.id) {
-                None => ContainerState::Unknown,
-                Some(t) => match ProcStatus::try_from(t.status).unwrap_or(ProcStatus::Unknown) {
-                    ProcStatus::Created => ContainerState::Created,
-                    ProcStatus::Running | ProcStatus::Paused | ProcStatus::Pausing => {
-                        ContainerState::Running {
-                            started_at: started_at.unwrap_or_else(Utc::now),
-                        }
-                    }
-                    ProcStatus::Stopped => ContainerState::Exited {
-                        exit_code: t.exit_status as i32,
-                        started_at,
-                        finished_at: ts(&t.exited_at).unwrap_or_else(Utc::now),
-                    },
-                    ProcStatus::Unknown => ContainerState::Unknown,
-                },
+            let task = TasksClient::new(ch.clone())
+                .get(ns(GetRequest {
+                    container_id: c.id.clone(),
+                    exec_id: String::new(),
+                }))
+                .await;
+            let task = match task {
+                Ok(r) => r.into_inner().process,
+                Err(s) if s.code() == Code::NotFound => None,
+                Err(s) => return Err(s.into()),
             };
-            let oom_killed = matches!(state, ContainerState::Exited { exit_code: 137, .. })
-                && oom_killed(&l(LABEL_POD_UID), &c.id);
-            out.push(ObservedContainer {
-                id: c.id.clone(),
-                pod_uid: l(LABEL_POD_UID),
-                pod_name: l(LABEL_POD_NAME),
-                pod_namespace: l(LABEL_POD_NAMESPACE),
-                name: l(LABEL_CONTAINER_NAME),
-                restart_count: l(LABEL_RESTART_COUNT).parse().unwrap_or(0),
-                image: c
-                    .labels
-                    .get(LABEL_IMAGE)
-                    .cloned()
-                    .unwrap_or(c.image.clone()),
-                image_id: c.labels.get(LABEL_IMAGE_ID).cloned().unwrap_or_default(),
-                state,
-                created_at: ts(&c.created_at).unwrap_or_else(Utc::now),
-                oom_killed,
-            });
+            out.push(observed(c, task.as_ref()));
         }
         Ok(out)
+    }
+}
+
+/// A container and its task (if any) as the pod logic sees them.
+fn observed(c: Container, task: Option<&Process>) -> ObservedContainer {
+    let l = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+    let started_at = c
+        .labels
+        .get(LABEL_STARTED_AT)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc));
+    let state = match task {
+        None => ContainerState::Unknown,
+        Some(t) => match ProcStatus::try_from(t.status).unwrap_or(ProcStatus::Unknown) {
+            ProcStatus::Created => ContainerState::Created,
+            ProcStatus::Running | ProcStatus::Paused | ProcStatus::Pausing => {
+                ContainerState::Running {
+                    started_at: started_at.unwrap_or_else(Utc::now),
+                }
+            }
+            ProcStatus::Stopped => ContainerState::Exited {
+                exit_code: t.exit_status as i32,
+                started_at,
+                finished_at: ts(&t.exited_at).unwrap_or_else(Utc::now),
+            },
+            ProcStatus::Unknown => ContainerState::Unknown,
+        },
+    };
+    let oom_killed = matches!(state, ContainerState::Exited { exit_code: 137, .. })
+        && oom_killed(&l(LABEL_POD_UID), &c.id);
+    ObservedContainer {
+        pod_uid: l(LABEL_POD_UID),
+        pod_name: l(LABEL_POD_NAME),
+        pod_namespace: l(LABEL_POD_NAMESPACE),
+        name: l(LABEL_CONTAINER_NAME),
+        restart_count: l(LABEL_RESTART_COUNT).parse().unwrap_or(0),
+        image: c
+            .labels
+            .get(LABEL_IMAGE)
+            .cloned()
+            .unwrap_or(c.image.clone()),
+        image_id: c.labels.get(LABEL_IMAGE_ID).cloned().unwrap_or_default(),
+        state,
+        created_at: ts(&c.created_at).unwrap_or_else(Utc::now),
+        oom_killed,
+        id: c.id,
     }
 }
 
@@ -277,6 +330,7 @@ impl Runtime for Containerd {
     }
 
     async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<ImageInfo> {
+        let queued = std::time::Instant::now();
         let lock = {
             let mut locks = self.pull_locks.lock().await;
             locks.entry(image.to_string()).or_default().clone()
@@ -284,8 +338,15 @@ impl Runtime for Containerd {
         let _guard = lock.lock().await;
         let ch = self.ch().await?;
         if policy != PullPolicy::Always {
-            let r = image_pull::local(&ch, image).await;
+            let t = std::time::Instant::now();
+            let r = image_pull::local(&ch, image, &self.images).await;
             if let Some(info) = self.on_err(r).await? {
+                tracing::debug!(
+                    image,
+                    ms = t.elapsed().as_millis(),
+                    queued_ms = (t - queued).as_millis(),
+                    "image present"
+                );
                 return Ok(info);
             }
             if policy == PullPolicy::Never {
@@ -303,6 +364,7 @@ impl Runtime for Containerd {
 
     async fn start_container(&self, id: &str) -> Result<()> {
         let ch = self.ch().await?;
+        let t = std::time::Instant::now();
         TasksClient::new(ch.clone())
             .start(ns(StartRequest {
                 container_id: id.into(),
@@ -310,6 +372,7 @@ impl Runtime for Containerd {
             }))
             .await
             .map_err(|s| RuntimeError::Start(s.message().to_string()))?;
+        let started = t.elapsed();
         let mut labels = HashMap::new();
         labels.insert(LABEL_STARTED_AT.to_string(), Utc::now().to_rfc3339());
         let r = ContainersClient::new(ch)
@@ -326,6 +389,7 @@ impl Runtime for Containerd {
             .await
             .map(|_| ())
             .map_err(RuntimeError::from);
+        tracing::debug!(%id, start_ms = started.as_millis(), label_ms = (t.elapsed() - started).as_millis(), "task started");
         self.on_err(r).await
     }
 
@@ -394,7 +458,18 @@ impl Runtime for Containerd {
     }
 
     async fn list_containers(&self) -> Result<Vec<ObservedContainer>> {
-        let r = self.list_inner().await;
+        let all = self
+            .containers
+            .get(|| async {
+                let r = self.list_inner().await;
+                self.on_err(r).await
+            })
+            .await?;
+        Ok(all.as_ref().clone())
+    }
+
+    async fn list_pod_containers(&self, pod_uid: &str) -> Result<Vec<ObservedContainer>> {
+        let r = self.list_pod_inner(pod_uid).await;
         self.on_err(r).await
     }
 

@@ -503,9 +503,30 @@ async fn unpack(ch: &Channel, layers: &[Descriptor], chains: &[String]) -> Resul
     Ok(())
 }
 
+/// Images already read from the content store, by canonical name, with the
+/// digest their image record pointed at. Every container of every pod looks
+/// its image up; this spares re-reading manifest and config and re-checking
+/// each layer while the record still points at the same manifest.
+#[derive(Default)]
+pub struct ImageCache(std::sync::Mutex<HashMap<String, (String, ImageInfo)>>);
+
+impl ImageCache {
+    fn get(&self, canonical: &str, target: &str) -> Option<ImageInfo> {
+        let m = self.0.lock().ok()?;
+        m.get(canonical)
+            .filter(|(d, _)| d == target)
+            .map(|(_, i)| i.clone())
+    }
+    fn put(&self, canonical: &str, target: &str, info: &ImageInfo) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(canonical.to_string(), (target.to_string(), info.clone()));
+        }
+    }
+}
+
 /// Looks an image up in containerd (pulled earlier or imported by a user) and
 /// makes sure its layers are unpacked.
-pub async fn local(ch: &Channel, name: &str) -> Result<Option<ImageInfo>> {
+pub async fn local(ch: &Channel, name: &str, cache: &ImageCache) -> Result<Option<ImageInfo>> {
     let r = ImageRef::parse(name).map_err(|e| pull_err(name, e))?;
     let canonical = r.canonical();
     let image = match ImagesClient::new(ch.clone())
@@ -521,6 +542,18 @@ pub async fn local(ch: &Channel, name: &str) -> Result<Option<ImageInfo>> {
     let Some(target) = image.and_then(|i| i.target) else {
         return Ok(None);
     };
+    if let Some(info) = cache.get(&canonical, &target.digest) {
+        // A snapshot holds its parents, so the top one standing means all are unpacked.
+        let top = SnapshotsClient::new(ch.clone())
+            .stat(ns(StatSnapshotRequest {
+                snapshotter: SNAPSHOTTER.into(),
+                key: info.chain_id.clone(),
+            }))
+            .await;
+        if top.is_ok() {
+            return Ok(Some(info));
+        }
+    }
     let mut manifest_digest = target.digest.clone();
     let mut raw = match read_blob(ch, &manifest_digest).await {
         Ok(b) => b,
@@ -568,12 +601,14 @@ pub async fn local(ch: &Channel, name: &str) -> Result<Option<ImageInfo>> {
         return Err(pull_err(name, "layer count does not match diff_ids"));
     }
     unpack(ch, &layers, &chains).await?;
-    Ok(Some(ImageInfo {
+    let info = ImageInfo {
         name: canonical.clone(),
         image_id: image_id(&canonical, &manifest_digest),
         config: image_config(config.config.unwrap_or_default()),
         chain_id: chains.last().cloned().unwrap_or_default(),
-    }))
+    };
+    cache.put(&canonical, &target.digest, &info);
+    Ok(Some(info))
 }
 
 /// status.imageID: the repository pinned to the manifest digest.

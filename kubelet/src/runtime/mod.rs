@@ -4,6 +4,7 @@
 pub mod containerd;
 pub mod fake;
 pub mod image_pull;
+pub mod runtime_cache;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -170,6 +171,11 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove_container(&self, id: &str) -> Result<()>;
     /// All containers carrying the pod labels.
     async fn list_containers(&self) -> Result<Vec<ObservedContainer>>;
+    /// The containers of one pod, as fresh as [`Runtime::list_containers`].
+    async fn list_pod_containers(&self, pod_uid: &str) -> Result<Vec<ObservedContainer>> {
+        let all = self.list_containers().await?;
+        Ok(all.into_iter().filter(|c| c.pod_uid == pod_uid).collect())
+    }
     /// Starts an exec'd process and returns a waiter for its exit code.
     async fn exec(&self, cfg: ExecConfig) -> Result<()>;
     /// Waits for an exec'd process and returns its exit code.
