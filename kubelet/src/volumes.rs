@@ -152,16 +152,17 @@ async fn fetch(k: &Kubelet, pod: &Pod) -> Fetched {
         }
     }
     let mut f = Fetched::default();
+    use std::collections::btree_map::Entry;
     for n in cms {
-        if !f.config_maps.contains_key(&n) {
-            let v = fetch_config_map(k, &ns, &n).await;
-            f.config_maps.insert(n, v);
+        if let Entry::Vacant(e) = f.config_maps.entry(n) {
+            let v = fetch_config_map(k, &ns, e.key()).await;
+            e.insert(v);
         }
     }
     for n in secrets {
-        if !f.secrets.contains_key(&n) {
-            let v = fetch_secret(k, &ns, &n).await;
-            f.secrets.insert(n, v);
+        if let Entry::Vacant(e) = f.secrets.entry(n) {
+            let v = fetch_secret(k, &ns, e.key()).await;
+            e.insert(v);
         }
     }
     f
@@ -174,7 +175,7 @@ fn volume_dir(k: &Kubelet, uid: &str, name: &str) -> PathBuf {
 /// Writes `files` (relative path → content) into `dir`, replacing what was
 /// there: each file through a rename, so a reader never sees it half written,
 /// and files no longer listed are removed.
-fn write_files(dir: &Path, files: &[(String, Vec<u8>, Option<i32>)]) -> std::io::Result<()> {
+fn write_files(dir: &Path, files: &[VolumeFile]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     let mut keep = std::collections::HashSet::new();
@@ -215,11 +216,14 @@ fn remove_unlisted(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> std
     Ok(())
 }
 
+/// A file of a projected-style volume: relative path, content, mode.
+type VolumeFile = (String, Vec<u8>, Option<i32>);
+
 fn key_files(
     data: &BTreeMap<String, String>,
     items: Option<&Vec<KeyToPath>>,
     default_mode: Option<i32>,
-) -> Result<Vec<(String, Vec<u8>, Option<i32>)>, String> {
+) -> Result<Vec<VolumeFile>, String> {
     match items {
         Some(items) if !items.is_empty() => items
             .iter()
@@ -294,13 +298,11 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
         let p = PathBuf::from(&hp.path);
         match hp.type_.as_deref() {
             Some("DirectoryOrCreate") => std::fs::create_dir_all(&p)?,
-            Some("FileOrCreate") => {
-                if !p.exists() {
-                    if let Some(parent) = p.parent() {
-                        std::fs::create_dir_all(parent)?;
-                    }
-                    std::fs::write(&p, b"")?;
+            Some("FileOrCreate") if !p.exists() => {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent)?;
                 }
+                std::fs::write(&p, b"")?;
             }
             Some("Directory") if !p.is_dir() => {
                 return Err(err(format!(
