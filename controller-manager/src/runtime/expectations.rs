@@ -98,15 +98,12 @@ impl<K: Eq + Hash + Clone> Expectations<K> {
             m.remove(key);
             return true;
         }
-        if p.progress.elapsed() >= STALL_AFTER {
-            if let Some(r) = &self.relister {
-                tracing::info!(
-                    creates = p.creates.len(),
-                    deletes = p.deletes.len(),
-                    "expected changes are not showing in the cache; relisting"
-                );
-                r.request();
-            }
+        if p.progress.elapsed() >= STALL_AFTER && self.relister.as_ref().is_some_and(|r| r.request()) {
+            tracing::info!(
+                creates = p.creates.len(),
+                deletes = p.deletes.len(),
+                "expected changes are not showing in the cache; relisting"
+            );
         }
         false
     }

@@ -84,12 +84,15 @@ impl Relister {
 
     /// Ask for a full list (rate-limited): the safety valve for a watch that
     /// lost events without telling us.
-    pub fn request(&self) {
+    /// True when this call asked for the list.
+    pub fn request(&self) -> bool {
         let mut last = self.0.last_request.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_none_or(|t| t.elapsed() >= RELIST_MIN_INTERVAL) {
             *last = Some(Instant::now());
             self.0.notify.notify_one();
+            return true;
         }
+        false
     }
 
     pub(crate) fn list_started(&self) -> u64 {
