@@ -53,8 +53,26 @@ pub fn container_process_spec(
         .flatten()
         .flatten()
         .map(|e| process_file(&e.path(), container_id))
-        .find_map(|p| std::fs::read(p).ok())
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        .find_map(|p| std::fs::read(p).ok());
+    with_command(found, cmd, tty)
+}
+
+/// [`container_process_spec`] when the pod is known: one file read, no scan.
+pub fn pod_container_process_spec(
+    pod_dir: &Path,
+    container_id: &str,
+    cmd: &[String],
+    tty: bool,
+) -> serde_json::Value {
+    with_command(
+        std::fs::read(process_file(pod_dir, container_id)).ok(),
+        cmd,
+        tty,
+    )
+}
+
+fn with_command(kept: Option<Vec<u8>>, cmd: &[String], tty: bool) -> serde_json::Value {
+    let found = kept.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let Some(mut p) = found.filter(|p| p.is_object()) else {
         return process_spec(cmd, tty);
     };
@@ -80,6 +98,7 @@ pub fn exec_id() -> String {
 /// Runs `cmd` in the container and returns its exit code, discarding output.
 pub async fn run_to_completion(
     k: &Kubelet,
+    pod_uid: &str,
     container_id: &str,
     cmd: Vec<String>,
 ) -> Result<i32, RuntimeError> {
@@ -88,7 +107,7 @@ pub async fn run_to_completion(
         .exec(ExecConfig {
             container_id: container_id.into(),
             exec_id: id.clone(),
-            process: container_process_spec(&k.root_dir, container_id, &cmd, false),
+            process: pod_container_process_spec(&k.pod_dir(pod_uid), container_id, &cmd, false),
             stdin: None,
             stdout: None,
             stderr: None,
@@ -156,6 +175,7 @@ mod tests {
         assert_eq!(p["cwd"], json!("/work"));
         assert_eq!(p["terminal"], json!(true));
         assert_eq!(p["env"], json!(["PATH=/bin", "A=1", "TERM=xterm"]));
+        assert_eq!(pod_container_process_spec(&pod_dir, "c1", &cmd, true), p);
         // Unknown containers get the plain root process.
         let p = container_process_spec(d.path(), "other", &cmd, false);
         assert_eq!(p, process_spec(&cmd, false));

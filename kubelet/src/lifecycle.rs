@@ -16,7 +16,8 @@ pub async fn run_handler(
     let fut = async {
         if let Some(e) = &h.exec {
             let cmd = e.command.clone().unwrap_or_default();
-            let code = crate::exec::run_to_completion(k, container_id, cmd)
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            let code = crate::exec::run_to_completion(k, uid, container_id, cmd)
                 .await
                 .map_err(|e| e.to_string())?;
             if code != 0 {

@@ -55,7 +55,12 @@ pub async fn probe_once(
         let cmd = e.command.clone().unwrap_or_default();
         let code = tokio::time::timeout(
             timeout,
-            crate::exec::run_to_completion(k, container_id, cmd),
+            crate::exec::run_to_completion(
+                k,
+                pod.metadata.uid.as_deref().unwrap_or_default(),
+                container_id,
+                cmd,
+            ),
         )
         .await
         .map_err(|_| "command timed out".to_string())?
