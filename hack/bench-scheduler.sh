@@ -8,7 +8,10 @@
 # Usage: hack/bench-scheduler.sh [small|large|all|cycle]   (default: all)
 #   small: 500 nodes / 5,000 pods     large: 5,000 nodes / 10,000 pods
 # Env: CONCURRENCY (64), PROFILE (release), LOADGEN (path of bench_load), SKIP_BUILD=1 uses the binaries
-# already in target/$PROFILE, KEEP=1 keeps the temp dir.
+# already in target/$PROFILE, KEEP=1 keeps the temp dir, PERF=1 records the scheduler and the
+# apiserver with `perf record -g` during the pod phase (implies KEEP; see perf-*.data in the dir).
+# After each run it prints the CPU seconds each process used: on a 2-core machine the
+# end-to-end rate is bounded by whoever burns the CPU.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +30,11 @@ cleanup() {
   [ "${KEEP:-}" = 1 ] || rm -rf "${WORK:-/nonexistent-bench-dir}"
 }
 trap cleanup EXIT
+
+# CPU seconds (user + system) a process has used so far.
+cpu_secs() {
+  awk -v tck="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / tck }' "/proc/$1/stat" 2>/dev/null || echo "?"
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -66,15 +74,27 @@ run_config() {
     >"$WORK/scheduler.log" 2>&1 &
   local sched_pid=$!
   PIDS+=($sched_pid)
+  local etcd_pid=${PIDS[0]} api_pid=${PIDS[1]}
+  local perf_pids=()
+  if [ "${PERF:-}" = 1 ]; then
+    KEEP=1
+    perf record -g -o "$WORK/perf-scheduler.data" -p "$sched_pid" >/dev/null 2>&1 &
+    perf_pids+=($!)
+    perf record -g -o "$WORK/perf-apiserver.data" -p "$api_pid" >/dev/null 2>&1 &
+    perf_pids+=($!)
+  fi
 
   echo "== $nodes nodes / $pods pods (concurrency $CONCURRENCY) =="
   BENCH_SETTLE_SECS=${BENCH_SETTLE_SECS:-3} "$LOADGEN" \
     --kubeconfig "$WORK/admin.kubeconfig" --nodes "$nodes" --pods "$pods" \
     --concurrency "$CONCURRENCY" --etcd "http://127.0.0.1:$etcd_port" \
     --timeout-secs "${TIMEOUT_SECS:-600}" || echo "load generator failed (see above)"
+  for pid in "${perf_pids[@]:-}"; do [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null || true; done
+  for pid in "${perf_pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
+  echo "CPU seconds: etcd $(cpu_secs "$etcd_pid"), apiserver $(cpu_secs "$api_pid"), scheduler $(cpu_secs "$sched_pid")"
   echo "scheduler RSS: $(awk '/VmRSS/ {printf "%.0f MB", $2/1024}' /proc/$sched_pid/status)"
   curl -s "http://127.0.0.1:$sched_port/metrics" |
-    grep -E '^scheduler_schedule_attempts_total|^scheduler_scheduling_attempt_duration_seconds_(sum|count)|^scheduler_pending_pods' || true
+    grep -E '^scheduler_schedule_attempts_total|^scheduler_scheduling_attempt_duration_seconds_(sum|count)|^scheduler_framework_extension_point_duration_seconds_(sum|count)|^scheduler_events_dropped|^scheduler_pending_pods' || true
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   PIDS=()

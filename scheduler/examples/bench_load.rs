@@ -3,9 +3,15 @@
 //! create to the last binding observed through a watch. With --etcd it
 //! also measures the raw etcd create rate at the same concurrency, the
 //! floor for any write path (each bind is one etcd write).
+//!
+//! Honest by construction: a failed create is retried and, if it still
+//! fails, counted and reported; the watch's count of bindings is checked
+//! against a list afterwards, and both are printed. If the watch stalls
+//! while the list shows every pod bound, completion is taken from the list
+//! (and said so), so a lost watch event cannot hang the run.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +20,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Container, Node, NodeCondition, NodeStatus, Pod, PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
@@ -94,15 +100,6 @@ fn bench_pod(name: &str) -> Pod {
     }
 }
 
-async fn client(path: &std::path::Path) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    cfg.read_timeout = Some(Duration::from_secs(600));
-    kube::Client::try_from(cfg).expect("client")
-}
-
 async fn run_concurrently<F, Fut>(n: usize, concurrency: usize, f: F)
 where
     F: Fn(usize) -> Fut,
@@ -142,30 +139,126 @@ async fn etcd_rate(endpoint: &str, n: usize, concurrency: usize) -> f64 {
     rate
 }
 
+async fn client(path: &std::path::Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    cfg.read_timeout = Some(Duration::from_secs(600));
+    kube::Client::try_from(cfg).expect("client")
+}
+
+/// How many times a create is tried before it counts as failed.
+const CREATE_ATTEMPTS: u32 = 8;
+
+#[derive(Default)]
+struct CreateStats {
+    created: AtomicUsize,
+    failed: AtomicUsize,
+    retries: AtomicUsize,
+}
+
+/// Creates one object, retrying transient failures. An AlreadyExists after
+/// a retry means an earlier attempt landed (its reply was lost), so it
+/// counts as created.
+async fn create_with_retry<K, F, Fut>(what: &str, stats: &CreateStats, mut create: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<K, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=CREATE_ATTEMPTS {
+        match create().await {
+            Ok(_) => {
+                stats.created.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => {
+                stats.created.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            Err(e) if attempt < CREATE_ATTEMPTS => {
+                if stats.retries.fetch_add(1, Ordering::Relaxed) < 10 {
+                    eprintln!("create {what} (attempt {attempt}): {e}; retrying");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                eprintln!("create {what}: giving up after {attempt} attempts: {e}");
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+    }
+    false
+}
+
+fn is_bound(p: &Pod) -> bool {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty())
+}
+
+/// (pods listed, of which bound)
+async fn list_bound(pods: &Api<Pod>) -> Result<(usize, usize), kube::Error> {
+    let items = pods.list(&ListParams::default()).await?.items;
+    Ok((items.len(), items.iter().filter(|p| is_bound(p)).count()))
+}
+
+/// Seconds since `start`, as microseconds in an atomic (0: not yet).
+fn stamp(at: &AtomicU64, start: Instant) {
+    let us = start.elapsed().as_micros().max(1) as u64;
+    let _ = at.compare_exchange(0, us, Ordering::SeqCst, Ordering::SeqCst);
+}
+
+fn secs(at: &AtomicU64) -> Option<f64> {
+    match at.load(Ordering::SeqCst) {
+        0 => None,
+        us => Some(us as f64 / 1e6),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     let client = client(&args.kubeconfig).await;
     let nodes: Api<Node> = Api::all(client.clone());
     let t = Instant::now();
+    let node_stats = CreateStats::default();
     run_concurrently(args.nodes, args.concurrency, |i| {
         let nodes = nodes.clone();
+        let node_stats = &node_stats;
         async move {
             let name = format!("bench-node-{i}");
             let n = bench_node(&name);
-            if nodes.create(&PostParams::default(), &n).await.is_ok() {
-                let _ = nodes
-                    .patch_status(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({ "status": n.status })),
-                    )
-                    .await;
+            let pp = PostParams::default();
+            if create_with_retry(&name, node_stats, || nodes.create(&pp, &n)).await {
+                let status = Patch::Merge(json!({ "status": n.status }));
+                let mut ok = false;
+                for _ in 0..CREATE_ATTEMPTS {
+                    if nodes.patch_status(&name, &PatchParams::default(), &status).await.is_ok() {
+                        ok = true;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                if !ok {
+                    eprintln!("node {name}: status never written; it will not be Ready");
+                }
             }
         }
     })
     .await;
-    eprintln!("created {} nodes in {:.1}s", args.nodes, t.elapsed().as_secs_f64());
+    eprintln!(
+        "created {} of {} nodes in {:.1}s ({} retries, {} failed)",
+        node_stats.created.load(Ordering::Relaxed),
+        args.nodes,
+        t.elapsed().as_secs_f64(),
+        node_stats.retries.load(Ordering::Relaxed),
+        node_stats.failed.load(Ordering::Relaxed)
+    );
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let _ = namespaces
         .create(
@@ -185,72 +278,151 @@ async fn main() {
     }
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &args.namespace);
-    let bound = Arc::new(AtomicUsize::new(0));
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Instant>();
-    let target = args.pods;
-    let watch_bound = bound.clone();
-    let watch_pods = pods.clone();
+    // Bindings seen through the watch, and when the last one was seen.
+    let watch_bound = Arc::new(AtomicUsize::new(0));
+    let last_bind_us = Arc::new(AtomicU64::new(0));
+    let start_cell = Arc::new(std::sync::OnceLock::<Instant>::new());
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let mut seen = HashSet::new();
-        let mut done_tx = Some(done_tx);
-        let mut ready_tx = Some(ready_tx);
-        let stream = watcher::watcher(watch_pods, watcher::Config::default()).default_backoff();
-        let mut stream = std::pin::pin!(stream);
-        while let Ok(Some(ev)) = stream.try_next().await {
-            if let watcher::Event::InitDone = ev {
-                if let Some(tx) = ready_tx.take() {
-                    let _ = tx.send(());
-                }
-            }
-            if let watcher::Event::Apply(p) | watcher::Event::InitApply(p) = ev {
-                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
-                    && seen.insert(p.metadata.name.clone().unwrap_or_default())
-                {
-                    let n = watch_bound.fetch_add(1, Ordering::SeqCst) + 1;
-                    if n == target {
-                        if let Some(tx) = done_tx.take() {
-                            let _ = tx.send(Instant::now());
+    let watch_task = {
+        let watch_bound = watch_bound.clone();
+        let last_bind_us = last_bind_us.clone();
+        let start_cell = start_cell.clone();
+        let pods = pods.clone();
+        tokio::spawn(async move {
+            let mut seen = HashSet::new();
+            let mut ready_tx = Some(ready_tx);
+            let stream = watcher::watcher(pods, watcher::Config::default()).default_backoff();
+            let mut stream = std::pin::pin!(stream);
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(watcher::Event::InitDone)) => {
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
                         }
                     }
+                    Ok(Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
+                        if is_bound(&p) && seen.insert(p.metadata.name.clone().unwrap_or_default()) {
+                            watch_bound.fetch_add(1, Ordering::SeqCst);
+                            if let Some(start) = start_cell.get() {
+                                last_bind_us.store(start.elapsed().as_micros() as u64, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => eprintln!("watch: {e}"),
                 }
             }
-        }
-    });
+        })
+    };
     let _ = ready_rx.await;
 
     let start = Instant::now();
-    let create_pods = pods.clone();
-    tokio::spawn(run_concurrently(args.pods, args.concurrency, move |i| {
-        let pods = create_pods.clone();
-        async move {
-            if let Err(e) = pods
-                .create(&PostParams::default(), &bench_pod(&format!("bench-pod-{i}")))
-                .await
-            {
-                eprintln!("create bench-pod-{i}: {e}");
+    let _ = start_cell.set(start);
+    let pod_stats = Arc::new(CreateStats::default());
+    let creates_done = Arc::new(AtomicU64::new(0));
+    let create_task = {
+        let pods = pods.clone();
+        let pod_stats = pod_stats.clone();
+        let creates_done = creates_done.clone();
+        let (n, concurrency) = (args.pods, args.concurrency);
+        tokio::spawn(async move {
+            run_concurrently(n, concurrency, |i| {
+                let pods = pods.clone();
+                let pod_stats = pod_stats.clone();
+                async move {
+                    let name = format!("bench-pod-{i}");
+                    let pod = bench_pod(&name);
+                    let pp = PostParams::default();
+                    create_with_retry(&name, &pod_stats, || pods.create(&pp, &pod)).await;
+                }
+            })
+            .await;
+            stamp(&creates_done, start);
+        })
+    };
+
+    // Done when the watch has seen every created pod bound. If the watch
+    // stalls, a list decides instead (a lost watch event must not hang or
+    // falsify the run); the list's time is when it was taken.
+    let deadline = start + Duration::from_secs(args.timeout_secs);
+    let mut finish: Option<(f64, &str)> = None;
+    let mut last_progress = (0usize, Instant::now());
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let creating = !create_task.is_finished();
+        let target = pod_stats.created.load(Ordering::SeqCst);
+        let seen = watch_bound.load(Ordering::SeqCst);
+        if !creating && seen >= target {
+            finish = Some((last_bind_us.load(Ordering::SeqCst) as f64 / 1e6, "watch"));
+            break;
+        }
+        if seen != last_progress.0 {
+            last_progress = (seen, Instant::now());
+        } else if !creating && last_progress.1.elapsed() > Duration::from_secs(3) {
+            if let Ok((_, bound)) = list_bound(&pods).await {
+                if bound >= target {
+                    finish = Some((start.elapsed().as_secs_f64(), "list (watch stalled)"));
+                    break;
+                }
+            }
+            last_progress.1 = Instant::now();
+        }
+    }
+    watch_task.abort();
+    let created = pod_stats.created.load(Ordering::SeqCst);
+    let failed = pod_stats.failed.load(Ordering::SeqCst);
+    let create_secs = secs(&creates_done);
+    println!(
+        "creates: {created} of {} pods created, {} retries, {failed} failed; {}",
+        args.pods,
+        pod_stats.retries.load(Ordering::SeqCst),
+        match create_secs {
+            Some(s) => format!("done in {s:.2}s = {:.0} creates/s", created as f64 / s),
+            None => "still creating at the deadline".to_string(),
+        }
+    );
+    let seen = watch_bound.load(Ordering::SeqCst);
+    let (listed, list_bound_n) = list_bound(&pods).await.unwrap_or((0, 0));
+    println!(
+        "confirm: watch saw {seen} bindings; list shows {listed} pods, {list_bound_n} bound, {} unbound",
+        listed - list_bound_n
+    );
+    if list_bound_n > seen {
+        println!("WARNING: the watch missed {} bindings the list shows", list_bound_n - seen);
+    }
+    match finish {
+        Some((secs, how)) => {
+            let rate = created as f64 / secs;
+            println!(
+                "e2e: {created} pods on {} nodes bound in {secs:.2}s = {rate:.0} pods/s (concurrency {}; completion seen by {how})",
+                args.nodes, args.concurrency
+            );
+            if let Some(etcd) = &args.etcd {
+                let raw = etcd_rate(etcd, args.pods, args.concurrency).await;
+                println!(
+                    "etcd: raw txn-create rate at concurrency {} = {:.0} writes/s; ratio e2e/etcd = {:.2}",
+                    args.concurrency,
+                    raw,
+                    rate / raw
+                );
             }
         }
-    }));
-    let (bound_n, secs) = match tokio::time::timeout(Duration::from_secs(args.timeout_secs), done_rx).await {
-        Ok(Ok(t)) => (args.pods, t.duration_since(start).as_secs_f64()),
-        _ => {
-            let listed = pods.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
-            let unbound = listed.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()).count();
-            let n = bound.load(Ordering::SeqCst);
-            eprintln!("TIMED OUT: {n} of {} pods bound (watch); list shows {} pods, {unbound} unbound", args.pods, listed.len());
-            (n, start.elapsed().as_secs_f64())
+        None => {
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "TIMED OUT after {secs:.0}s: {list_bound_n} of {created} created pods bound (list), {seen} seen by the watch; {:.0} pods/s",
+                list_bound_n as f64 / secs
+            );
         }
-    };
-    let rate = bound_n as f64 / secs;
-    println!("e2e: {bound_n} pods on {} nodes bound in {secs:.2}s = {rate:.0} pods/s (concurrency {})", args.nodes, args.concurrency);
-    if let Some(etcd) = &args.etcd {
-        let raw = etcd_rate(etcd, args.pods, args.concurrency).await;
-        println!(
-            "etcd: raw txn-create rate at concurrency {} = {:.0} writes/s; ratio e2e/etcd = {:.2}",
-            args.concurrency,
-            raw,
-            rate / raw
-        );
     }
+    // The load generator shares the machine: say what it cost.
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        println!("load generator CPU: {:.1}s", ticks / 100.0);
+    }
+    let failed_any = failed > 0 || finish.is_none();
+    std::process::exit(if failed_any { 1 } else { 0 });
 }

@@ -9,12 +9,13 @@
 //! - [`queue`]: active, backoff and unschedulable pools;
 //! - [`cache`]: nodes plus bound and assumed pods, and snapshots of them;
 //! - [`scheduler`]: the loop that ties these to the API (bind, events,
-//!   status) through the [`api`] traits;
+//!   status) through the [`api`] traits, events through [`events`];
 //! - [`server`]: /healthz and /metrics.
 
 pub mod algorithm;
 pub mod api;
 pub mod cache;
+pub mod events;
 pub mod framework;
 pub mod informer;
 pub mod metrics;

@@ -108,7 +108,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         let client = client.clone();
         let sched = sched.clone();
         move || async move {
-            let (_stores, _tasks) = scheduler::informer::start(client, sched.clone());
+            let _tasks = scheduler::informer::start(client, sched.clone());
             sched.run().await
         }
     };

@@ -24,6 +24,9 @@ pub struct Metrics {
     pending: Family<Labels, Gauge>,
     preemption_attempts: Counter,
     preemption_victims: Counter,
+    /// Bind calls to the API: a slow apiserver shows here, not in attempts.
+    extension_point_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -34,6 +37,19 @@ impl Default for Metrics {
         let pending = Family::<Labels, Gauge>::default();
         let preemption_attempts = Counter::default();
         let preemption_victims = Counter::default();
+        let extension_point_duration =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let events_dropped = Counter::default();
+        registry.register(
+            "scheduler_framework_extension_point_duration_seconds",
+            "Latency for running all plugins of a specific extension point (here: Bind, the API call)",
+            extension_point_duration.clone(),
+        );
+        registry.register(
+            "scheduler_events_dropped",
+            "Events dropped because the event queue was full, as upstream's broadcaster does",
+            events_dropped.clone(),
+        );
         registry.register(
             "scheduler_schedule_attempts",
             "Number of attempts to schedule pods, by the result ('scheduled', 'unschedulable', 'error') and profile",
@@ -66,6 +82,8 @@ impl Default for Metrics {
             pending,
             preemption_attempts,
             preemption_victims,
+            extension_point_duration,
+            events_dropped,
         }
     }
 }
@@ -86,6 +104,19 @@ impl Metrics {
             ("profile".to_string(), profile.to_string()),
         ];
         self.attempts.get_or_create(&labels).get()
+    }
+
+    pub fn bind(&self, success: bool, profile: &str, seconds: f64) {
+        let labels = vec![
+            ("extension_point".to_string(), "Bind".to_string()),
+            ("status".to_string(), if success { "Success" } else { "Error" }.to_string()),
+            ("profile".to_string(), profile.to_string()),
+        ];
+        self.extension_point_duration.get_or_create(&labels).observe(seconds);
+    }
+
+    pub fn event_dropped(&self) {
+        self.events_dropped.inc();
     }
 
     pub fn preemption(&self, victims: usize) {

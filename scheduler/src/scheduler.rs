@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::algorithm::{Algorithm, ScheduleError};
 use crate::api::{ApiError, ClusterApi, Unschedulable};
 use crate::cache::Cache;
+use crate::events::EventRecorder;
 use crate::framework::{pod_key, CycleState, Framework, PodInfo, Snapshot};
 use crate::metrics::Metrics;
 use crate::queue::{Clock, QueuedPodInfo, SchedulingQueue};
@@ -37,9 +38,11 @@ pub struct Scheduler {
     state: Mutex<State>,
     wake: Notify,
     api: Arc<dyn ClusterApi>,
-    /// Bounds concurrent API writes (binds, events, status), so a burst of
+    /// Bounds concurrent API writes (binds, pod status), so a burst of
     /// scheduled pods queues here instead of opening a connection each.
     writes: Arc<Semaphore>,
+    /// Events go through their own queue and never hold a write permit.
+    events: EventRecorder,
     profiles: BTreeMap<String, Arc<Framework>>,
     pub metrics: Arc<Metrics>,
 }
@@ -99,6 +102,7 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
         algorithm: Algorithm,
     ) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::default());
         Arc::new(Scheduler {
             state: Mutex::new(State {
                 cache: Cache::default(),
@@ -111,10 +115,11 @@ impl Scheduler {
                 nodes_synced: false,
             }),
             wake: Notify::new(),
+            events: EventRecorder::new(api.clone(), metrics.clone()),
             api,
             writes: Arc::new(Semaphore::new(MAX_INFLIGHT_WRITES)),
             profiles,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
         })
     }
 
@@ -241,7 +246,14 @@ impl Scheduler {
         }
         tracing::info!("caches synced; scheduling");
         loop {
-            while self.schedule_one() {
+            loop {
+                // A bind slot first: pods wait in the queue, not as bind
+                // tasks parked on the semaphore (which cost memory and hold
+                // assumed pods for longer).
+                let Ok(permit) = self.writes.clone().acquire_owned().await else { return };
+                if !self.schedule_one_with(Some(permit)) {
+                    break;
+                }
                 // Let watch events and bind completions in between pods.
                 tokio::task::yield_now().await;
             }
@@ -260,6 +272,12 @@ impl Scheduler {
 
     /// One pod through one attempt; false if the queue had nothing ready.
     pub fn schedule_one(self: &Arc<Self>) -> bool {
+        self.schedule_one_with(None)
+    }
+
+    /// As [`Scheduler::schedule_one`], binding with `permit` if given (else
+    /// the bind task waits for one).
+    fn schedule_one_with(self: &Arc<Self>, permit: Option<OwnedSemaphorePermit>) -> bool {
         let mut st = self.lock();
         let sizes_before = st.queue.sizes();
         self.metrics.queue_sizes(sizes_before);
@@ -299,7 +317,7 @@ impl Scheduler {
                 self.metrics
                     .attempt("scheduled", &fw.scheduler_name, start.elapsed().as_secs_f64());
                 tracing::debug!(pod = %key, node = %r.node, evaluated = r.evaluated_nodes, feasible = r.feasible_nodes, "assumed");
-                self.spawn_bind(fw, qp, r.node, state);
+                self.spawn_bind(fw, qp, r.node, state, permit);
             }
             Err(ScheduleError::Fit(mut fit)) => {
                 let post = fw.run_post_filter(&state, &qp.info, &st.snapshot, &fit.statuses);
@@ -337,16 +355,16 @@ impl Scheduler {
         tracing::info!(pod = %qp.info.key, %message, "unable to schedule pod");
         let api = self.api.clone();
         let pod = qp.info.pod.clone();
-        let component = fw.scheduler_name.clone();
+        self.events.record(
+            pod.clone(),
+            fw.scheduler_name.clone(),
+            "Warning",
+            "FailedScheduling",
+            message.clone(),
+        );
         let writes = self.writes.clone();
         tokio::spawn(async move {
             let _permit = writes.acquire_owned().await;
-            if let Err(e) = api
-                .event(pod.clone(), component, "Warning", "FailedScheduling", message.clone())
-                .await
-            {
-                tracing::warn!(error = %e, "recording FailedScheduling event");
-            }
             if let Err(e) = api
                 .set_unschedulable(
                     pod,
@@ -384,12 +402,26 @@ impl Scheduler {
         });
     }
 
-    fn spawn_bind(self: &Arc<Self>, fw: Arc<Framework>, qp: QueuedPodInfo, node: String, state: CycleState) {
+    fn spawn_bind(
+        self: &Arc<Self>,
+        fw: Arc<Framework>,
+        qp: QueuedPodInfo,
+        node: String,
+        state: CycleState,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
         let this = self.clone();
         tokio::spawn(async move {
-            let _permit = this.writes.clone().acquire_owned().await;
+            let permit = match permit {
+                Some(p) => Ok(p),
+                None => this.writes.clone().acquire_owned().await,
+            };
             let key = qp.info.key.clone();
+            let start = Instant::now();
             let result = this.api.bind(qp.info.pod.clone(), node.clone()).await;
+            drop(permit);
+            this.metrics
+                .bind(result.is_ok(), &fw.scheduler_name, start.elapsed().as_secs_f64());
             // Update the cache and queue under the lock; publish after it.
             let event = {
                 let mut st = this.lock();
@@ -424,13 +456,8 @@ impl Scheduler {
             };
             this.wake.notify_one();
             if let Some((type_, reason, msg)) = event {
-                if let Err(e) = this
-                    .api
-                    .event(qp.info.pod.clone(), fw.scheduler_name.clone(), type_, reason, msg)
-                    .await
-                {
-                    tracing::warn!(error = %e, "recording {reason} event");
-                }
+                this.events
+                    .record(qp.info.pod.clone(), fw.scheduler_name.clone(), type_, reason, msg);
             }
         });
     }

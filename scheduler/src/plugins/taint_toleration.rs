@@ -57,6 +57,10 @@ impl Filter for TaintToleration {
 
 impl Score for TaintToleration {
     fn score(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+        // Most nodes have no PreferNoSchedule taint: no walk, no copy.
+        if !node.has_prefer_no_schedule_taints {
+            return Ok(0);
+        }
         let tols: Vec<_> = tolerations(pod)
             .iter()
             .filter(|t| {
