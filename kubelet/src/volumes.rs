@@ -49,19 +49,37 @@ pub struct Resolved {
     pub mounts: Vec<BindMount>,
 }
 
+/// A ConfigMap's or Secret's content, as env sees it and as files hold it.
+#[derive(Debug, Clone, Default)]
+struct SourceData {
+    /// For env: a ConfigMap's `data` (not `binaryData`, as upstream), a Secret's values.
+    text: BTreeMap<String, String>,
+    /// For volumes: every key, bytes untouched (binaryData, binary secrets).
+    files: BTreeMap<String, Vec<u8>>,
+}
+
 #[derive(Default)]
 struct Fetched {
-    config_maps: BTreeMap<String, Option<BTreeMap<String, String>>>,
-    secrets: BTreeMap<String, Option<BTreeMap<String, String>>>,
+    config_maps: BTreeMap<String, Option<SourceData>>,
+    secrets: BTreeMap<String, Option<SourceData>>,
     service_env: Vec<(String, String)>,
+}
+
+impl Fetched {
+    fn config_map_files(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        Some(self.config_maps.get(name)?.as_ref()?.files.clone())
+    }
+    fn secret_files(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        Some(self.secrets.get(name)?.as_ref()?.files.clone())
+    }
 }
 
 impl Sources for Fetched {
     fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        self.config_maps.get(name).cloned().flatten()
+        Some(self.config_maps.get(name)?.as_ref()?.text.clone())
     }
     fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        self.secrets.get(name).cloned().flatten()
+        Some(self.secrets.get(name)?.as_ref()?.text.clone())
     }
     fn service_env(&self) -> Vec<(String, String)> {
         self.service_env.clone()
@@ -94,27 +112,43 @@ async fn fetch_service_env(k: &Kubelet, pod: &Pod) -> Vec<(String, String)> {
     crate::service_env::from_services(&crate::service_env::select(pod, in_ns, kubernetes))
 }
 
-async fn fetch_config_map(k: &Kubelet, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
+async fn fetch_config_map(k: &Kubelet, ns: &str, name: &str) -> Option<SourceData> {
     let api: Api<ConfigMap> = Api::namespaced(k.client.clone()?, ns);
     let cm = api.get_opt(name).await.ok().flatten()?;
-    let mut d = cm.data.unwrap_or_default();
-    for (key, v) in cm.binary_data.unwrap_or_default() {
-        d.insert(key, String::from_utf8_lossy(&v.0).to_string());
-    }
-    Some(d)
+    let text = cm.data.unwrap_or_default();
+    let mut files: BTreeMap<String, Vec<u8>> = text
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
+    files.extend(
+        cm.binary_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0)),
+    );
+    Some(SourceData { text, files })
 }
 
-async fn fetch_secret(k: &Kubelet, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
+async fn fetch_secret(k: &Kubelet, ns: &str, name: &str) -> Option<SourceData> {
     let api: Api<Secret> = Api::namespaced(k.client.clone()?, ns);
     let s = api.get_opt(name).await.ok().flatten()?;
-    let mut d: BTreeMap<String, String> = s
+    let mut files: BTreeMap<String, Vec<u8>> = s
         .data
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string()))
+        .map(|(k, v)| (k, v.0))
         .collect();
-    d.extend(s.string_data.unwrap_or_default());
-    Some(d)
+    files.extend(
+        s.string_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes())),
+    );
+    let text = files
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    Some(SourceData { text, files })
 }
 
 /// Fetches every ConfigMap and Secret the pod refers to.
@@ -220,7 +254,7 @@ fn remove_unlisted(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> std
 type VolumeFile = (String, Vec<u8>, Option<i32>);
 
 fn key_files(
-    data: &BTreeMap<String, String>,
+    data: &BTreeMap<String, Vec<u8>>,
     items: Option<&Vec<KeyToPath>>,
     default_mode: Option<i32>,
 ) -> Result<Vec<VolumeFile>, String> {
@@ -228,11 +262,7 @@ fn key_files(
         Some(items) if !items.is_empty() => items
             .iter()
             .map(|i| match data.get(&i.key) {
-                Some(v) => Ok((
-                    i.path.clone(),
-                    v.clone().into_bytes(),
-                    i.mode.or(default_mode),
-                )),
+                Some(v) => Ok((i.path.clone(), v.clone(), i.mode.or(default_mode))),
                 None => Err(format!(
                     "configmap references non-existent config key: {}",
                     i.key
@@ -241,7 +271,7 @@ fn key_files(
             .collect(),
         _ => Ok(data
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone().into_bytes(), default_mode))
+            .map(|(k, v)| (k.clone(), v.clone(), default_mode))
             .collect()),
     }
 }
@@ -345,14 +375,14 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
     }
     let mut files = Vec::new();
     if let Some(cm) = &v.config_map {
-        match f.config_map(&cm.name) {
+        match f.config_map_files(&cm.name) {
             Some(d) => files = key_files(&d, cm.items.as_ref(), cm.default_mode).map_err(err)?,
             None if cm.optional == Some(true) => {}
             None => return Err(err(format!("configmap \"{}\" not found", cm.name))),
         }
     } else if let Some(s) = &v.secret {
         let name = s.secret_name.clone().unwrap_or_default();
-        match f.secret(&name) {
+        match f.secret_files(&name) {
             Some(d) => files = key_files(&d, s.items.as_ref(), s.default_mode).map_err(err)?,
             None if s.optional == Some(true) => {}
             None => return Err(err(format!("secret \"{name}\" not found"))),
@@ -366,7 +396,7 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
     } else if let Some(pr) = &v.projected {
         for src in pr.sources.iter().flatten() {
             if let Some(cm) = &src.config_map {
-                match f.config_map(&cm.name) {
+                match f.config_map_files(&cm.name) {
                     Some(d) => files
                         .extend(key_files(&d, cm.items.as_ref(), pr.default_mode).map_err(err)?),
                     None if cm.optional == Some(true) => {}
@@ -374,7 +404,7 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
                 }
             }
             if let Some(s) = &src.secret {
-                match f.secret(&s.name) {
+                match f.secret_files(&s.name) {
                     Some(d) => {
                         files.extend(key_files(&d, s.items.as_ref(), pr.default_mode).map_err(err)?)
                     }
@@ -774,6 +804,28 @@ mod tests {
         ) -> Result<(), crate::status_manager::StatusError> {
             Ok(())
         }
+    }
+
+    /// [sig-storage] ConfigMap binary data should be reflected in volume:
+    /// bytes reach the file untouched, and only `data` is env.
+    #[test]
+    fn binary_data_reaches_files_untouched() {
+        let bin = vec![0xde, 0xca, 0xfe, 0xba, 0xd0, 0xfe, 0xff];
+        let mut f = Fetched::default();
+        f.config_maps.insert(
+            "cm".into(),
+            Some(SourceData {
+                text: [("a".to_string(), "x".to_string())].into(),
+                files: [
+                    ("a".to_string(), b"x".to_vec()),
+                    ("bin".to_string(), bin.clone()),
+                ]
+                .into(),
+            }),
+        );
+        let files = key_files(&f.config_map_files("cm").unwrap(), None, None).unwrap();
+        assert!(files.contains(&("bin".to_string(), bin, None)));
+        assert_eq!(f.config_map("cm").unwrap().len(), 1);
     }
 
     #[test]
