@@ -43,6 +43,11 @@ pub fn field_path(pod: &Pod, name: &str) -> String {
     }
 }
 
+/// runAsNonRoot is in force for the container.
+fn refuses_root(pod: &Pod, c: &Container) -> bool {
+    crate::security_context::effective(pod, c).run_as_non_root == Some(true)
+}
+
 /// A container ID unique per pod, container and attempt.
 pub fn container_id(pod_uid: &str, name: &str, restart_count: i32) -> String {
     use sha2::Digest;
@@ -104,6 +109,19 @@ pub async fn start_container(
     let image_name = c.image.clone().unwrap_or_default();
     let policy = PullPolicy::from_spec(c.image_pull_policy.as_deref(), &image_name);
     let field = Some(field_path(pod, &c.name));
+    // A refused container is retried every sync: when the image is already
+    // here, refuse it before pulling again (no registry trip, no Pulling event).
+    if policy != PullPolicy::Never && refuses_root(pod, c) {
+        if let Ok(local) = k.runtime.ensure_image(&image_name, PullPolicy::Never).await {
+            if let Err(e) =
+                crate::security_context::verify_run_as_non_root(pod, c, &local.config.user)
+            {
+                k.events
+                    .pod_event(pod, "Warning", "Failed", format!("Error: {e}"), field);
+                return Err(StartError::Config(e.to_string()));
+            }
+        }
+    }
     if policy != PullPolicy::Never {
         k.events.pod_event(
             pod,
@@ -353,6 +371,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(rt.containers.lock().unwrap().is_empty());
+        // The image was already here: one lookup (the local one), no second pull.
+        let calls = rt.calls.lock().unwrap().clone();
+        assert_eq!(calls, vec!["pull busybox".to_string()]);
     }
 
     #[test]
