@@ -333,6 +333,13 @@ async fn replicaset_whose_pods_are_refused_backs_off() {
         start - before
     );
     assert!(attempts < 60, "{attempts} pod create attempts in {window:?}: a hot loop");
+    // /metrics counts the failed syncs and shows the queue.
+    let errors = env
+        .cm_metric("controller_reconcile_errors_total{name=\"replicaset-controller\"}")
+        .await
+        .unwrap_or(0.0);
+    assert!(errors >= 1.0, "failed syncs counted: {errors}\n{}", env.cm_metrics().await);
+    assert!(env.cm_metric("workqueue_depth{name=\"replicaset-controller\"}").await.is_some());
     assert!(env.live_pods("default", "app=refused").await.is_empty());
 }
 
@@ -361,4 +368,53 @@ async fn pod_gc_deletes_pods_of_missing_nodes() {
     .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
     let housed = pods.get("housed").await.unwrap();
     assert!(housed.metadata.deletion_timestamp.is_none());
+}
+
+/// StatefulSet scale-down is ordered: the highest ordinal is deleted first,
+/// and the next only once it is gone. Bound pods make each deletion
+/// graceful, so the test plays the kubelet that confirms it.
+#[tokio::test]
+async fn statefulset_deletes_in_reverse_order() {
+    let env = Env::start(&[]).await;
+    env.create_nodes(&["n1"]).await;
+    let sts: StatefulSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}}
+    }))
+    .unwrap();
+    let api: Api<StatefulSet> = env.api("default");
+    api.create(&PostParams::default(), &sts).await.unwrap();
+    let pods: Api<Pod> = env.api("default");
+    for i in 0..3 {
+        let name = format!("db-{i}");
+        testkit::wait_for_or(TIMEOUT, &name, || async { pods.get_opt(&name).await.ok()?.map(|_| ()) })
+            .await
+            .unwrap();
+        set_pod_status(&pods, &name, "Running", true, &format!("10.0.1.{}", i + 1)).await;
+    }
+    env.kubectl_ok(&["scale", "sts/db", "--replicas=0"]).await;
+    for i in (0..3).rev() {
+        let name = format!("db-{i}");
+        let marked = testkit::wait_for_or(TIMEOUT, &format!("{name} marked for deletion"), || async {
+            let l = pods.list(&ListParams::default().labels("app=db")).await.ok()?;
+            let marked: Vec<String> = l
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_some())
+                .map(|p| p.name_any())
+                .collect();
+            (!marked.is_empty()).then_some(marked)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
+        assert_eq!(marked, vec![name.clone()], "one at a time, highest ordinal first");
+        pods.delete(&name, &kube::api::DeleteParams::default().grace_period(0)).await.unwrap();
+        testkit::wait_for_or(TIMEOUT, &format!("{name} gone"), || async {
+            pods.get_opt(&name).await.ok()?.is_none().then_some(())
+        })
+        .await
+        .unwrap();
+    }
 }

@@ -113,6 +113,29 @@ impl Env {
         }
     }
 
+    /// The controller-manager's /metrics text (plain HTTP on loopback).
+    pub async fn cm_metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await else {
+            return String::new();
+        };
+        let req = format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        if s.write_all(req.as_bytes()).await.is_err() {
+            return String::new();
+        }
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The value of one sample line of the controller-manager's /metrics.
+    pub async fn cm_metric(&self, series: &str) -> Option<f64> {
+        let text = self.cm_metrics().await;
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     pub async fn create_nodes(&self, names: &[&str]) {
         let api: Api<Node> = Api::all(self.client.clone());
         for n in names {
