@@ -213,6 +213,8 @@ K0="$(cpu_s "$KUBELET_PID")"; C0="$(cpu_s "$CONTAINERD_PID")"
 bench_pods "$PODS" "$WORK/podsN" "$WORK/podsN-apply"
 K1="$(cpu_s "$KUBELET_PID")"; C1="$(cpu_s "$CONTAINERD_PID")"
 BUSY_RSS="$(rss_mb)"
+# Steady state: what the kubelet costs while the pods just run.
+S0="$(cpu_s "$KUBELET_PID")"; sleep 10; S1="$(cpu_s "$KUBELET_PID")"
 k delete pods -l bench=kubelet --wait=true --timeout=120s >/dev/null
 bench_raw "$PODS" "$WORK/rawN"
 : >"$WORK/ctr1"; : >"$WORK/ctrN"
@@ -228,4 +230,5 @@ printf "%-10s pods from the start of kubectl apply: p50 %6.3fs p99 %6.3fs\n" "$P
 echo "ctr client alone (ctr version, inside each raw figure): 1 at once $(pct 50 "$WORK/ctr1")s, $PODS at once p50 $(pct 50 "$WORK/ctrN")s p99 $(pct 99 "$WORK/ctrN")s"
 echo "targets: ratio <= 1.5x, burst p99 <= 2s, RSS with $PODS pods <= 30 MB"
 echo "CPU during the $PODS-pod burst: kubelet $(awk -v a="$K0" -v b="$K1" 'BEGIN {printf "%.2f", b - a}')s, containerd $(awk -v a="$C0" -v b="$C1" 'BEGIN {printf "%.2f", b - a}')s"
+echo "kubelet CPU with $PODS pods running (10s): $(awk -v a="$S0" -v b="$S1" 'BEGIN {printf "%.1f", (b - a) * 10}')% of a core"
 echo "kubelet RSS: idle ${IDLE_RSS} MB, with $PODS pods ${BUSY_RSS} MB"

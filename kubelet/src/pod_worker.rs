@@ -186,14 +186,19 @@ fn host_ports(pod: &Pod) -> Vec<PortMapping> {
 }
 
 async fn create_sandbox(k: &Kubelet, pod: &Pod) -> Result<SandboxState, String> {
+    let ports = prepare_sandbox(k, pod).await?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let t = std::time::Instant::now();
+    wire_network(k, &uid, pod, ports).await
+}
+
+/// The pod's namespaces and host ports: everything a container needs to be created.
+async fn prepare_sandbox(k: &Kubelet, pod: &Pod) -> Result<Vec<PortMapping>, String> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
     let ns = k.namespaces(&uid);
     ns.remove();
     ns.create(pod.metadata.name.as_deref().unwrap_or("pod"))
         .await
         .map_err(|e| e.to_string())?;
-    let netns_done = t.elapsed();
     let ports = host_ports(pod);
     let mut held = Vec::new();
     for p in ports.iter().filter(|p| p.protocol == "tcp") {
@@ -217,23 +222,34 @@ async fn create_sandbox(k: &Kubelet, pod: &Pod) -> Result<SandboxState, String> 
     if let Ok(mut hp) = k.host_ports.lock() {
         hp.insert(uid.clone(), held);
     }
-    let ip = match k.cni.add(&uid, &ns.net(), &ports).await {
+    Ok(ports)
+}
+
+/// CNI ADD in the pod's net namespace, then the sandbox record; a failure undoes both.
+async fn wire_network(
+    k: &Kubelet,
+    uid: &str,
+    pod: &Pod,
+    ports: Vec<PortMapping>,
+) -> Result<SandboxState, String> {
+    let t = std::time::Instant::now();
+    let ns = k.namespaces(uid);
+    let ip = match k.cni.add(uid, &ns.net(), &ports).await {
         Ok(ip) => ip,
         Err(e) => {
-            let _ = k.cni.del(&uid, &ns.net(), &ports).await;
+            let _ = k.cni.del(uid, &ns.net(), &ports).await;
             ns.remove();
             return Err(e.to_string());
         }
     };
-    tracing::debug!(pod = ?pod.metadata.name, netns_ms = netns_done.as_millis(),
-        cni_ms = (t.elapsed() - netns_done).as_millis(), "sandbox created");
+    tracing::debug!(pod = ?pod.metadata.name, cni_ms = t.elapsed().as_millis(), "pod network ready");
     let st = SandboxState {
         pod_ip: ip,
         ports,
         created_at: Utc::now().to_rfc3339(),
     };
     std::fs::write(
-        k.sandbox_file(&uid),
+        k.sandbox_file(uid),
         serde_json::to_vec(&st).unwrap_or_default(),
     )
     .map_err(|e| e.to_string())?;
@@ -273,6 +289,7 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     for id in &plan.prune {
         let _ = k.runtime.remove_container(id).await;
     }
+    let mut network = None;
     if plan.create_sandbox {
         for c in observed
             .iter()
@@ -280,23 +297,17 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         {
             let _ = k.runtime.kill_container(&c.id, 9).await;
         }
-        match create_sandbox(k, pod).await {
-            Ok(s) => sandbox = Some(s),
-            Err(e) => {
-                k.events.pod_event(
-                    pod,
-                    "Warning",
-                    "FailedCreatePodSandBox",
-                    format!("Failed to create pod sandbox: {e}"),
-                    None,
-                );
-                for c in &spec.containers {
-                    state
-                        .waiting
-                        .insert(c.name.clone(), ("ContainerCreating".into(), String::new()));
-                }
-                return write_status(k, pod, &observed, state, None).await;
-            }
+        // With a gate in the runtime, CNI runs beside container creation below.
+        let created = match k.runtime.network_gate() {
+            Some(gate) if !plan.start.is_empty() => prepare_sandbox(k, pod).await.map(|ports| {
+                network = Some((gate.open(&uid), ports));
+                None
+            }),
+            _ => create_sandbox(k, pod).await.map(Some),
+        };
+        match created {
+            Ok(s) => sandbox = s.or(sandbox),
+            Err(e) => return sandbox_failed(k, pod, &spec, &observed, state, &e).await,
         }
     }
     for name in &plan.backoff {
@@ -323,6 +334,97 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
             .waiting
             .insert(name.clone(), ("CrashLoopBackOff".into(), msg));
     }
+    let wired = async {
+        let (setup, ports) = network?;
+        let r = wire_network(k, &uid, pod, ports).await;
+        setup.done(r.as_ref().map(|_| ()).map_err(Clone::clone));
+        Some(r)
+    };
+    let ((), wired) = tokio::join!(start_containers(k, pod, &spec, &plan, state), wired);
+    if let Some(gate) = k.runtime.network_gate() {
+        gate.close(&uid);
+    }
+    match wired {
+        Some(Ok(s)) => sandbox = Some(s),
+        Some(Err(e)) => {
+            // Containers created for the network that failed never started: drop them.
+            for c in observe(k, &uid, state).await? {
+                if matches!(c.state, ContainerState::Created | ContainerState::Unknown) {
+                    let _ = k.runtime.remove_container(&c.id).await;
+                }
+            }
+            let observed = observe(k, &uid, state).await?;
+            return sandbox_failed(k, pod, &spec, &observed, state, &e).await;
+        }
+        None => {}
+    }
+    observed = observe(k, &uid, state).await?;
+    let running: Vec<(String, String)> = observed
+        .iter()
+        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+        .map(|c| (c.name.clone(), c.id.clone()))
+        .collect();
+    // Adopted containers (kubelet restarted): pick their output up again.
+    for c in observed
+        .iter()
+        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+    {
+        if state.logging.insert(c.id.clone()) {
+            if let Err(e) =
+                crate::container_start::attach_logs(k, &uid, &c.name, c.restart_count, &c.id).await
+            {
+                tracing::debug!(id = %c.id, error = %e, "reattaching logs");
+            }
+        }
+    }
+    let mut probe_pod = pod.clone();
+    if let Some(s) = &sandbox {
+        probe_pod.status.get_or_insert_with(Default::default).pod_ip = Some(s.pod_ip.clone());
+    }
+    let outcome = state.prober.probe(k, &probe_pod, &running).await;
+    for (name, id, msg) in &outcome.kill {
+        k.events.pod_event(
+            pod,
+            "Normal",
+            "Killing",
+            msg.clone(),
+            Some(format!("spec.containers{{{name}}}")),
+        );
+        let grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64;
+        stop_container(k, id, Duration::from_secs(grace)).await;
+    }
+    if !outcome.kill.is_empty() {
+        observed = observe(k, &uid, state).await?;
+    }
+    // Waiting reasons only stand while the container is not running.
+    for c in &observed {
+        if matches!(c.state, ContainerState::Running { .. }) {
+            state.waiting.remove(&c.name);
+        }
+    }
+    let before_status = t_sync.elapsed();
+    let r = write_status(k, pod, &observed, state, sandbox.map(|s| s.pod_ip)).await;
+    if plan.create_sandbox || !plan.start.is_empty() {
+        tracing::debug!(pod = ?pod.metadata.name, first_observe_ms = observed_at.as_millis(),
+            before_status_ms = before_status.as_millis(), total_ms = t_sync.elapsed().as_millis(), "pod synced");
+    }
+    r
+}
+
+/// Starts the containers the plan names, in order; an init container ends the round.
+async fn start_containers(
+    k: &Kubelet,
+    pod: &Pod,
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    plan: &crate::pod_actions::PodActions,
+    state: &mut WorkerState,
+) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
     for s in &plan.start {
         let Some(c) = spec
             .init_containers
@@ -370,7 +472,7 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
         let started =
             start_container(k, pod, c, s.restart_count, resolved.env, resolved.mounts).await;
         tracing::debug!(pod = ?pod.metadata.name, container = %c.name, result = ?started,
-            ms = t.elapsed().as_millis(), "start container");
+        ms = t.elapsed().as_millis(), "start container");
         match started {
             Ok(id) => {
                 state.logging.insert(id.clone());
@@ -437,62 +539,30 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
             break;
         }
     }
-    observed = observe(k, &uid, state).await?;
-    let running: Vec<(String, String)> = observed
-        .iter()
-        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
-        .map(|c| (c.name.clone(), c.id.clone()))
-        .collect();
-    // Adopted containers (kubelet restarted): pick their output up again.
-    for c in observed
-        .iter()
-        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
-    {
-        if state.logging.insert(c.id.clone()) {
-            if let Err(e) =
-                crate::container_start::attach_logs(k, &uid, &c.name, c.restart_count, &c.id).await
-            {
-                tracing::debug!(id = %c.id, error = %e, "reattaching logs");
-            }
-        }
+}
+
+/// FailedCreatePodSandBox: an event, and the containers wait in ContainerCreating.
+async fn sandbox_failed(
+    k: &Kubelet,
+    pod: &Pod,
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    observed: &[ObservedContainer],
+    state: &mut WorkerState,
+    e: &str,
+) -> Result<(), SyncError> {
+    k.events.pod_event(
+        pod,
+        "Warning",
+        "FailedCreatePodSandBox",
+        format!("Failed to create pod sandbox: {e}"),
+        None,
+    );
+    for c in &spec.containers {
+        state
+            .waiting
+            .insert(c.name.clone(), ("ContainerCreating".into(), String::new()));
     }
-    let mut probe_pod = pod.clone();
-    if let Some(s) = &sandbox {
-        probe_pod.status.get_or_insert_with(Default::default).pod_ip = Some(s.pod_ip.clone());
-    }
-    let outcome = state.prober.probe(k, &probe_pod, &running).await;
-    for (name, id, msg) in &outcome.kill {
-        k.events.pod_event(
-            pod,
-            "Normal",
-            "Killing",
-            msg.clone(),
-            Some(format!("spec.containers{{{name}}}")),
-        );
-        let grace = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds)
-            .unwrap_or(30)
-            .max(0) as u64;
-        stop_container(k, id, Duration::from_secs(grace)).await;
-    }
-    if !outcome.kill.is_empty() {
-        observed = observe(k, &uid, state).await?;
-    }
-    // Waiting reasons only stand while the container is not running.
-    for c in &observed {
-        if matches!(c.state, ContainerState::Running { .. }) {
-            state.waiting.remove(&c.name);
-        }
-    }
-    let before_status = t_sync.elapsed();
-    let r = write_status(k, pod, &observed, state, sandbox.map(|s| s.pod_ip)).await;
-    if plan.create_sandbox || !plan.start.is_empty() {
-        tracing::debug!(pod = ?pod.metadata.name, first_observe_ms = observed_at.as_millis(),
-            before_status_ms = before_status.as_millis(), total_ms = t_sync.elapsed().as_millis(), "pod synced");
-    }
-    r
+    write_status(k, pod, observed, state, None).await
 }
 
 async fn write_status(

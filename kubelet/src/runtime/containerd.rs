@@ -24,6 +24,7 @@ use tonic::transport::Channel;
 use tonic::Code;
 
 use super::image_pull::{self, ns, SNAPSHOTTER};
+use super::network_gate::NetworkGate;
 use super::runtime_cache::RuntimeCache;
 use super::*;
 use crate::image_ref::Mirrors;
@@ -39,6 +40,7 @@ pub struct Containerd {
     pull_locks: tokio::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     images: image_pull::ImageCache,
     containers: RuntimeCache<Vec<ObservedContainer>>,
+    network: NetworkGate,
 }
 
 fn ts(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
@@ -79,6 +81,7 @@ impl Containerd {
             pull_locks: Default::default(),
             images: Default::default(),
             containers: Default::default(),
+            network: Default::default(),
         }
     }
 
@@ -358,11 +361,18 @@ impl Runtime for Containerd {
     }
 
     async fn create_container(&self, cfg: ContainerConfig) -> Result<()> {
+        if let Some(uid) = cfg.labels.get(LABEL_POD_UID) {
+            self.network.owner(&cfg.id, uid);
+        }
         let r = self.create_inner(cfg).await;
         self.on_err(r).await
     }
 
     async fn start_container(&self, id: &str) -> Result<()> {
+        self.network
+            .wait(id)
+            .await
+            .map_err(|m| RuntimeError::Other(format!("pod network not ready: {m}")))?;
         let ch = self.ch().await?;
         let t = std::time::Instant::now();
         TasksClient::new(ch.clone())
@@ -531,6 +541,10 @@ impl Runtime for Containerd {
             }))
             .await;
         Ok(r.exit_status as i32)
+    }
+
+    fn network_gate(&self) -> Option<&NetworkGate> {
+        Some(&self.network)
     }
 
     async fn close_exec_stdin(&self, container_id: &str, exec_id: &str) -> Result<()> {

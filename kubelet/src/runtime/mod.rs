@@ -4,6 +4,7 @@
 pub mod containerd;
 pub mod fake;
 pub mod image_pull;
+pub mod network_gate;
 pub mod runtime_cache;
 
 use std::collections::HashMap;
@@ -183,4 +184,10 @@ pub trait Runtime: Send + Sync + 'static {
     async fn resize_exec(&self, container_id: &str, exec_id: &str, w: u32, h: u32) -> Result<()>;
     /// Closes an exec'd process's stdin: the shim keeps the FIFO open until told.
     async fn close_exec_stdin(&self, container_id: &str, exec_id: &str) -> Result<()>;
+    /// For a runtime that holds a container's start until its pod's network
+    /// is ready, so that CNI can run while the containers are created. None:
+    /// the pod network must be ready before any container is created.
+    fn network_gate(&self) -> Option<&network_gate::NetworkGate> {
+        None
+    }
 }
