@@ -10,6 +10,8 @@
 #  3. the controller-manager's peak RSS.
 #
 #   hack/bench-controllers.sh [--replicas N] [--nodes M] [--bin-dir DIR]
+#   (env: CM_ARGS adds controller-manager flags, e.g. --concurrent-gc-syncs 50;
+#    CM_LOG sets its RUST_LOG; KEEP=1 keeps the work dir)
 #
 # Uses target/release binaries when all three exist, else target/debug
 # (build with `cargo build --release -p apiserver -p scheduler -p controller-manager`).
@@ -72,7 +74,7 @@ wait_until 30 k get --raw /readyz >/dev/null
 PIDS+=($!)
 # No kubelets renew node leases here, so the node lifecycle loop would
 # (correctly) taint every node unreachable after its grace period.
-RUST_LOG="${CM_LOG:-info}" "$BIN_DIR/ferrokube-controller-manager" --kubeconfig "$WORK/admin.kubeconfig" --port "$CM_PORT" --controllers '*,-node-lifecycle-controller' >"$WORK/controller-manager.log" 2>&1 &
+RUST_LOG="${CM_LOG:-info}" "$BIN_DIR/ferrokube-controller-manager" --kubeconfig "$WORK/admin.kubeconfig" --port "$CM_PORT" --controllers '*,-node-lifecycle-controller' ${CM_ARGS:-} >"$WORK/controller-manager.log" 2>&1 &
 CM_PID=$!
 PIDS+=($CM_PID)
 

@@ -39,6 +39,10 @@ pub struct Options {
     /// Workers per controller.
     #[arg(long, default_value_t = 5)]
     pub concurrent_syncs: usize,
+    /// Garbage collector workers (upstream's --concurrent-gc-syncs): each
+    /// carries out one deletion at a time.
+    #[arg(long, default_value_t = 20)]
+    pub concurrent_gc_syncs: usize,
 }
 
 impl Options {

@@ -114,7 +114,7 @@ pub fn register(_inf: &mut Informers, ctx: &Ctx) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 let st = state.clone();
-                run_workers(NAME, state.queue.clone(), 20, state.ctx.metrics.clone(), Vec::new(), move |key| {
+                run_workers(NAME, state.queue.clone(), state.ctx.opts.concurrent_gc_syncs, state.ctx.metrics.clone(), Vec::new(), move |key| {
                     let st = st.clone();
                     async move { process(&st, &key.name).await }
                 });
@@ -129,7 +129,7 @@ pub fn register(_inf: &mut Informers, ctx: &Ctx) {
 fn spawn_watch(state: Arc<State>, index: usize, r: Resource) {
     tokio::spawn(async move {
         let api: Api<DynamicObject> = Api::all_with(state.ctx.client.clone(), &r.ar);
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut stream = watcher(api.clone(), watcher::Config::default()).boxed();
         let mut first_sync = true;
         let mut relist: HashMap<String, ()> = HashMap::new();
         while let Some(ev) = stream.next().await {
@@ -169,6 +169,12 @@ fn spawn_watch(state: Arc<State>, index: usize, r: Resource) {
                         state.synced.fetch_add(1, Ordering::SeqCst);
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
+                    // After a stream error kube's watcher goes on with the same
+                    // stream, past an event it may have dropped: list again
+                    // (InitDone then removes what was deleted meanwhile).
+                    if matches!(e, watcher::Error::WatchFailed(_)) {
+                        stream = watcher(api.clone(), watcher::Config::default()).boxed();
+                    }
                 }
             }
         }
