@@ -418,3 +418,47 @@ async fn statefulset_deletes_in_reverse_order() {
         .unwrap();
     }
 }
+
+/// DaemonSet RollingUpdate: a new template replaces every pod, never
+/// leaving more than maxUnavailable (1) node without a ready pod.
+#[tokio::test]
+async fn daemonset_rolling_update_respects_max_unavailable() {
+    let env = Env::start(&[]).await;
+    env.create_nodes(&["r1", "r2", "r3"]).await;
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "roll"},
+        "spec": {"selector": {"matchLabels": {"app": "roll"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {"metadata": {"labels": {"app": "roll"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    }))
+    .unwrap();
+    let dss: Api<DaemonSet> = env.api("default");
+    dss.create(&PostParams::default(), &ds).await.unwrap();
+    env.wait_pods("default", "app=roll", 3).await;
+    env.set_pods("default", "app=roll", "Running", true).await;
+    testkit::wait_for_or(TIMEOUT, "3 ready", || async {
+        (dss.get("roll").await.ok()?.status?.number_ready == 3).then_some(())
+    })
+    .await
+    .unwrap();
+    env.kubectl_ok(&["set", "image", "ds/roll", "c=nginx"]).await;
+    let image = |p: &Pod| p.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.image.clone());
+    testkit::wait_for_or(TIMEOUT, "every pod on the new template", || async {
+        let live = env.live_pods("default", "app=roll").await;
+        let ready = live
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        assert!(ready >= 2, "more than maxUnavailable nodes without a ready pod: {ready} ready");
+        // Play the kubelet for the replacements.
+        env.set_pods("default", "app=roll", "Running", true).await;
+        (live.len() == 3 && live.iter().all(|p| image(p).as_deref() == Some("nginx"))).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", env.cm.log_tail(4000)));
+}
