@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Apiserver benchmark: starts its own etcd and ferrokube-apiserver (release build) on free
-# loopback ports and prints, in one run: raw etcd txn creates vs apiserver pod creates at
-# 1/16/64 clients (throughput, p50, p99, ratio), mutating p99 at 100 req/s, get/list of
-# 10,000 pods, watch fan-out to 1,000 watchers, RSS idle and with 10,000 pods.
+# loopback ports and prints, in one run: get/list of 10,000 pods and the RSS with exactly
+# those in the store, raw etcd txn creates (values as large as a stored pod) vs apiserver pod
+# creates at 1/16/64 clients (throughput, p50, p99, ratio, CPU per operation of the apiserver,
+# etcd and the driver), mutating p99 at 100 req/s beside raw etcd's, watch fan-out to 1,000
+# watchers, RSS idle.
 #
 # Env: PROFILE (release) for the apiserver, DRIVER_PROFILE (= PROFILE) for the load driver,
-# SKIP_BUILD=1 uses the binaries as built, BENCH_SCALE (1), BENCH_WATCHERS (1000), KEEP=1.
+# SKIP_BUILD=1 uses the binaries as last built (no cargo at all, so nothing compiles while a
+# caller holds the benchmark lock), BENCH_SCALE (1), BENCH_WATCHERS (1000),
+# BENCH_PHASES (creates,paced,watch; the list phase always runs), KEEP=1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,17 +34,26 @@ free_port() {
 ulimit -n 65536 2>/dev/null || true
 cd "$ROOT"
 cargo_profile() { [ "$1" = release ] && echo --profile=bench || echo --profile=dev; }
+DRIVER_PATH_FILE=$ROOT/target/bench-apiserver-driver.$DRIVER_PROFILE
+DRIVER=""
+[ "${SKIP_BUILD:-}" = 1 ] && [ -f "$DRIVER_PATH_FILE" ] && DRIVER=$(cat "$DRIVER_PATH_FILE")
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   cargo build --profile "$([ "$PROFILE" = release ] && echo release || echo dev)" -p apiserver --bin ferrokube-apiserver
 fi
-cargo bench -p apiserver --bench apiserver --no-run "$(cargo_profile "$DRIVER_PROFILE")"
+if [ -z "$DRIVER" ] || [ ! -x "$DRIVER" ]; then
+  cargo bench -p apiserver --bench apiserver --no-run "$(cargo_profile "$DRIVER_PROFILE")" 2>&1 | tee "$WORK/driver-build.log"
+  DRIVER=$(sed -n 's/.*Executable benches\/apiserver.rs (\(.*\))/\1/p' "$WORK/driver-build.log" | tail -1)
+  case "$DRIVER" in /*) ;; *) DRIVER=$ROOT/$DRIVER ;; esac
+  echo "$DRIVER" >"$DRIVER_PATH_FILE"
+fi
 BIN=$ROOT/target/$PROFILE/ferrokube-apiserver
 
 ETCD_PORT=$(free_port); PEER_PORT=$(free_port); API_PORT=$(free_port)
 etcd --data-dir "$WORK/etcd" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
   --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" --listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
   --quota-backend-bytes 8589934592 >"$WORK/etcd.log" 2>&1 &
-PIDS+=($!)
+ETCD_PID=$!
+PIDS+=($ETCD_PID)
 TOKEN=bench-$RANDOM$RANDOM
 echo "$TOKEN,bench,bench-uid,\"system:masters\"" >"$WORK/tokens.csv"
 for _ in $(seq 1 100); do
@@ -58,5 +71,5 @@ done
 echo "etcd 127.0.0.1:$ETCD_PORT  apiserver https://127.0.0.1:$API_PORT (pid $API_PID)  apiserver $PROFILE, driver $DRIVER_PROFILE"
 
 BENCH_ETCD="http://127.0.0.1:$ETCD_PORT" BENCH_URL="https://127.0.0.1:$API_PORT" BENCH_TOKEN="$TOKEN" \
-BENCH_CA="$WORK/pki/ca.crt" BENCH_PID="$API_PID" \
-  cargo bench -q -p apiserver --bench apiserver "$(cargo_profile "$DRIVER_PROFILE")"
+BENCH_CA="$WORK/pki/ca.crt" BENCH_PID="$API_PID" BENCH_ETCD_PID="$ETCD_PID" "$DRIVER" --bench
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

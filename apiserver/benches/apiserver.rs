@@ -1,6 +1,7 @@
 //! The apiserver benchmark driven by hack/bench-apiserver.sh, which starts etcd and the
 //! apiserver and passes them in the environment: BENCH_ETCD, BENCH_URL, BENCH_TOKEN,
-//! BENCH_CA, BENCH_PID. Prints figures and ratios against the targets.
+//! BENCH_CA, BENCH_PID, BENCH_ETCD_PID. Prints figures, CPU per operation, and ratios
+//! against the targets.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ struct Env {
     url: String,
     token: String,
     pid: u32,
+    etcd_pid: u32,
     http: reqwest::Client,
 }
 
@@ -103,6 +105,40 @@ fn rss_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// User plus system CPU seconds a process has used so far (0 when it cannot be read).
+fn cpu_secs(pid: u32) -> f64 {
+    let path = if pid == 0 { "/proc/self/stat".to_string() } else { format!("/proc/{pid}/stat") };
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the parenthesised command: state is the 1st, utime the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU used by the apiserver, etcd and this driver over one phase, per operation.
+struct Cpu {
+    api: f64,
+    etcd: f64,
+    driver: f64,
+}
+
+impl Cpu {
+    fn now(env: &Env) -> Self {
+        Cpu { api: cpu_secs(env.pid), etcd: cpu_secs(env.etcd_pid), driver: cpu_secs(0) }
+    }
+    fn per_op(&self, env: &Env, ops: usize) -> String {
+        let after = Cpu::now(env);
+        let us = |a: f64, b: f64| (a - b) * 1e6 / ops.max(1) as f64;
+        format!(
+            "cpu/op: apiserver {:>5.0} us  etcd {:>5.0} us  driver {:>5.0} us",
+            us(after.api, self.api),
+            us(after.etcd, self.etcd),
+            us(after.driver, self.driver)
+        )
+    }
+}
+
 impl Env {
     async fn create_ns(&self, name: &str) {
         let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -133,13 +169,25 @@ impl Env {
     }
 }
 
-async fn etcd_creates(endpoint: &str, prefix: &str, clients: usize, total: usize) -> Run {
+/// A value like the apiserver stores for pod `name`: the template (a stored pod, as the
+/// apiserver returned it) renamed, so raw etcd writes exactly as many bytes.
+fn stored_like(template: &serde_json::Value, name: &str) -> Vec<u8> {
+    let mut v = template.clone();
+    v["metadata"]["name"] = serde_json::json!(name);
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+async fn etcd_creates(endpoint: &str, prefix: &str, template: &serde_json::Value, clients: usize, total: usize) -> Run {
     let client = etcd_client::Client::connect([endpoint], None).await.expect("etcd");
     let prefix = prefix.to_string();
+    let template = Arc::new(template.clone());
     drive(clients, total, move |i| {
         let mut kv = client.kv_client();
         let key = format!("{prefix}/{i}");
-        let value = pod_json(&format!("p{i}"), "raw");
+        let value = stored_like(&template, &format!("p{i}"));
         async move {
             use etcd_client::{Compare, CompareOp, Txn, TxnOp};
             let txn = Txn::new().when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)]).and_then([TxnOp::put(key, value, None)]);
@@ -166,6 +214,32 @@ async fn paced_creates(env: &Arc<Env>, per_sec: u64, secs: u64) -> Vec<Duration>
                 .body(pod_json(&format!("paced-{i}"), "bench-paced"))
                 .send()
                 .await;
+            t.elapsed()
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.push(t.await.unwrap_or_default());
+    }
+    lat.sort();
+    lat
+}
+
+/// The same pacing as `paced_creates`, straight to etcd: the floor under the apiserver's p99.
+async fn paced_etcd_creates(endpoint: &str, template: &serde_json::Value, per_sec: u64, secs: u64) -> Vec<Duration> {
+    let client = etcd_client::Client::connect([endpoint], None).await.expect("etcd");
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / per_sec));
+    let mut tasks = Vec::new();
+    for i in 0..(per_sec * secs) {
+        tick.tick().await;
+        let mut kv = client.kv_client();
+        let key = format!("/bench-raw/paced/{i}");
+        let value = stored_like(template, &format!("paced-{i}"));
+        tasks.push(tokio::spawn(async move {
+            use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+            let t = Instant::now();
+            let txn = Txn::new().when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)]).and_then([TxnOp::put(key, value, None)]);
+            let _ = kv.txn(txn).await;
             t.elapsed()
         }));
     }
@@ -287,34 +361,28 @@ async fn main() {
         .timeout(Duration::from_secs(180))
         .build()
         .expect("client");
-    let env = Arc::new(Env { etcd: var("BENCH_ETCD"), url: var("BENCH_URL"), token: var("BENCH_TOKEN"), pid: var("BENCH_PID").parse().unwrap_or(0), http });
+    let env = Arc::new(Env {
+        etcd: var("BENCH_ETCD"),
+        url: var("BENCH_URL"),
+        token: var("BENCH_TOKEN"),
+        pid: var("BENCH_PID").parse().unwrap_or(0),
+        etcd_pid: var("BENCH_ETCD_PID").parse().unwrap_or(0),
+        http,
+    });
     let scale: usize = var("BENCH_SCALE").parse().unwrap_or(1);
+    // BENCH_PHASES picks phases (list,creates,paced,watch); the list phase always runs first
+    // because it fills the 10,000 pods and the raw etcd values copy a stored pod.
+    let phases = var("BENCH_PHASES");
+    let phase = |p: &str| phases.is_empty() || phases.split(',').any(|x| x == p);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_mb(env.pid);
 
-    println!("== creates: raw etcd txn vs apiserver POST pods (pod-sized values) ==");
-    let mut ratios = Vec::new();
-    for clients in [1usize, 16, 64] {
-        let n = if clients == 1 { 1000 * scale } else { 3000 * scale };
-        let raw = etcd_creates(&env.etcd, &format!("/bench-raw/c{clients}"), clients, n).await;
-        let ns = format!("bench-c{clients}");
-        env.create_ns(&ns).await;
-        let api = env.create_pods(&ns, "p", clients, n).await;
-        println!("{}", raw.show(&format!("etcd   {clients:>2} clients")));
-        println!("{}", api.show(&format!("api    {clients:>2} clients")));
-        let ratio = api.rate() / raw.rate();
-        println!("ratio  {clients:>2} clients            {ratio:.2}x of raw etcd");
-        ratios.push((clients, ratio));
-    }
-
-    println!("== mutating latency at 100 creates/s for 5 s ==");
-    let paced = paced_creates(&env, 100, 5).await;
-    println!("p50 {:.2} ms  p99 {:.2} ms (target p99 <= 50 ms)", ms(percentile(&paced, 0.5)), ms(percentile(&paced, 0.99)));
-
-    println!("== 10,000 pods: get and list ==");
+    // First, so that the store holds exactly 10,000 pods when the RSS is read.
+    println!("== 10,000 pods: fill, get and list ==");
     env.create_ns("bench-list").await;
+    let cpu = Cpu::now(&env);
     let fill = env.create_pods("bench-list", "l", 64, 10_000).await;
-    println!("{}", fill.show("fill 10,000 pods (64 cl)"));
+    println!("{}   {}", fill.show("fill 10,000 pods (64 cl)"), cpu.per_op(&env, 10_000));
     let url = format!("{}/api/v1/namespaces/bench-list/pods", env.url);
     let mut lists = Vec::new();
     for _ in 0..5 {
@@ -347,20 +415,58 @@ async fn main() {
     })
     .await;
     println!("{}", gets.show("get pod (16 clients)"));
+    let all: serde_json::Value =
+        env.http.get(format!("{}/api/v1/pods", env.url)).bearer_auth(&env.token).send().await.expect("list").json().await.expect("json");
+    let pods = all["items"].as_array().map_or(0, Vec::len);
     let loaded = rss_mb(env.pid);
+    println!("RSS with {pods} pods in the store: {loaded:.1} MB (target <= 250 with 10,000)");
+    let template: serde_json::Value =
+        env.http.get(format!("{url}/l-0")).bearer_auth(&env.token).send().await.expect("get").json().await.expect("json");
+    let stored_size = stored_like(&template, "p0").len();
 
-    println!("== watch fan-out ==");
-    let watchers: usize = var("BENCH_WATCHERS").parse().unwrap_or(1000);
-    let (lat, ready) = watch_fanout(&env, watchers, 20).await;
-    println!(
-        "{ready} watchers, {} deliveries: p50 {:.2} ms  p99 {:.2} ms (target p99 <= 100 ms)",
-        lat.len(),
-        ms(percentile(&lat, 0.5)),
-        ms(percentile(&lat, 0.99))
-    );
+    let mut ratios = Vec::new();
+    if phase("creates") {
+        println!("== creates: raw etcd txn ({stored_size}-byte values, as the apiserver stores a bench pod) vs apiserver POST pods ==");
+        for clients in [1usize, 16, 64] {
+            let n = if clients == 1 { 1000 * scale } else { 3000 * scale };
+            let cpu = Cpu::now(&env);
+            let raw = etcd_creates(&env.etcd, &format!("/bench-raw/c{clients}"), &template, clients, n).await;
+            let raw_cpu = cpu.per_op(&env, n);
+            let ns = format!("bench-c{clients}");
+            env.create_ns(&ns).await;
+            let cpu = Cpu::now(&env);
+            let api = env.create_pods(&ns, "p", clients, n).await;
+            let api_cpu = cpu.per_op(&env, n);
+            println!("{}   {raw_cpu}", raw.show(&format!("etcd   {clients:>2} clients")));
+            println!("{}   {api_cpu}", api.show(&format!("api    {clients:>2} clients")));
+            let ratio = api.rate() / raw.rate();
+            println!("ratio  {clients:>2} clients            {ratio:.2}x of raw etcd");
+            ratios.push((clients, ratio));
+        }
+    }
+
+    if phase("paced") {
+        println!("== mutating latency at 100 creates/s for 5 s ==");
+        let raw = paced_etcd_creates(&env.etcd, &template, 100, 5).await;
+        let paced = paced_creates(&env, 100, 5).await;
+        println!("raw etcd  p50 {:.2} ms  p99 {:.2} ms (the floor)", ms(percentile(&raw, 0.5)), ms(percentile(&raw, 0.99)));
+        println!("apiserver p50 {:.2} ms  p99 {:.2} ms (target p99 <= 50 ms)", ms(percentile(&paced, 0.5)), ms(percentile(&paced, 0.99)));
+    }
+
+    if phase("watch") {
+        println!("== watch fan-out ==");
+        let watchers: usize = var("BENCH_WATCHERS").parse().unwrap_or(1000);
+        let (lat, ready) = watch_fanout(&env, watchers, 20).await;
+        println!(
+            "{ready} watchers, {} deliveries: p50 {:.2} ms  p99 {:.2} ms (target p99 <= 100 ms)",
+            lat.len(),
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99))
+        );
+    }
 
     println!("== memory ==");
-    println!("RSS idle {idle:.1} MB (target <= 40)   with 10,000+ pods {loaded:.1} MB (target <= 250)   after fan-out {:.1} MB", rss_mb(env.pid));
+    println!("RSS idle {idle:.1} MB (target <= 40)   with {pods} pods {loaded:.1} MB (target <= 250)   at the end {:.1} MB", rss_mb(env.pid));
     for (c, r) in ratios {
         println!("summary: creates at {c} clients = {r:.2}x raw etcd");
     }

@@ -13,20 +13,62 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 
 /// How many past events a watcher can resume from.
 const HISTORY: usize = 10_000;
 
-/// A decoded object with its resourceVersion set, and its JSON encoding (serialized once).
+/// An object as the cache keeps it: its JSON encoding with the resourceVersion set, plus a
+/// small copy of the fields selectors and admission read. A decoded `Value` of a pod takes
+/// several times the memory of its JSON, so the whole object is decoded only on demand.
 #[derive(Debug)]
 pub struct CachedObject {
     pub key: String,
-    pub value: Value,
+    /// name, namespace, labels, deletionTimestamp and every field-selector field, at their
+    /// usual paths (so selectors match on it as on the whole object).
+    pub fields: Value,
     pub json: Bytes,
     pub rv: i64,
+}
+
+impl CachedObject {
+    /// The whole object, decoded from its JSON.
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+}
+
+/// Paths kept in [`CachedObject::fields`] besides the field selectors': labels for label
+/// selectors, what namespace admission checks, and a PriorityClass's globalDefault.
+const KEPT: &[&str] = &["/metadata/labels", "/metadata/deletionTimestamp", "/globalDefault"];
+
+/// The small copy of `v` that [`CachedObject::fields`] holds.
+fn selectable_fields(v: &Value) -> Value {
+    let mut out = Value::Object(Default::default());
+    for ptr in crate::selectors::field::selectable_pointers().chain(KEPT.iter().copied()) {
+        let Some(found) = v.pointer(ptr) else { continue };
+        let mut cur = &mut out;
+        let mut parts = ptr.trim_start_matches('/').split('/').peekable();
+        while let Some(part) = parts.next() {
+            let Some(map) = cur.as_object_mut() else { break };
+            if parts.peek().is_none() {
+                map.insert(part.to_string(), found.clone());
+                break;
+            }
+            cur = map.entry(part).or_insert_with(|| Value::Object(Default::default()));
+        }
+    }
+    out
+}
+
+/// A stored value decoded with its resourceVersion stamped; None for a value that is not an object.
+pub fn decode_value(value: &[u8], rv: i64) -> Option<Value> {
+    let mut v: Value = serde_json::from_slice(value).ok()?;
+    let meta = v.as_object_mut()?.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+    meta.as_object_mut()?.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    Some(v)
 }
 
 pub type Obj = Arc<CachedObject>;
@@ -48,13 +90,43 @@ impl EventType {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct CacheEvent {
     pub kind: EventType,
     pub object: Obj,
     /// The object before this change (selectors need it to turn a change into ADDED/DELETED).
     pub prev: Option<Obj>,
     pub rv: i64,
+    /// The JSON watch frame of this event per type a watcher may send it as (a selector can
+    /// turn MODIFIED into ADDED or DELETED): encoded by the first watcher, shared by the rest.
+    frames: [OnceLock<Bytes>; 3],
+}
+
+impl CacheEvent {
+    pub fn new(kind: EventType, object: Obj, prev: Option<Obj>, rv: i64) -> Self {
+        CacheEvent { kind, object, prev, rv, frames: Default::default() }
+    }
+
+    /// `{"type":"<kind>","object":<object>}\n`, built once per event and type.
+    pub fn json_frame(&self, kind: EventType) -> Bytes {
+        let slot = match kind {
+            EventType::Added => 0,
+            EventType::Modified => 1,
+            EventType::Deleted => 2,
+        };
+        self.frames[slot]
+            .get_or_init(|| {
+                let json = &self.object.json;
+                let mut out = Vec::with_capacity(json.len() + 32);
+                out.extend_from_slice(b"{\"type\":\"");
+                out.extend_from_slice(kind.as_str().as_bytes());
+                out.extend_from_slice(b"\",\"object\":");
+                out.extend_from_slice(json);
+                out.extend_from_slice(b"}\n");
+                Bytes::from(out)
+            })
+            .clone()
+    }
 }
 
 struct State {
@@ -105,9 +177,125 @@ pub struct WatchCache {
 pub fn decode(key: &str, value: &[u8], rv: i64) -> Option<Obj> {
     let mut v: Value = serde_json::from_slice(value).ok()?;
     let meta = v.as_object_mut()?.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
-    meta.as_object_mut()?.insert("resourceVersion".into(), Value::String(rv.to_string()));
-    let json = Bytes::from(serde_json::to_vec(&v).ok()?);
-    Some(Arc::new(CachedObject { key: key.into(), value: v, json, rv }))
+    let meta = meta.as_object_mut()?;
+    let had_rv = meta.contains_key("resourceVersion");
+    let rv_text = rv.to_string();
+    meta.insert("resourceVersion".into(), Value::String(rv_text.clone()));
+    // The stored bytes plus the resourceVersion spliced in are what serializing `v` would give
+    // (the value was written by serde_json), one serialization less per event.
+    let json = match metadata_end(value).filter(|_| !had_rv) {
+        Some((end, has_members)) => {
+            let mut out = Vec::with_capacity(value.len() + rv_text.len() + 24);
+            out.extend_from_slice(&value[..end]);
+            if has_members {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"resourceVersion\":\"");
+            out.extend_from_slice(rv_text.as_bytes());
+            out.push(b'"');
+            out.extend_from_slice(&value[end..]);
+            out
+        }
+        None => serde_json::to_vec(&v).ok()?,
+    };
+    Some(Arc::new(CachedObject { key: key.into(), fields: selectable_fields(&v), json: Bytes::from(json), rv }))
+}
+
+/// The index of the closing brace of the top-level `"metadata"` object of a JSON object, and
+/// whether that object has members; None when there is none or the bytes are not plain JSON.
+fn metadata_end(json: &[u8]) -> Option<(usize, bool)> {
+    let ws = |i: &mut usize| {
+        while *i < json.len() && json[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    let mut i = 0;
+    ws(&mut i);
+    if json.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut found = None;
+    loop {
+        ws(&mut i);
+        match json.get(i)? {
+            b'}' => return found,
+            b'"' => {}
+            _ => return None,
+        }
+        let key_end = skip_string(json, i)?;
+        let key = &json[i + 1..key_end - 1];
+        i = key_end;
+        ws(&mut i);
+        if json.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        ws(&mut i);
+        let start = i;
+        i = skip_value(json, i)?;
+        if key == b"metadata" {
+            // Duplicate keys: the last one wins, as when parsing.
+            found = None;
+            if json.get(start) == Some(&b'{') {
+                let inner = &json[start + 1..i - 1];
+                found = Some((i - 1, inner.iter().any(|b| !b.is_ascii_whitespace())));
+            }
+        }
+        ws(&mut i);
+        match json.get(i)? {
+            b',' => i += 1,
+            b'}' => return found,
+            _ => return None,
+        }
+    }
+}
+
+/// The index just past the string starting at `i` (a `"`).
+fn skip_string(json: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    while i < json.len() {
+        match json[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The index just past the JSON value starting at `i`.
+fn skip_value(json: &[u8], mut i: usize) -> Option<usize> {
+    match json.get(i)? {
+        b'"' => skip_string(json, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            while i < json.len() {
+                match json[i] {
+                    b'"' => {
+                        i = skip_string(json, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            while i < json.len() && !matches!(json[i], b',' | b'}' | b']') && !json[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
 }
 
 impl WatchCache {
@@ -251,7 +439,7 @@ impl WatchCache {
                     .objects
                     .range(prefix.to_string()..)
                     .take_while(|(k, _)| k.starts_with(prefix))
-                    .map(|(_, o)| Arc::new(CacheEvent { kind: EventType::Added, object: o.clone(), prev: None, rv: o.rv }))
+                    .map(|(_, o)| Arc::new(CacheEvent::new(EventType::Added, o.clone(), None, o.rv)))
                     .collect();
                 Ok(Subscription { initial, live, start_rv: st.revision })
             }
@@ -291,7 +479,7 @@ impl WatchCache {
                     if let Some(obj) = decode(&e.key, &e.value, e.mod_revision) {
                         st.objects.insert(e.key.clone(), obj.clone());
                         let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
-                        self.publish(&mut st, CacheEvent { kind, object: obj, prev, rv: e.mod_revision });
+                        self.publish(&mut st, CacheEvent::new(kind, obj, prev, e.mod_revision));
                     }
                 }
                 EventKind::Delete => {
@@ -302,7 +490,7 @@ impl WatchCache {
                         None => decode(&e.key, &e.value, e.mod_revision),
                     };
                     if let Some(obj) = obj {
-                        self.publish(&mut st, CacheEvent { kind: EventType::Deleted, object: obj, prev, rv: e.mod_revision });
+                        self.publish(&mut st, CacheEvent::new(EventType::Deleted, obj, prev, e.mod_revision));
                     }
                 }
                 EventKind::Progress => {}
@@ -329,14 +517,14 @@ impl WatchCache {
             for (k, o) in &fresh {
                 match old.get(k) {
                     Some(p) if p.rv == o.rv => {}
-                    Some(p) => self.publish(&mut st, CacheEvent { kind: EventType::Modified, object: o.clone(), prev: Some(p.clone()), rv: revision }),
-                    None => self.publish(&mut st, CacheEvent { kind: EventType::Added, object: o.clone(), prev: None, rv: revision }),
+                    Some(p) => self.publish(&mut st, CacheEvent::new(EventType::Modified, o.clone(), Some(p.clone()), revision)),
+                    None => self.publish(&mut st, CacheEvent::new(EventType::Added, o.clone(), None, revision)),
                 }
             }
             for (k, p) in &old {
                 if !fresh.contains_key(k) {
                     let gone = decode(k, &p.json, revision).unwrap_or_else(|| p.clone());
-                    self.publish(&mut st, CacheEvent { kind: EventType::Deleted, object: gone, prev: Some(p.clone()), rv: revision });
+                    self.publish(&mut st, CacheEvent::new(EventType::Deleted, gone, Some(p.clone()), revision));
                 }
             }
         } else {
@@ -424,6 +612,32 @@ mod tests {
         Bytes::from(serde_json::to_vec(&serde_json::json!({"metadata": {"name": name}})).unwrap())
     }
 
+    #[test]
+    fn decode_splices_the_resource_version_as_serializing_would() {
+        for raw in [
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","labels":{"x":"}{\"]"}},"spec":{"a":[1,{"b":"c"}]}}"#,
+            r#"{"metadata":{},"data":{"k":"v"}}"#,
+            r#"{"kind":"X","data":{"metadata":{"n":1}},"metadata":{"name":"m","annotations":{"a":"\\"}},"z":true}"#,
+            r#"{"kind":"NoMeta"}"#,
+            r#"{"metadata":{"name":"has","resourceVersion":"3"}}"#,
+            r#" { "metadata" : { "name" : "spaced" } , "n" : -1.5e3 } "#,
+        ] {
+            let o = decode("/k", raw.as_bytes(), 42).unwrap();
+            let value = o.value();
+            assert_eq!(value["metadata"]["resourceVersion"], "42", "{raw}");
+            let mut want: Value = serde_json::from_str(raw).unwrap();
+            want.as_object_mut().unwrap().entry("metadata").or_insert(serde_json::json!({}))["resourceVersion"] = "42".into();
+            assert_eq!(value, want, "{raw}");
+            if !raw.starts_with(' ') {
+                assert_eq!(o.json, serde_json::to_vec(&want).unwrap(), "{raw}");
+            }
+        }
+        let o = decode("/k", br#"{"metadata":{"name":"a","labels":{"x":"1"},"annotations":{"big":"."}},"spec":{"nodeName":"n","containers":[]},"status":{"phase":"Running"}}"#, 7).unwrap();
+        assert_eq!(o.fields, serde_json::json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"nodeName": "n"}, "status": {"phase": "Running"}}));
+        assert!(decode("/k", b"[1]", 1).is_none());
+        assert!(decode("/k", br#"{"metadata":"x"}"#, 1).is_none());
+    }
+
     #[tokio::test]
     async fn lists_and_resumes_from_history() {
         let s = Arc::new(MemoryStorage::new());
@@ -431,7 +645,7 @@ mod tests {
         let c = cache_with(s.clone()).await;
         let (items, _) = c.snapshot("/r/pods/");
         assert_eq!(items.len(), 1);
-        assert_eq!(items[0].value["metadata"]["resourceVersion"], r1.to_string());
+        assert_eq!(items[0].value()["metadata"]["resourceVersion"], r1.to_string());
         let r2 = s.create("/r/pods/d/b", pod("b")).await.unwrap();
         assert!(c.wait_for(r2, Duration::from_secs(5)).await);
         let sub = c.subscribe("/r/pods/", Some(r1)).unwrap();
@@ -470,6 +684,6 @@ mod tests {
         c.replace(vec![], rev + 1);
         let e = sub.live.recv().await.unwrap();
         assert_eq!(e.kind, EventType::Deleted);
-        assert_eq!(e.object.value["metadata"]["name"], "a");
+        assert_eq!(e.object.fields["metadata"]["name"], "a");
     }
 }

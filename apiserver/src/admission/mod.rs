@@ -24,7 +24,7 @@ async fn admit_priority(reg: &Registry, pod: &mut Value) -> Result<(), ApiError>
     let (value, policy) = match &class {
         Some(name) => {
             let pc = match pcs.cached(None, name) {
-                Some(o) => o.value.clone(),
+                Some(o) => o.value(),
                 None => pcs.get(None, name, false).await.map_err(|_| {
                     ApiError::Forbidden(format!("pods \"{}\" is forbidden: no PriorityClass with name {name} was found", pod_name(pod)))
                 })?,
@@ -33,10 +33,10 @@ async fn admit_priority(reg: &Registry, pod: &mut Value) -> Result<(), ApiError>
         }
         None => {
             let (all, _) = pcs.cache.snapshot(&pcs.prefix(None));
-            match all.iter().find(|o| o.value.get("globalDefault") == Some(&json!(true))) {
+            match all.iter().find(|o| o.fields.get("globalDefault") == Some(&json!(true))).map(|o| o.value()) {
                 Some(d) => {
-                    pod["spec"]["priorityClassName"] = d.value["metadata"]["name"].clone();
-                    (d.value.get("value").and_then(Value::as_i64).unwrap_or(0), d.value.get("preemptionPolicy").cloned())
+                    pod["spec"]["priorityClassName"] = d["metadata"]["name"].clone();
+                    (d.get("value").and_then(Value::as_i64).unwrap_or(0), d.get("preemptionPolicy").cloned())
                 }
                 None => (0, None),
             }

@@ -256,9 +256,10 @@ async fn list(store: &Arc<Store>, ns: Option<&str>, q: &Query, format: Format) -
     let rv = out.resource_version.to_string();
     match format {
         Format::Table => {
+            let values: Vec<Value> = out.items.iter().map(|o| o.value()).collect();
             let t = table::table(
                 store.row.printer,
-                out.items.iter().map(|o| &o.value),
+                values.iter(),
                 &rv,
                 out.continue_token.as_deref(),
                 q.get("includeObject").unwrap_or("Metadata"),
@@ -267,7 +268,7 @@ async fn list(store: &Arc<Store>, ns: Option<&str>, q: &Query, format: Format) -
             Ok(codec::json_response(StatusCode::OK, &t))
         }
         Format::Metadata => {
-            let items: Vec<Value> = out.items.iter().map(|o| table::partial_metadata(&o.value)).collect();
+            let items: Vec<Value> = out.items.iter().map(|o| table::partial_metadata(&o.value())).collect();
             let mut meta = json!({"resourceVersion": rv});
             if let Some(c) = &out.continue_token {
                 meta["continue"] = json!(c);
@@ -275,7 +276,7 @@ async fn list(store: &Arc<Store>, ns: Option<&str>, q: &Query, format: Format) -
             Ok(codec::json_response(StatusCode::OK, &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items})))
         }
         Format::Protobuf => {
-            let items: Vec<Value> = out.items.iter().map(|o| o.value.clone()).collect();
+            let items: Vec<Value> = out.items.iter().map(|o| o.value()).collect();
             let mut meta = json!({"resourceVersion": rv});
             if let Some(c) = &out.continue_token {
                 meta["continue"] = json!(c);
@@ -317,8 +318,8 @@ async fn delete_collection(store: &Arc<Store>, ns: Option<&str>, q: &Query, opts
     let out = store.list(ns, &params).await?;
     let mut deleted = Vec::new();
     for o in &out.items {
-        let name = o.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-        let obj_ns = o.value.pointer("/metadata/namespace").and_then(Value::as_str);
+        let name = o.fields.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let obj_ns = o.fields.pointer("/metadata/namespace").and_then(Value::as_str);
         match store.delete(obj_ns.or(ns), name, opts).await {
             Ok(DeleteOutcome::Deleted(v)) | Ok(DeleteOutcome::Pending(v)) => deleted.push(v),
             Err(ApiError::NotFound(_)) => {}

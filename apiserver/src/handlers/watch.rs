@@ -36,8 +36,8 @@ impl Filter {
 
     /// Turns a cache event into what a filtered watcher sees (upstream cacheWatcher.convertToWatchEvent).
     fn convert(&self, e: &CacheEvent) -> Option<EventType> {
-        let cur = self.matches(&e.object.value);
-        let prev = e.prev.as_ref().is_some_and(|p| self.matches(&p.value));
+        let cur = self.matches(&e.object.fields);
+        let prev = e.prev.as_ref().is_some_and(|p| self.matches(&p.fields));
         match e.kind {
             EventType::Added => cur.then_some(EventType::Added),
             EventType::Modified => match (prev, cur) {
@@ -62,6 +62,8 @@ struct Watcher {
     last_rv: i64,
     last_bookmark: Instant,
     deadline: Instant,
+    /// One timer per watcher, re-armed only when it fires: events do not touch the timer wheel.
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     sent_columns: bool,
     done: bool,
 }
@@ -77,26 +79,23 @@ impl Watcher {
         match self.format {
             Format::Table => {
                 let rv = e.rv.to_string();
-                let t = table::table(self.store.row.printer, std::iter::once(&e.object.value), &rv, None, &self.include_object, !self.sent_columns);
+                let t = table::table(self.store.row.printer, std::iter::once(&e.object.value()), &rv, None, &self.include_object, !self.sent_columns);
                 self.sent_columns = true;
                 frame(kind.as_str(), &t)
             }
-            Format::Metadata => frame(kind.as_str(), &table::partial_metadata(&e.object.value)),
-            _ => {
-                // Splice the cached encoding rather than re-serializing the object.
-                let mut out = Vec::with_capacity(e.object.json.len() + 32);
-                out.extend_from_slice(b"{\"type\":\"");
-                out.extend_from_slice(kind.as_str().as_bytes());
-                out.extend_from_slice(b"\",\"object\":");
-                out.extend_from_slice(&e.object.json);
-                out.extend_from_slice(b"}\n");
-                Bytes::from(out)
-            }
+            Format::Metadata => frame(kind.as_str(), &table::partial_metadata(&e.object.value())),
+            // The frame is encoded once per event and shared by every JSON watcher.
+            _ => e.json_frame(kind),
         }
     }
 
     fn bookmark(&self, rv: i64) -> Bytes {
         frame("BOOKMARK", &json!({"kind": self.store.row.kind(), "apiVersion": self.store.row.api_version(), "metadata": {"resourceVersion": rv.to_string()}}))
+    }
+
+    /// When the timer should next fire: the deadline, or the next bookmark before it.
+    fn wake_at(&self) -> Instant {
+        if self.bookmarks { (self.last_bookmark + BOOKMARK_EVERY).min(self.deadline) } else { self.deadline }
     }
 
     /// The next frame to send, or None when the stream is over.
@@ -112,8 +111,6 @@ impl Watcher {
                 }
                 continue;
             }
-            let bookmark_at = self.last_bookmark + BOOKMARK_EVERY;
-            let wake = if self.bookmarks { bookmark_at.min(self.deadline) } else { self.deadline };
             tokio::select! {
                 r = self.sub.live.recv() => match r {
                     Ok(e) => {
@@ -124,12 +121,14 @@ impl Watcher {
                     // A watcher that fell behind is closed; the client resumes from its last RV.
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
                 },
-                _ = tokio::time::sleep_until(wake) => {
+                _ = &mut self.timer => {
                     if Instant::now() >= self.deadline {
                         self.done = true;
                         return None;
                     }
                     self.last_bookmark = Instant::now();
+                    let wake = self.wake_at();
+                    self.timer.as_mut().reset(wake);
                     if self.bookmarks {
                         // Lets an idle resource's bookmarks move on with the global revision.
                         self.store.cache.refresh().await;
@@ -198,7 +197,7 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
     };
     let kind = store.row.kind();
     let last_rv = from.unwrap_or(0);
-    let watcher = Watcher {
+    let mut watcher = Watcher {
         filter: Filter { label, field, kind },
         format,
         include_object: q.get("includeObject").unwrap_or("Metadata").to_string(),
@@ -208,10 +207,13 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
         sub,
         last_bookmark: Instant::now(),
         deadline: Instant::now() + timeout,
+        timer: Box::pin(tokio::time::sleep(timeout)),
         sent_columns: false,
         done: false,
         store,
     };
+    let wake = watcher.wake_at();
+    watcher.timer.as_mut().reset(wake);
     let stream = futures::stream::unfold(watcher, |mut w| async move { w.next().await.map(|b| (Ok::<_, std::io::Error>(b), w)) });
     Ok(stream_response(Body::from_stream(stream.boxed())))
 }
@@ -224,7 +226,7 @@ mod tests {
     fn ev(kind: EventType, cur: Value, prev: Option<Value>) -> CacheEvent {
         let o = decode("/k", &serde_json::to_vec(&cur).unwrap(), 5).unwrap();
         let p = prev.map(|p| decode("/k", &serde_json::to_vec(&p).unwrap(), 4).unwrap());
-        CacheEvent { kind, object: o, prev: p, rv: 5 }
+        CacheEvent::new(kind, o, p, 5)
     }
 
     #[test]

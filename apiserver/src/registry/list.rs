@@ -54,7 +54,7 @@ const EXPIRED_CONTINUE: &str = "The provided continue parameter is too old to di
 
 impl Store {
     fn matches(&self, p: &ListParams, o: &Obj) -> bool {
-        (p.label.is_empty() || p.label.matches(&o.value)) && (p.field.is_empty() || p.field.matches(self.row.kind(), &o.value))
+        (p.label.is_empty() || p.label.matches(&o.fields)) && (p.field.is_empty() || p.field.matches(self.row.kind(), &o.fields))
     }
 
     pub async fn list(&self, ns: Option<&str>, p: &ListParams) -> Result<ListOutput, ApiError> {

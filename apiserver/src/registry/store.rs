@@ -8,7 +8,7 @@ use crate::resources::{ResourceRow, StrategyKind};
 use crate::status::{ApiError, Target};
 use crate::storage::{guaranteed_update, DynStorage, StorageError, UpdateDecision, UpdateOutcome};
 use crate::validation;
-use crate::watch_cache::{decode, Obj, WatchCache};
+use crate::watch_cache::{decode_value, Obj, WatchCache};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::sync::{Arc, Weak};
@@ -122,8 +122,11 @@ fn parse_stored(bytes: &[u8]) -> Result<Value, OpError> {
 }
 
 fn encode(v: &Value) -> Bytes {
+    // resourceVersion lives in etcd's mod_revision, not in the value; copy only to drop it.
+    if v.get("metadata").and_then(|m| m.get("resourceVersion")).is_none() {
+        return Bytes::from(serde_json::to_vec(v).unwrap_or_default());
+    }
     let mut v = v.clone();
-    // resourceVersion lives in etcd's mod_revision, not in the value.
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
     }
@@ -216,8 +219,9 @@ impl Store {
         let reg = self.registry()?;
         let Some(nss) = reg.store("", "v1", "namespaces") else { return Ok(()) };
         let key = nss.key(None, ns);
+        // The cached fields hold deletionTimestamp and status.phase.
         let value = match nss.cache.get(&key) {
-            Some(o) => o.value.clone(),
+            Some(o) => o.fields.clone(),
             None => match self.storage.get(&key).await.map_err(|e| storage_error(nss.target(ns), e))? {
                 Some(kv) => serde_json::from_slice(&kv.value).unwrap_or(Value::Null),
                 None => return Err(ApiError::NotFound(Target::new("", "namespaces", ns))),
@@ -280,13 +284,12 @@ impl Store {
         let key = self.key(ns, name);
         if from_cache && self.cache.is_ready() {
             return match self.cache.get(&key) {
-                Some(o) => Ok(o.value.clone()),
+                Some(o) => Ok(o.value()),
                 None => Err(ApiError::NotFound(self.target(name))),
             };
         }
         match self.storage.get(&key).await.map_err(|e| storage_error(self.target(name), e))? {
-            Some(kv) => decode(&key, &kv.value, kv.mod_revision)
-                .map(|o| o.value.clone())
+            Some(kv) => decode_value(&kv.value, kv.mod_revision)
                 .ok_or_else(|| ApiError::Internal("corrupt stored object".into())),
             None => Err(ApiError::NotFound(self.target(name))),
         }
@@ -315,6 +318,8 @@ impl Store {
         let gvk = self.row.gvk();
         let row = self.row;
         let mut dry: Option<Value> = None;
+        // The value of the last attempted write: the answer, without parsing what was stored.
+        let mut written: Option<Value> = None;
         let outcome = guaranteed_update::<OpError, _>(&*self.storage, &key, |current| {
             let Some(current) = current else {
                 // Create through update (server-side apply of a new object).
@@ -388,11 +393,15 @@ impl Store {
                 dry = Some(new);
                 return Ok(UpdateDecision::Unchanged);
             }
-            Ok(UpdateDecision::Write(encode(&new)))
+            meta_mut(&mut new).remove("resourceVersion");
+            let bytes = encode(&new);
+            written = Some(new);
+            Ok(UpdateDecision::Write(bytes))
         })
         .await;
         match outcome {
             Ok(_) if dry.is_some() => Ok(dry.unwrap_or_default()),
+            Ok(UpdateOutcome::Written(kv)) if written.is_some() => Ok(with_rv(written.unwrap_or_default(), kv.mod_revision)),
             Ok(UpdateOutcome::Written(kv)) | Ok(UpdateOutcome::Unchanged(kv)) => {
                 Ok(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, kv.mod_revision))
             }

@@ -16,36 +16,44 @@ pub struct FieldSelector {
     pub requirements: Vec<FieldRequirement>,
 }
 
+/// The field labels each kind supports (`*` = every kind) and the JSON pointer each reads.
+const FIELDS: &[(&str, &str, &str)] = &[
+    ("*", "metadata.name", "/metadata/name"),
+    ("*", "metadata.namespace", "/metadata/namespace"),
+    ("Pod", "spec.nodeName", "/spec/nodeName"),
+    ("Pod", "spec.schedulerName", "/spec/schedulerName"),
+    ("Pod", "spec.serviceAccountName", "/spec/serviceAccountName"),
+    ("Pod", "spec.restartPolicy", "/spec/restartPolicy"),
+    ("Pod", "status.phase", "/status/phase"),
+    ("Pod", "status.podIP", "/status/podIP"),
+    ("Pod", "status.nominatedNodeName", "/status/nominatedNodeName"),
+    ("Node", "spec.unschedulable", "/spec/unschedulable"),
+    ("Namespace", "status.phase", "/status/phase"),
+    ("Secret", "type", "/type"),
+    ("Event", "involvedObject.kind", "/involvedObject/kind"),
+    ("Event", "involvedObject.namespace", "/involvedObject/namespace"),
+    ("Event", "involvedObject.name", "/involvedObject/name"),
+    ("Event", "involvedObject.uid", "/involvedObject/uid"),
+    ("Event", "involvedObject.apiVersion", "/involvedObject/apiVersion"),
+    ("Event", "involvedObject.resourceVersion", "/involvedObject/resourceVersion"),
+    ("Event", "involvedObject.fieldPath", "/involvedObject/fieldPath"),
+    ("Event", "reason", "/reason"),
+    ("Event", "reportingComponent", "/reportingComponent"),
+    ("Event", "source", "/source/component"),
+    ("Event", "type", "/type"),
+    ("Job", "status.successful", "/status/succeeded"),
+    ("ReplicaSet", "status.replicas", "/status/replicas"),
+];
+
 /// The JSON pointer a supported field label reads, for `kind`.
 fn pointer_for(kind: &str, field: &str) -> Option<&'static str> {
-    Some(match (kind, field) {
-        (_, "metadata.name") => "/metadata/name",
-        (_, "metadata.namespace") => "/metadata/namespace",
-        ("Pod", "spec.nodeName") => "/spec/nodeName",
-        ("Pod", "spec.schedulerName") => "/spec/schedulerName",
-        ("Pod", "spec.serviceAccountName") => "/spec/serviceAccountName",
-        ("Pod", "spec.restartPolicy") => "/spec/restartPolicy",
-        ("Pod", "status.phase") => "/status/phase",
-        ("Pod", "status.podIP") => "/status/podIP",
-        ("Pod", "status.nominatedNodeName") => "/status/nominatedNodeName",
-        ("Node", "spec.unschedulable") => "/spec/unschedulable",
-        ("Namespace", "status.phase") => "/status/phase",
-        ("Secret", "type") => "/type",
-        ("Event", "involvedObject.kind") => "/involvedObject/kind",
-        ("Event", "involvedObject.namespace") => "/involvedObject/namespace",
-        ("Event", "involvedObject.name") => "/involvedObject/name",
-        ("Event", "involvedObject.uid") => "/involvedObject/uid",
-        ("Event", "involvedObject.apiVersion") => "/involvedObject/apiVersion",
-        ("Event", "involvedObject.resourceVersion") => "/involvedObject/resourceVersion",
-        ("Event", "involvedObject.fieldPath") => "/involvedObject/fieldPath",
-        ("Event", "reason") => "/reason",
-        ("Event", "reportingComponent") => "/reportingComponent",
-        ("Event", "source") => "/source/component",
-        ("Event", "type") => "/type",
-        ("Job", "status.successful") => "/status/succeeded",
-        ("ReplicaSet", "status.replicas") => "/status/replicas",
-        _ => return None,
-    })
+    FIELDS.iter().find(|(k, f, _)| (*k == "*" || *k == kind) && *f == field).map(|(_, _, p)| *p)
+}
+
+/// Every pointer some field selector reads: what a cache must keep of an object to match
+/// field selectors without the whole object.
+pub fn selectable_pointers() -> impl Iterator<Item = &'static str> {
+    FIELDS.iter().map(|(_, _, p)| *p)
 }
 
 fn field_value(obj: &Value, pointer: &str) -> String {
