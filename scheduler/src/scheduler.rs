@@ -296,9 +296,7 @@ impl Scheduler {
         let result = st.algorithm.schedule(&fw, &mut state, &qp.info, &st.snapshot);
         match result {
             Ok(r) => {
-                let mut bound = (*qp.info.pod).clone();
-                bound.spec.get_or_insert_with(Default::default).node_name = Some(r.node.clone());
-                let assumed = Arc::new(PodInfo::new(Arc::new(bound)));
+                let assumed = Arc::new(qp.info.assumed_on(&r.node));
                 st.cache.assume_pod(assumed.clone(), &r.node);
                 let reserve = fw.run_reserve(&state, &assumed, &r.node);
                 if !reserve.is_success() {

@@ -51,6 +51,18 @@ impl PodInfo {
         }
     }
 
+    /// This pod as assumed on `node`: the pod with spec.nodeName set, and
+    /// everything derived from it kept (requests do not change on binding,
+    /// so they are not parsed again).
+    pub fn assumed_on(&self, node: &str) -> PodInfo {
+        let mut pod = (*self.pod).clone();
+        pod.spec.get_or_insert_with(Default::default).node_name = Some(node.to_string());
+        PodInfo {
+            pod: Arc::new(pod),
+            ..self.clone()
+        }
+    }
+
     pub fn namespace(&self) -> &str {
         self.pod.metadata.namespace.as_deref().unwrap_or("default")
     }

@@ -129,13 +129,28 @@ impl Env {
         })
     }
 
+    /// The pod's events with this reason, waiting for at least one: the
+    /// scheduler writes events from a background queue, after the bind or
+    /// the status they describe.
     pub async fn events_for(&self, pod: &str, reason: &str) -> Vec<Event> {
         let events: Api<Event> = Api::namespaced(self.client.clone(), "default");
-        let list = events.list(&ListParams::default()).await.expect("list events");
-        list.items
-            .into_iter()
-            .filter(|e| e.involved_object.name.as_deref() == Some(pod) && e.reason.as_deref() == Some(reason))
-            .collect()
+        testkit::wait_for_or(WAIT, &format!("{reason} event for {pod}"), || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&ListParams::default()).await.ok()?;
+                let found: Vec<Event> = list
+                    .items
+                    .into_iter()
+                    .filter(|e| e.involved_object.name.as_deref() == Some(pod) && e.reason.as_deref() == Some(reason))
+                    .collect();
+                (!found.is_empty()).then_some(found)
+            }
+        })
+        .await
+        .unwrap_or_else(|e| {
+            self.print_logs();
+            panic!("{e}")
+        })
     }
 
     /// Bound pods per node.
