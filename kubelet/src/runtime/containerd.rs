@@ -333,30 +333,33 @@ impl Runtime for Containerd {
     }
 
     async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<ImageInfo> {
-        let queued = std::time::Instant::now();
-        let lock = {
-            let mut locks = self.pull_locks.lock().await;
-            locks.entry(image.to_string()).or_default().clone()
-        };
-        let _guard = lock.lock().await;
         let ch = self.ch().await?;
+        // A present image needs no lock: a burst of pods looks it up at once.
         if policy != PullPolicy::Always {
             let t = std::time::Instant::now();
             let r = image_pull::local(&ch, image, &self.images).await;
             if let Some(info) = self.on_err(r).await? {
-                tracing::debug!(
-                    image,
-                    ms = t.elapsed().as_millis(),
-                    queued_ms = (t - queued).as_millis(),
-                    "image present"
-                );
+                tracing::debug!(image, ms = t.elapsed().as_millis(), "image present");
                 return Ok(info);
             }
             if policy == PullPolicy::Never {
                 return Err(RuntimeError::ImageNeverPull(image.to_string()));
             }
         }
+        let lock = {
+            let mut locks = self.pull_locks.lock().await;
+            locks.entry(image.to_string()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        if policy != PullPolicy::Always {
+            // Another pod may have pulled it while this one waited for the lock.
+            let r = image_pull::local(&ch, image, &self.images).await;
+            if let Some(info) = self.on_err(r).await? {
+                return Ok(info);
+            }
+        }
         let r = image_pull::pull(&ch, &self.mirrors, image).await;
+        self.images.forget(image);
         self.on_err(r).await
     }
 

@@ -507,19 +507,46 @@ async fn unpack(ch: &Channel, layers: &[Descriptor], chains: &[String]) -> Resul
 /// digest their image record pointed at. Every container of every pod looks
 /// its image up; this spares re-reading manifest and config and re-checking
 /// each layer while the record still points at the same manifest.
+/// An entry checked against containerd within FRESH is used without asking
+/// again, so a burst of pods of one image asks once.
 #[derive(Default)]
-pub struct ImageCache(std::sync::Mutex<HashMap<String, (String, ImageInfo)>>);
+pub struct ImageCache(std::sync::Mutex<HashMap<String, CachedImage>>);
+
+struct CachedImage {
+    target: String,
+    info: ImageInfo,
+    checked: std::time::Instant,
+}
+
+const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl ImageCache {
+    fn fresh(&self, canonical: &str) -> Option<ImageInfo> {
+        let m = self.0.lock().ok()?;
+        m.get(canonical)
+            .filter(|c| c.checked.elapsed() < FRESH)
+            .map(|c| c.info.clone())
+    }
     fn get(&self, canonical: &str, target: &str) -> Option<ImageInfo> {
         let m = self.0.lock().ok()?;
         m.get(canonical)
-            .filter(|(d, _)| d == target)
-            .map(|(_, i)| i.clone())
+            .filter(|c| c.target == target)
+            .map(|c| c.info.clone())
+    }
+    /// After a pull the name may point at another manifest.
+    pub fn forget(&self, name: &str) {
+        if let (Ok(r), Ok(mut m)) = (ImageRef::parse(name), self.0.lock()) {
+            m.remove(&r.canonical());
+        }
     }
     fn put(&self, canonical: &str, target: &str, info: &ImageInfo) {
         if let Ok(mut m) = self.0.lock() {
-            m.insert(canonical.to_string(), (target.to_string(), info.clone()));
+            let c = CachedImage {
+                target: target.to_string(),
+                info: info.clone(),
+                checked: std::time::Instant::now(),
+            };
+            m.insert(canonical.to_string(), c);
         }
     }
 }
@@ -529,6 +556,9 @@ impl ImageCache {
 pub async fn local(ch: &Channel, name: &str, cache: &ImageCache) -> Result<Option<ImageInfo>> {
     let r = ImageRef::parse(name).map_err(|e| pull_err(name, e))?;
     let canonical = r.canonical();
+    if let Some(info) = cache.fresh(&canonical) {
+        return Ok(Some(info));
+    }
     let image = match ImagesClient::new(ch.clone())
         .get(ns(GetImageRequest {
             name: canonical.clone(),
@@ -551,6 +581,7 @@ pub async fn local(ch: &Channel, name: &str, cache: &ImageCache) -> Result<Optio
             }))
             .await;
         if top.is_ok() {
+            cache.put(&canonical, &target.digest, &info);
             return Ok(Some(info));
         }
     }
