@@ -97,7 +97,12 @@ struct WorkerState {
     prober: crate::prober::PodProber,
     /// Containers whose output is being copied into their log file.
     logging: std::collections::HashSet<String>,
+    /// When the projected volumes were last rewritten from their sources.
+    volumes_refreshed: Option<std::time::Instant>,
 }
+
+/// How often ConfigMap, Secret and downward-API volumes are rewritten.
+const VOLUME_RESYNC: Duration = Duration::from_secs(60);
 
 async fn run(k: Arc<Kubelet>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
     let mut state = WorkerState::default();
@@ -272,7 +277,15 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     let observed_at = t_sync.elapsed();
     let mut sandbox = load_sandbox(k, &uid);
     if is_terminal(pod) {
-        // A finished pod keeps its containers for logs but releases its network.
+        // A finished pod stops what still runs (sidecars, or everything past its
+        // activeDeadlineSeconds), keeps its containers for logs and releases its network.
+        let grace = grace_period(pod);
+        for c in observed
+            .iter()
+            .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+        {
+            stop_container(k, &c.id, grace).await;
+        }
         if sandbox.is_some() {
             release_network(k, &uid).await;
         }
@@ -288,6 +301,21 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     }
     for id in &plan.prune {
         let _ = k.runtime.remove_container(id).await;
+    }
+    if !plan.kill.is_empty() {
+        let grace = grace_period(pod);
+        for id in &plan.kill {
+            stop_container(k, id, grace).await;
+        }
+        observed = observe(k, &uid, state).await?;
+    }
+    // ConfigMap, Secret and downward-API volumes follow their sources, as upstream's
+    // volume manager resyncs them about once a minute.
+    if state.volumes_refreshed.is_none_or(|t| t.elapsed() >= VOLUME_RESYNC) {
+        if state.volumes_refreshed.is_some() {
+            crate::volumes::refresh(k, pod).await;
+        }
+        state.volumes_refreshed = Some(std::time::Instant::now());
     }
     let mut network = None;
     if plan.create_sandbox {
@@ -390,13 +418,7 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
             msg.clone(),
             Some(format!("spec.containers{{{name}}}")),
         );
-        let grace = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds)
-            .unwrap_or(30)
-            .max(0) as u64;
-        stop_container(k, id, Duration::from_secs(grace)).await;
+        stop_container(k, id, grace_period(pod)).await;
     }
     if !outcome.kill.is_empty() {
         observed = observe(k, &uid, state).await?;
@@ -614,6 +636,17 @@ fn spec_started(pod: &Pod, state: &WorkerState) -> HashMap<String, bool> {
         }
     }
     m
+}
+
+/// The pod's terminationGracePeriodSeconds (30 s by default).
+fn grace_period(pod: &Pod) -> Duration {
+    let secs = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30)
+        .max(0);
+    Duration::from_secs(secs as u64)
 }
 
 /// SIGTERM, then SIGKILL once `grace` has passed.

@@ -422,7 +422,8 @@ async fn exec_session(
     let cfg = ExecConfig {
         container_id: container_id.clone(),
         exec_id: exec_id.clone(),
-        process: crate::exec::process_spec(&command, tty),
+        // As containerd's CRI does: the container's own user, env and cwd.
+        process: crate::exec::container_process_spec(&k.root_dir, &container_id, &command, tty),
         stdin: fifos.stdin.clone(),
         stdout: fifos.stdout.clone(),
         stderr: fifos.stderr.clone(),
