@@ -30,6 +30,24 @@ pub struct PodActions {
     pub kill: Vec<String>,
 }
 
+impl PodActions {
+    /// Starts an exited container again, or holds it while its crash back-off lasts.
+    fn restart(
+        &mut self,
+        next: StartContainer,
+        backoff: &Backoff,
+        uid: &str,
+        finished_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
+        if backoff.in_backoff(&backoff_key(uid, &next.name), finished_at, now) {
+            self.backoff.push(next.name);
+        } else {
+            self.start.push(next);
+        }
+    }
+}
+
 /// A sidecar: an init container with restartPolicy Always, which keeps
 /// running beside the main containers and is restarted whenever it exits.
 pub fn is_sidecar(c: &k8s_openapi::api::core::v1::Container) -> bool {
@@ -157,16 +175,12 @@ pub fn compute_pod_actions(
                 // Restarted whatever the pod's policy, until the pod is done.
                 Some((ContainerState::Exited { finished_at, .. }, rc, _)) => {
                     if !done {
-                        let key = backoff_key(&uid, &ic.name);
-                        if backoff.in_backoff(&key, *finished_at, now) {
-                            plan.backoff.push(ic.name.clone());
-                        } else {
-                            plan.start.push(StartContainer {
-                                name: ic.name.clone(),
-                                init: true,
-                                restart_count: rc + 1,
-                            });
-                        }
+                        let next = StartContainer {
+                            name: ic.name.clone(),
+                            init: true,
+                            restart_count: rc + 1,
+                        };
+                        plan.restart(next, backoff, &uid, *finished_at, now);
                     }
                     continue;
                 }
@@ -182,25 +196,18 @@ pub fn compute_pod_actions(
                 });
                 return plan;
             }
-            Some((ContainerState::Exited { exit_code: 0, .. }, _)) if !plan.create_sandbox => {
-                continue
-            }
             Some((ContainerState::Exited { exit_code: 0, .. }, _)) => continue,
             Some((ContainerState::Exited { finished_at, .. }, rc)) => {
                 // Init containers restart on failure unless the pod is Never.
                 if policy == "Never" {
                     return plan;
                 }
-                let key = backoff_key(&uid, &ic.name);
-                if backoff.in_backoff(&key, *finished_at, now) {
-                    plan.backoff.push(ic.name.clone());
-                } else {
-                    plan.start.push(StartContainer {
-                        name: ic.name.clone(),
-                        init: true,
-                        restart_count: rc + 1,
-                    });
-                }
+                let next = StartContainer {
+                    name: ic.name.clone(),
+                    init: true,
+                    restart_count: rc + 1,
+                };
+                plan.restart(next, backoff, &uid, *finished_at, now);
                 return plan;
             }
             Some((_, _)) => {
@@ -237,16 +244,12 @@ pub fn compute_pod_actions(
                     if !should_restart(policy, *exit_code) {
                         continue;
                     }
-                    let key = backoff_key(&uid, &c.name);
-                    if backoff.in_backoff(&key, *finished_at, now) {
-                        plan.backoff.push(c.name.clone());
-                    } else {
-                        plan.start.push(StartContainer {
-                            name: c.name.clone(),
-                            init: false,
-                            restart_count: last.restart_count + 1,
-                        });
-                    }
+                    let next = StartContainer {
+                        name: c.name.clone(),
+                        init: false,
+                        restart_count: last.restart_count + 1,
+                    };
+                    plan.restart(next, backoff, &uid, *finished_at, now);
                 }
                 _ => {
                     if plan.create_sandbox || matches!(last.state, ContainerState::Unknown) {
