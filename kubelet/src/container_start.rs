@@ -96,6 +96,42 @@ pub async fn attach_logs(
     Ok(holders)
 }
 
+/// Pulls `image_name` with Pulling and Pulled events around it.
+async fn pull_image(
+    k: &Kubelet,
+    pod: &Pod,
+    image_name: &str,
+    policy: PullPolicy,
+    field: Option<String>,
+) -> std::result::Result<crate::runtime::ImageInfo, StartError> {
+    k.events.pod_event(
+        pod,
+        "Normal",
+        "Pulling",
+        format!("Pulling image \"{image_name}\""),
+        field.clone(),
+    );
+    let t0 = std::time::Instant::now();
+    let image = k
+        .runtime
+        .ensure_image(image_name, policy)
+        .await
+        .map_err(|e| {
+            StartError::ImagePull(format!("Failed to pull image \"{image_name}\": {e}"))
+        })?;
+    k.events.pod_event(
+        pod,
+        "Normal",
+        "Pulled",
+        format!(
+            "Successfully pulled image \"{image_name}\" in {:?}",
+            t0.elapsed()
+        ),
+        field,
+    );
+    Ok(image)
+}
+
 /// Pulls, creates and starts container `c` of `pod` as attempt `restart_count`.
 pub async fn start_container(
     k: &Kubelet,
@@ -122,41 +158,34 @@ pub async fn start_container(
             }
         }
     }
-    if policy != PullPolicy::Never {
-        k.events.pod_event(
-            pod,
-            "Normal",
-            "Pulling",
-            format!("Pulling image \"{image_name}\""),
-            field.clone(),
-        );
-    }
-    let t0 = std::time::Instant::now();
-    let image = match k.runtime.ensure_image(&image_name, policy).await {
-        Ok(i) => i,
-        Err(RuntimeError::ImageNeverPull(_)) => {
+    // As upstream's image manager: an image already here under IfNotPresent or
+    // Never gives one "already present" event; otherwise Pulling, then Pulled.
+    let present = match policy {
+        PullPolicy::Always => None,
+        _ => k
+            .runtime
+            .ensure_image(&image_name, PullPolicy::Never)
+            .await
+            .ok(),
+    };
+    let image = match present {
+        Some(i) => {
+            k.events.pod_event(
+                pod,
+                "Normal",
+                "Pulled",
+                format!("Container image \"{image_name}\" already present on machine"),
+                field.clone(),
+            );
+            i
+        }
+        None if policy == PullPolicy::Never => {
             return Err(StartError::ImageNeverPull(format!(
                 "Container image \"{image_name}\" is not present with pull policy of Never"
             )))
         }
-        Err(e) => {
-            return Err(StartError::ImagePull(format!(
-                "Failed to pull image \"{image_name}\": {e}"
-            )))
-        }
+        None => pull_image(k, pod, &image_name, policy, field.clone()).await?,
     };
-    if policy != PullPolicy::Never {
-        k.events.pod_event(
-            pod,
-            "Normal",
-            "Pulled",
-            format!(
-                "Successfully pulled image \"{image_name}\" in {:?}",
-                t0.elapsed()
-            ),
-            field.clone(),
-        );
-    }
     // Checked against the pulled image's USER, as upstream does before creating.
     if let Err(e) = crate::security_context::verify_run_as_non_root(pod, c, &image.config.user) {
         k.events
