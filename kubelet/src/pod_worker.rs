@@ -703,16 +703,12 @@ pub async fn cleanup(k: &Kubelet, uid: &str, observed: &[ObservedContainer]) {
 /// release everything, then the final DELETE with a UID precondition.
 async fn terminate(k: &Kubelet, pod: &Pod, state: &mut WorkerState, delete_from_api: bool) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let grace = pod
-        .metadata
-        .deletion_grace_period_seconds
-        .or(pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds))
-        .unwrap_or(30)
-        .max(0);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(grace as u64);
+    // The deletion's own grace period wins over the spec's.
+    let grace = match pod.metadata.deletion_grace_period_seconds {
+        Some(secs) => Duration::from_secs(secs.max(0) as u64),
+        None => grace_period(pod),
+    };
+    let deadline = tokio::time::Instant::now() + grace;
     let observed = observe(k, &uid, state).await.unwrap_or_default();
     let running: Vec<&ObservedContainer> = observed
         .iter()
