@@ -66,7 +66,8 @@ impl Etcd {
         let http = reqwest::Client::new();
         let process = &mut self.process;
         let mut exited = None;
-        let res = wait_for_or(Duration::from_secs(30), "etcd /health", || {
+        // A loaded CI machine with several etcds fsyncing at once can take long to elect.
+        let res = wait_for_or(Duration::from_secs(90), "etcd /health", || {
             let early = process.check_running().err();
             let http = http.clone();
             let url = url.clone();
@@ -85,7 +86,13 @@ impl Etcd {
         .await;
         match exited {
             Some(e) => Err(e),
-            None => res,
+            None => res.map_err(|e| match e {
+                Error::Timeout { what, waited } => Error::Timeout {
+                    what: format!("{what}; etcd log tail:\n{}", self.process.log_tail(4096)),
+                    waited,
+                },
+                e => e,
+            }),
         }
     }
 

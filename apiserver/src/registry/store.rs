@@ -569,6 +569,11 @@ impl Store {
             }
             Ok(UpdateOutcome::Written(kv)) | Ok(UpdateOutcome::Unchanged(kv)) => {
                 let _ = pending;
+                // Namespace lifecycle admission reads the cache: the deleter's next create
+                // must already see Terminating, so wait until the cache holds this write.
+                if row.strategy == StrategyKind::Namespace {
+                    self.cache.wait_for(kv.mod_revision, std::time::Duration::from_secs(5)).await;
+                }
                 Ok(DeleteOutcome::Pending(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, kv.mod_revision)))
             }
             Err(OpError::Storage(StorageError::NotFound { .. })) => Err(ApiError::NotFound(target)),
