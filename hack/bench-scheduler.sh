@@ -88,7 +88,8 @@ run_config() {
   BENCH_SETTLE_SECS=${BENCH_SETTLE_SECS:-3} "$LOADGEN" \
     --kubeconfig "$WORK/admin.kubeconfig" --nodes "$nodes" --pods "$pods" \
     --concurrency "$CONCURRENCY" --etcd "http://127.0.0.1:$etcd_port" \
-    --timeout-secs "${TIMEOUT_SECS:-600}" || echo "load generator failed (see above)"
+    --timeout-secs "${TIMEOUT_SECS:-600}" --cpu-of "etcd=$etcd_pid,apiserver=$api_pid,scheduler=$sched_pid" \
+    || echo "load generator failed (see above)"
   for pid in "${perf_pids[@]:-}"; do [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null || true; done
   for pid in "${perf_pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
   echo "CPU seconds: etcd $(cpu_secs "$etcd_pid"), apiserver $(cpu_secs "$api_pid"), scheduler $(cpu_secs "$sched_pid")"

@@ -43,6 +43,28 @@ struct Args {
     /// Stop after this long without reaching N bound pods.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
+    /// Processes whose CPU time over the pod phase is reported: name=pid,...
+    #[arg(long, value_delimiter = ',')]
+    cpu_of: Vec<String>,
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// (name, pid) for every process watched, the load generator itself included.
+fn watched(args: &Args) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = args
+        .cpu_of
+        .iter()
+        .filter_map(|s| s.split_once('=').map(|(n, p)| (n.to_string(), p.to_string())))
+        .collect();
+    v.push(("load generator".into(), "self".into()));
+    v
 }
 
 fn bench_node(name: &str) -> Node {
@@ -317,6 +339,7 @@ async fn main() {
     };
     let _ = ready_rx.await;
 
+    let cpu_before: Vec<f64> = watched(&args).iter().map(|(_, pid)| cpu_secs(pid)).collect();
     let start = Instant::now();
     let _ = start_cell.set(start);
     let pod_stats = Arc::new(CreateStats::default());
@@ -369,6 +392,7 @@ async fn main() {
             last_progress.1 = Instant::now();
         }
     }
+    let cpu_after: Vec<f64> = watched(&args).iter().map(|(_, pid)| cpu_secs(pid)).collect();
     watch_task.abort();
     let created = pod_stats.created.load(Ordering::SeqCst);
     let failed = pod_stats.failed.load(Ordering::SeqCst);
@@ -416,12 +440,22 @@ async fn main() {
             );
         }
     }
-    // The load generator shares the machine: say what it cost.
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-            + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-        println!("load generator CPU: {:.1}s", ticks / 100.0);
+    // Every process shares the machine's cores: what each spent per pod over the pod
+    // phase bounds the rate any of them could reach here.
+    if created > 0 {
+        let mut parts = Vec::new();
+        let mut total_ms = 0.0;
+        for (i, (name, _)) in watched(&args).iter().enumerate() {
+            let ms = (cpu_after[i] - cpu_before[i]) * 1000.0 / created as f64;
+            total_ms += ms;
+            parts.push(format!("{name} {ms:.2}"));
+        }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        println!(
+            "CPU ms per pod over the pod phase: {}; total {total_ms:.2} ms, so {cores:.0} cores allow at most {:.0} pods/s",
+            parts.join(", "),
+            cores * 1000.0 / total_ms
+        );
     }
     let failed_any = failed > 0 || finish.is_none();
     std::process::exit(if failed_any { 1 } else { 0 });

@@ -18,6 +18,7 @@ pub mod cache;
 pub mod events;
 pub mod framework;
 pub mod informer;
+pub mod memory;
 pub mod metrics;
 pub mod plugins;
 pub mod profile;

@@ -104,6 +104,8 @@ async fn run(flags: Flags) -> Result<(), String> {
         }
     });
 
+    tokio::spawn(scheduler::memory::trim_freed_memory());
+
     let work = {
         let client = client.clone();
         let sched = sched.clone();
@@ -132,8 +134,16 @@ async fn run(flags: Flags) -> Result<(), String> {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    scheduler::memory::limit_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(async_main());
+}
+
+async fn async_main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
