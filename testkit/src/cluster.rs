@@ -102,9 +102,15 @@ pub struct Cluster {
 
 /// Lock the lowest free node slot (0..=250); the lock dies with the process.
 fn take_slot() -> Result<(u8, Flock<File>), Error> {
-    std::fs::create_dir_all(SLOT_DIR).map_err(|e| Error::io("creating node slot dir", e))?;
+    lock_slot(SLOT_DIR)
+}
+
+/// Lock the lowest free slot (0..=250) under `dir`, held until the lock is dropped
+/// or the process dies: for bridge names and subnets no concurrent test may share.
+pub fn lock_slot(dir: &str) -> Result<(u8, Flock<File>), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating node slot dir", e))?;
     for slot in 0..=250u8 {
-        let path = Path::new(SLOT_DIR).join(format!("slot-{slot}"));
+        let path = Path::new(dir).join(format!("slot-{slot}"));
         let file = File::options()
             .create(true)
             .truncate(false)

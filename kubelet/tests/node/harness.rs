@@ -53,7 +53,9 @@ pub struct NodeEnv {
     pub registry: Arc<Registry>,
     pub bridge: String,
     pub root: tempfile::TempDir,
-    pub slot: u16,
+    pub slot: u8,
+    /// Held for the node's life: no concurrent test takes the same bridge or subnet.
+    _slot_lock: Arc<nix::fcntl::Flock<std::fs::File>>,
 }
 
 pub struct Node {
@@ -63,10 +65,10 @@ pub struct Node {
     pub env: NodeEnv,
 }
 
-fn slot() -> u16 {
-    // Distinct bridges and CIDRs per test in this binary and across runs.
-    (testkit::free_port() % 200) + 20
-}
+/// Where the node tests lock their bridge and subnet slots. Two tests on one bridge
+/// delete each other's bridge, and on this machine a connect to an unrouted pod IP is
+/// answered by the network, so a TCP probe on a closed port would pass.
+const SLOT_DIR: &str = "/tmp/ferrokube-kubelet-test-slots";
 
 impl Node {
     pub async fn start(registry: Arc<Registry>) -> Node {
@@ -75,7 +77,7 @@ impl Node {
             .prefix("fk-kubelet-test")
             .tempdir()
             .unwrap();
-        let slot = slot();
+        let (slot, lock) = testkit::cluster::lock_slot(SLOT_DIR).expect("a free bridge slot");
         let bridge = format!("fkt{slot}");
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &bridge])
@@ -87,6 +89,7 @@ impl Node {
             bridge,
             root,
             slot,
+            _slot_lock: Arc::new(lock),
         })
     }
 

@@ -343,7 +343,7 @@ spec:
         .await;
     let cs = st.container_statuses.as_ref().unwrap();
     assert_eq!(cs[1].started, Some(true));
-    assert!(!cs[2].ready);
+    assert!(!cs[2].ready, "a readiness probe on a closed port passed: {st:?}");
     let ready = st
         .conditions
         .as_ref()
