@@ -2,7 +2,7 @@
 //! compare-and-swap through transactions on mod_revision.
 
 use super::*;
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions};
 use futures::{FutureExt, StreamExt};
 use std::time::Duration;
 
@@ -132,26 +132,32 @@ impl Storage for EtcdStorage {
     fn delete(&self, key: &str, expected_revision: Option<i64>) -> BoxFuture<'_, StorageResult<(KeyValue, i64)>> {
         let key = key.to_string();
         async move {
-            let mut kv = self.kv();
-            let current = kv.get(key.clone(), None).await.map_err(map_err)?;
-            let Some(cur) = current.kvs().first().map(kv_of) else {
-                return Err(StorageError::NotFound { key });
+            // One round trip: the delete hands back what it removed (prev_kv), and a failed
+            // compare hands back what is there now.
+            let del = TxnOp::delete(key.clone(), Some(DeleteOptions::new().with_prev_key()));
+            let txn = match expected_revision {
+                Some(r) => Txn::new()
+                    .when([Compare::mod_revision(key.clone(), CompareOp::Equal, r)])
+                    .and_then([del])
+                    .or_else([TxnOp::get(key.clone(), None)]),
+                None => Txn::new().and_then([del]),
             };
-            if expected_revision.is_some_and(|r| r != cur.mod_revision) {
-                return Err(StorageError::Conflict { key, current: Some(Box::new(cur)) });
-            }
-            let txn = Txn::new()
-                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, cur.mod_revision)])
-                .and_then([TxnOp::delete(key.clone(), None)])
-                .or_else([TxnOp::get(key.clone(), None)]);
-            let resp = kv.txn(txn).await.map_err(map_err)?;
+            let resp = self.kv().txn(txn).await.map_err(map_err)?;
             if !resp.succeeded() {
                 return match Self::current_from(&resp) {
                     None => Err(StorageError::NotFound { key }),
                     Some(c) => Err(StorageError::Conflict { key, current: Some(Box::new(c)) }),
                 };
             }
-            Ok((cur, resp.header().map(|h| h.revision()).unwrap_or_default()))
+            let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+            let removed = resp.op_responses().into_iter().find_map(|op| match op {
+                TxnOpResponse::Delete(d) => d.prev_kvs().first().map(kv_of),
+                _ => None,
+            });
+            match removed {
+                Some(old) => Ok((old, revision)),
+                None => Err(StorageError::NotFound { key }),
+            }
         }
         .boxed()
     }

@@ -144,15 +144,48 @@ pub enum UpdateOutcome {
 /// Upstream's GuaranteedUpdate: read, let `try_update` decide, write with a compare on the
 /// revision read, and retry from a fresh read on conflict. `try_update` sees `None` when the
 /// key is absent and may create it (create-on-update / apply).
-pub async fn guaranteed_update<E, F>(storage: &dyn Storage, key: &str, mut try_update: F) -> Result<UpdateOutcome, E>
+pub async fn guaranteed_update<E, F>(storage: &dyn Storage, key: &str, try_update: F) -> Result<UpdateOutcome, E>
 where
     E: From<StorageError>,
     F: FnMut(Option<&KeyValue>) -> Result<UpdateDecision, E>,
 {
-    let mut current = storage.get(key).await?;
+    guaranteed_update_from(storage, key, None, try_update).await
+}
+
+/// As [`guaranteed_update`], starting from `suggestion` (the watch cache's copy) instead of
+/// a read: the compare on its revision makes a stale copy cost one conflict, never a lost
+/// write. What is decided from a possibly stale copy (an error, a no-op) is only final once
+/// confirmed against a fresh read, as upstream's GuaranteedUpdate with a cached object.
+pub async fn guaranteed_update_from<E, F>(
+    storage: &dyn Storage,
+    key: &str,
+    suggestion: Option<KeyValue>,
+    mut try_update: F,
+) -> Result<UpdateOutcome, E>
+where
+    E: From<StorageError>,
+    F: FnMut(Option<&KeyValue>) -> Result<UpdateDecision, E>,
+{
+    let (mut current, mut is_current) = match suggestion {
+        Some(kv) => (Some(kv), false),
+        None => (storage.get(key).await?, true),
+    };
     // Bounded: a hot key under constant contention still terminates with a Conflict.
     for _ in 0..32 {
-        let decision = try_update(current.as_ref())?;
+        let decision = match try_update(current.as_ref()) {
+            Ok(d) => d,
+            Err(_) if !is_current => {
+                current = storage.get(key).await?;
+                is_current = true;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if matches!(decision, UpdateDecision::Unchanged) && !is_current {
+            current = storage.get(key).await?;
+            is_current = true;
+            continue;
+        }
         let result = match (&decision, &current) {
             (UpdateDecision::Unchanged, Some(kv)) => return Ok(UpdateOutcome::Unchanged(kv.clone())),
             (UpdateDecision::Unchanged, None) => return Err(StorageError::NotFound { key: key.into() }.into()),
@@ -175,9 +208,18 @@ where
                     create_revision,
                 }))
             }
-            Err(StorageError::Conflict { current: c, .. }) => current = c.map(|b| *b),
-            Err(StorageError::AlreadyExists { .. }) => current = storage.get(key).await?,
-            Err(StorageError::NotFound { .. }) => current = None,
+            Err(StorageError::Conflict { current: c, .. }) => {
+                current = c.map(|b| *b);
+                is_current = true;
+            }
+            Err(StorageError::AlreadyExists { .. }) => {
+                current = storage.get(key).await?;
+                is_current = true;
+            }
+            Err(StorageError::NotFound { .. }) => {
+                current = None;
+                is_current = true;
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -17,6 +17,7 @@ pub async fn run_all(s: DynStorage) {
     delete_with_preconditions(&*s).await;
     list_is_ordered_and_paginates(&*s).await;
     guaranteed_update_retries_on_conflict(&*s).await;
+    guaranteed_update_from_a_stale_copy_never_loses_a_write(&*s).await;
     watch_sees_changes_from_a_revision(&*s).await;
     compacted_revision_is_reported(&*s).await;
     probe_counts_keys_and_finds_the_newest(&*s).await;
@@ -121,6 +122,42 @@ async fn guaranteed_update_retries_on_conflict(s: &dyn Storage) {
     .await
     .unwrap();
     assert!(matches!(out, UpdateOutcome::Written(_)));
+}
+
+async fn guaranteed_update_from_a_stale_copy_never_loses_a_write(s: &dyn Storage) {
+    let r1 = s.create("/t6s/a", b("1")).await.unwrap();
+    let stale = s.get("/t6s/a").await.unwrap().unwrap();
+    s.update("/t6s/a", b("2"), r1).await.unwrap();
+    // A write decided on the stale copy conflicts and is redone on the current value.
+    let out = guaranteed_update_from::<StorageError, _>(s, "/t6s/a", Some(stale.clone()), |cur| {
+        let n: i64 = std::str::from_utf8(&cur.unwrap().value).unwrap().parse().unwrap();
+        Ok(UpdateDecision::Write(b(&(n * 10).to_string())))
+    })
+    .await
+    .unwrap();
+    assert!(matches!(out, UpdateOutcome::Written(ref kv) if kv.value == b("20")), "{out:?}");
+    // A no-op or an error decided on a stale copy is confirmed against a fresh read.
+    let mut seen = Vec::new();
+    let out = guaranteed_update_from::<StorageError, _>(s, "/t6s/a", Some(stale.clone()), |cur| {
+        let v = cur.unwrap().value.clone();
+        seen.push(v.clone());
+        Ok(if v == b("1") { UpdateDecision::Unchanged } else { UpdateDecision::Write(b("30")) })
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, vec![b("1"), b("20")]);
+    assert!(matches!(out, UpdateOutcome::Written(ref kv) if kv.value == b("30")), "{out:?}");
+    let out = guaranteed_update_from::<StorageError, _>(s, "/t6s/a", Some(stale), |cur| {
+        if cur.unwrap().value == b("1") {
+            Err(StorageError::Internal("refused on the stale copy".into()))
+        } else {
+            Ok(UpdateDecision::Unchanged)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(matches!(out, UpdateOutcome::Unchanged(ref kv) if kv.value == b("30")), "{out:?}");
+    assert_eq!(s.get("/t6s/a").await.unwrap().unwrap().value, b("30"));
 }
 
 async fn watch_sees_changes_from_a_revision(s: &dyn Storage) {
