@@ -70,7 +70,7 @@ run_config() {
     --user admin --group system:masters --out "$WORK/admin.kubeconfig" >/dev/null
   "$BIN/ferrokube-apiserver" kubeconfig --cert-dir "$WORK/certs" --server "https://127.0.0.1:$api_port" \
     --user system:kube-scheduler --out "$WORK/scheduler.kubeconfig" >/dev/null
-  RUST_LOG=warn "$BIN/ferrokube-scheduler" --kubeconfig "$WORK/scheduler.kubeconfig" --port "$sched_port" \
+  RUST_LOG=warn ${SCHED_WRAP:-} "$BIN/ferrokube-scheduler" --kubeconfig "$WORK/scheduler.kubeconfig" --port "$sched_port" \
     >"$WORK/scheduler.log" 2>&1 &
   local sched_pid=$!
   PIDS+=($sched_pid)

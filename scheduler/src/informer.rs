@@ -87,8 +87,9 @@ pub fn slim_node(node: &mut Node) {
     node.metadata.annotations = None;
     if let Some(status) = node.status.take() {
         node.status = Some(NodeStatus {
+            // Capacity stands in only where allocatable is absent.
+            capacity: if status.allocatable.is_some() { None } else { status.capacity },
             allocatable: status.allocatable,
-            capacity: status.capacity,
             conditions: status.conditions,
             images: status.images,
             ..Default::default()
@@ -157,6 +158,36 @@ mod tests {
         strip_metadata(&mut meta);
         assert!(meta.managed_fields.is_none());
         assert_eq!(meta.annotations.unwrap().keys().collect::<Vec<_>>(), vec!["keep"]);
+    }
+
+    /// A bound pod drops its containers but keeps what was derived from them.
+    #[test]
+    fn bound_pod_info_keeps_requests_and_host_ports() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "a"}},
+            "spec": {"nodeName": "n1", "priority": 3,
+                     "tolerations": [{"key": "k", "operator": "Exists"}],
+                     "containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}],
+                                     "resources": {"requests": {"cpu": "250m"}}}]}
+        }))
+        .unwrap();
+        let full = crate::framework::PodInfo::new(Arc::new(pod.clone()));
+        let bound = crate::framework::PodInfo::bound(pod);
+        assert_eq!(format!("{:?}", full.requests), format!("{:?}", bound.requests));
+        assert_eq!(bound.host_ports, vec![("TCP".to_string(), "0.0.0.0".to_string(), 8080)]);
+        assert_eq!(bound.priority, 3);
+        let spec = bound.pod.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert!(spec.containers.is_empty() && spec.tolerations.is_none());
+        assert_eq!(bound.pod.metadata.labels, full.pod.metadata.labels);
+        // On a node, its ports and requests count and are released again.
+        let mut node = crate::framework::NodeInfo::new(Arc::new(k8s_openapi::api::core::v1::Node::default()));
+        node.add_pod(Arc::new(bound));
+        assert_eq!(node.used_ports.len(), 1);
+        assert_eq!(node.requested.milli_cpu, 250);
+        assert!(node.remove_pod("ns/p"));
+        assert!(node.used_ports.is_empty());
+        assert_eq!(node.requested.milli_cpu, 0);
     }
 
     /// Slimming must not change anything a plugin derives from the pod.

@@ -147,7 +147,7 @@ impl Scheduler {
             }
         } else if assigned_node(&pod).is_some() {
             st.queue.delete(&key);
-            st.cache.add_or_update_pod(Arc::new(PodInfo::new(Arc::new(pod))));
+            st.cache.add_or_update_pod(Arc::new(PodInfo::bound(pod)));
         } else if self.is_responsible(&pod) && pod.metadata.deletion_timestamp.is_none() && !st.cache.is_assumed(&key) {
             st.queue.update(Arc::new(PodInfo::new(Arc::new(pod))));
         }
