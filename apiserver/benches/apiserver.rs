@@ -127,15 +127,15 @@ impl Cpu {
     fn now(env: &Env) -> Self {
         Cpu { api: cpu_secs(env.pid), etcd: cpu_secs(env.etcd_pid), driver: cpu_secs(0) }
     }
-    fn per_op(&self, env: &Env, ops: usize) -> String {
+    /// Microseconds of CPU per operation since `self`: (apiserver, etcd, driver).
+    fn per_op_us(&self, env: &Env, ops: usize) -> (f64, f64, f64) {
         let after = Cpu::now(env);
         let us = |a: f64, b: f64| (a - b) * 1e6 / ops.max(1) as f64;
-        format!(
-            "cpu/op: apiserver {:>5.0} us  etcd {:>5.0} us  driver {:>5.0} us",
-            us(after.api, self.api),
-            us(after.etcd, self.etcd),
-            us(after.driver, self.driver)
-        )
+        (us(after.api, self.api), us(after.etcd, self.etcd), us(after.driver, self.driver))
+    }
+    fn per_op(&self, env: &Env, ops: usize) -> String {
+        let (api, etcd, driver) = self.per_op_us(env, ops);
+        format!("cpu/op: apiserver {api:>5.0} us  etcd {etcd:>5.0} us  driver {driver:>5.0} us")
     }
 }
 
@@ -436,11 +436,20 @@ async fn main() {
             env.create_ns(&ns).await;
             let cpu = Cpu::now(&env);
             let api = env.create_pods(&ns, "p", clients, n).await;
+            let (api_us, etcd_us, driver_us) = cpu.per_op_us(&env, n);
             let api_cpu = cpu.per_op(&env, n);
             println!("{}   {raw_cpu}", raw.show(&format!("etcd   {clients:>2} clients")));
             println!("{}   {api_cpu}", api.show(&format!("api    {clients:>2} clients")));
             let ratio = api.rate() / raw.rate();
             println!("ratio  {clients:>2} clients            {ratio:.2}x of raw etcd");
+            // All three share the cores: the CPU each create cost bounds the rate.
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+            let ceiling = cores * 1e6 / (api_us + etcd_us + driver_us).max(1.0);
+            println!(
+                "ceiling {clients:>2} clients            {cores:.0} cores / {:.0} us of CPU per create = {ceiling:.0} creates/s = {:.2}x of raw etcd",
+                api_us + etcd_us + driver_us,
+                ceiling / raw.rate()
+            );
             ratios.push((clients, ratio));
         }
     }
