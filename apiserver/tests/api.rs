@@ -492,6 +492,16 @@ async fn watch_configmaps_with_multiple_watchers() {
             r.events().iter().map(|e| format!("{} {}", e["type"].as_str().unwrap(), e["object"]["metadata"]["name"].as_str().unwrap())).collect::<Vec<_>>()
         }));
     }
+    // client-go clients configured for protobuf watch with it.
+    let proto = {
+        let h = h.clone();
+        let rv = rv.clone();
+        tokio::spawn(async move {
+            let accept = "application/vnd.kubernetes.protobuf;stream=watch, application/json";
+            h.get_accept(&format!("{base}?watch=true&resourceVersion={rv}&timeoutSeconds=3"), accept).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     for i in 0..10 {
         h.post(base, &configmap(&format!("m{i}"), json!({}))).await;
     }
@@ -499,6 +509,43 @@ async fn watch_configmaps_with_multiple_watchers() {
     for w in watchers {
         assert_eq!(w.await.unwrap(), want);
     }
+    let r = proto.await.unwrap();
+    assert_eq!(r.headers["content-type"], "application/vnd.kubernetes.protobuf;stream=watch");
+    assert_eq!(protobuf_watch_events(&r.body), want);
+}
+
+/// Upstream's protobuf watch framing: a 4-byte big-endian length, then a meta/v1 WatchEvent
+/// (1: type, 2: RawExtension with the object in the protobuf envelope). "TYPE name" each.
+fn protobuf_watch_events(body: &[u8]) -> Vec<String> {
+    use apiserver::protobuf::wire::Reader;
+    let mut out = Vec::new();
+    let mut rest = body;
+    while rest.len() >= 4 {
+        let n = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let event = &rest[4..4 + n];
+        rest = &rest[4 + n..];
+        let (mut kind, mut raw) = (String::new(), Vec::new());
+        let mut r = Reader::new(event);
+        while !r.done() {
+            let (field, wire) = r.tag().unwrap();
+            match field {
+                1 => kind = String::from_utf8(r.bytes().unwrap().to_vec()).unwrap(),
+                2 => {
+                    let mut ext = Reader::new(r.bytes().unwrap());
+                    while !ext.done() {
+                        let (f, w) = ext.tag().unwrap();
+                        if f == 1 { raw = ext.bytes().unwrap().to_vec() } else { ext.skip(w).unwrap() }
+                    }
+                }
+                _ => r.skip(wire).unwrap(),
+            }
+        }
+        let obj = apiserver::protobuf::decode(&raw).unwrap();
+        assert_eq!(obj["kind"], "ConfigMap");
+        out.push(format!("{kind} {}", obj["metadata"]["name"].as_str().unwrap()));
+    }
+    assert!(rest.is_empty(), "a partial frame was left");
+    out
 }
 
 /// A stand-in kubelet (HTTPS, serving the CONTRACTS.md endpoints) proves the apiserver proxies

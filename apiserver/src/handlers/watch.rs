@@ -6,6 +6,7 @@ use super::{Query, SharedState};
 use crate::registry::Store;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
+use crate::protobuf::{self, wire::Writer};
 use crate::table;
 use crate::watch_cache::{CacheError, CacheEvent, EventType, Subscription};
 use axum::body::Body;
@@ -74,6 +75,39 @@ fn frame(kind: &str, object: &Value) -> Bytes {
     Bytes::from(out)
 }
 
+/// Upstream's protobuf watch frame: a 4-byte big-endian length, then a meta/v1 WatchEvent
+/// (1: type, 2: RawExtension whose raw bytes are the object in the protobuf envelope).
+fn proto_frame(kind: &str, object: &Value) -> Bytes {
+    let raw = match protobuf::encode(object) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // Only a stored object our encoder cannot express gets here; say so in-stream.
+            tracing::warn!(error = %e, "watch: encoding an object as protobuf");
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                "message": format!("unable to encode watch object: {e}"), "reason": "InternalError", "code": 500});
+            return proto_frame_of("ERROR", protobuf::encode(&status).unwrap_or_default());
+        }
+    };
+    proto_frame_of(kind, raw)
+}
+
+fn proto_frame_of(kind: &str, raw: Vec<u8>) -> Bytes {
+    let mut ext = Writer::default();
+    ext.bytes(1, &raw);
+    let mut event = Writer::default();
+    event.bytes(1, kind.as_bytes());
+    event.bytes(2, &ext.buf);
+    let mut out = Vec::with_capacity(4 + event.buf.len());
+    out.extend_from_slice(&(event.buf.len() as u32).to_be_bytes());
+    out.extend_from_slice(&event.buf);
+    Bytes::from(out)
+}
+
+/// The frame of one event in the stream's encoding (JSON or protobuf).
+fn frame_as(format: Format, kind: &str, object: &Value) -> Bytes {
+    if format == Format::Protobuf { proto_frame(kind, object) } else { frame(kind, object) }
+}
+
 impl Watcher {
     fn encode(&mut self, kind: EventType, e: &CacheEvent) -> Bytes {
         match self.format {
@@ -84,13 +118,14 @@ impl Watcher {
                 frame(kind.as_str(), &t)
             }
             Format::Metadata => frame(kind.as_str(), &table::partial_metadata(&e.object.value())),
+            Format::Protobuf => proto_frame(kind.as_str(), &e.object.value()),
             // The frame is encoded once per event and shared by every JSON watcher.
             _ => e.json_frame(kind),
         }
     }
 
     fn bookmark(&self, rv: i64) -> Bytes {
-        frame("BOOKMARK", &json!({"kind": self.store.row.kind(), "apiVersion": self.store.row.api_version(), "metadata": {"resourceVersion": rv.to_string()}}))
+        frame_as(self.format, "BOOKMARK", &json!({"kind": self.store.row.kind(), "apiVersion": self.store.row.api_version(), "metadata": {"resourceVersion": rv.to_string()}}))
     }
 
     /// When the timer should next fire: the deadline, or the next bookmark before it.
@@ -147,19 +182,23 @@ impl Watcher {
     }
 }
 
-fn expired_frame(requested: i64, oldest: i64) -> Bytes {
-    frame(
+fn expired_frame(format: Format, requested: i64, oldest: i64) -> Bytes {
+    frame_as(
+        format,
         "ERROR",
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                 "message": format!("too old resource version: {requested} ({oldest})"), "reason": "Expired", "code": 410}),
     )
 }
 
-fn stream_response(body: Body) -> Response {
+fn stream_response(format: Format, body: Body) -> Response {
     let mut r = Response::new(body);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    let content_type = if format == Format::Protobuf { PROTOBUF_WATCH } else { "application/json" };
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     r
 }
+
+const PROTOBUF_WATCH: &str = "application/vnd.kubernetes.protobuf;stream=watch";
 
 pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: &Query, format: Format) -> Result<Response, ApiError> {
     let label = LabelSelector::parse(q.get("labelSelector").unwrap_or("")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -170,6 +209,12 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
     };
     let timeout = q.int("timeoutSeconds")?.filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64)).unwrap_or(DEFAULT_TIMEOUT);
     let prefix = store.prefix(ns);
+    // Kinds without a protobuf message (none of the built-ins) are served as JSON, as a
+    // client's Accept list always allows.
+    let format = match format {
+        Format::Protobuf if crate::protobuf::descriptors::message_for(&store.row.api_version(), store.row.kind()).is_none() => Format::Json,
+        f => f,
+    };
     // RV unset: a consistent start; RV=N in the future: wait for the cache to get there.
     match rv {
         None => {
@@ -190,7 +235,7 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
     let sub = match store.cache.subscribe(&prefix, from) {
         Ok(s) => s,
         Err(CacheError::TooOld { requested, oldest }) => {
-            return Ok(stream_response(Body::from(expired_frame(requested, oldest))));
+            return Ok(stream_response(format, Body::from(expired_frame(format, requested, oldest))));
         }
         Err(CacheError::NotReady) => return Err(ApiError::ServiceUnavailable("the watch cache is not ready".into())),
         Err(CacheError::Storage(s)) => return Err(crate::registry::store::storage_error(store.target(""), s)),
@@ -215,7 +260,7 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
     let wake = watcher.wake_at();
     watcher.timer.as_mut().reset(wake);
     let stream = futures::stream::unfold(watcher, |mut w| async move { w.next().await.map(|b| (Ok::<_, std::io::Error>(b), w)) });
-    Ok(stream_response(Body::from_stream(stream.boxed())))
+    Ok(stream_response(format, Body::from_stream(stream.boxed())))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 mod codec;
 pub mod descriptors;
 mod wellknown;
-mod wire;
+pub mod wire;
 
 use serde_json::{Map, Value};
 use wire::{Reader, Writer, LEN};

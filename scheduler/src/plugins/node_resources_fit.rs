@@ -147,13 +147,14 @@ pub fn insufficient_resources(req: &Resources, node: &NodeInfo) -> Vec<String> {
     if used.allowed_pods.saturating_add(1) > alloc.allowed_pods {
         reasons.push("Too many pods".to_string());
     }
+    // Fields, not names: this runs for every node of every cycle.
     let checks = [
-        (CPU, req.milli_cpu),
-        (MEMORY, req.memory),
-        (EPHEMERAL_STORAGE, req.ephemeral_storage),
+        (CPU, req.milli_cpu, alloc.milli_cpu, used.milli_cpu),
+        (MEMORY, req.memory, alloc.memory, used.memory),
+        (EPHEMERAL_STORAGE, req.ephemeral_storage, alloc.ephemeral_storage, used.ephemeral_storage),
     ];
-    for (name, want) in checks {
-        if want > 0 && want > alloc.get(name).saturating_sub(used.get(name)) {
+    for (name, want, alloc, used) in checks {
+        if want > 0 && want > alloc.saturating_sub(used) {
             reasons.push(format!("Insufficient {name}"));
         }
     }
