@@ -383,11 +383,7 @@ impl Store {
             if let Some(manager) = &opts.field_manager {
                 patch::record_update(&gvk, Some(&old), &mut new, manager, &now());
             }
-            let mut old_cmp = old.clone();
-            meta_mut(&mut old_cmp).remove("resourceVersion");
-            let mut new_cmp = new.clone();
-            meta_mut(&mut new_cmp).remove("resourceVersion");
-            if strip_managed_time(&old_cmp) == strip_managed_time(&new_cmp) {
+            if same_but_bookkeeping(&old, &new) {
                 return Ok(UpdateDecision::Unchanged);
             }
             // An object being deleted whose last finalizer went away is removed now.
@@ -604,15 +600,79 @@ fn body_sets_rv(body: &[u8], patch_type: PatchType) -> bool {
     }
 }
 
-/// managedFields timestamps change on every write; a no-op check ignores them.
-fn strip_managed_time(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(mf) = v.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
-        for e in mf {
-            if let Some(o) = e.as_object_mut() {
-                o.remove("time");
-            }
-        }
+/// Whether an update changes nothing but what every write changes: resourceVersion and the
+/// managedFields timestamps. Compared in place: cloning whole objects for this cost more
+/// than the rest of a bind.
+fn same_but_bookkeeping(old: &Value, new: &Value) -> bool {
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else { return old == new };
+    let keys = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "metadata").count();
+    if keys(o) != keys(n) {
+        return false;
     }
-    v
+    let rest_same = o.iter().filter(|(k, _)| *k != "metadata").all(|(k, v)| n.get(k) == Some(v));
+    rest_same && same_metadata(o.get("metadata"), n.get("metadata"))
+}
+
+fn same_metadata(old: Option<&Value>, new: Option<&Value>) -> bool {
+    let empty = serde_json::Map::new();
+    let o = old.and_then(Value::as_object).unwrap_or(&empty);
+    let n = new.and_then(Value::as_object).unwrap_or(&empty);
+    let counted = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "resourceVersion").count();
+    if counted(o) != counted(n) {
+        return false;
+    }
+    o.iter().filter(|(k, _)| *k != "resourceVersion").all(|(k, v)| match (k.as_str(), n.get(k)) {
+        ("managedFields", Some(nv)) => same_managed_fields(v, nv),
+        (_, Some(nv)) => v == nv,
+        (_, None) => false,
+    })
+}
+
+fn same_managed_fields(old: &Value, new: &Value) -> bool {
+    match (old.as_array(), new.as_array()) {
+        (Some(o), Some(n)) => {
+            o.len() == n.len()
+                && o.iter().zip(n).all(|(a, b)| match (a.as_object(), b.as_object()) {
+                    (Some(a), Some(b)) => {
+                        let counted = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "time").count();
+                        counted(a) == counted(b) && a.iter().filter(|(k, _)| *k != "time").all(|(k, v)| b.get(k) == Some(v))
+                    }
+                    _ => a == b,
+                })
+        }
+        _ => old == new,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_but_bookkeeping;
+    use serde_json::json;
+
+    #[test]
+    fn no_op_updates_ignore_only_resource_version_and_managed_times() {
+        let old = json!({"kind": "Pod", "metadata": {"name": "p", "resourceVersion": "5",
+            "managedFields": [{"manager": "m", "operation": "Update", "time": "2026-01-01T00:00:00Z"}]},
+            "spec": {"nodeName": "n"}});
+        let mut same = old.clone();
+        same["metadata"]["resourceVersion"] = json!("9");
+        same["metadata"]["managedFields"][0]["time"] = json!("2026-02-02T00:00:00Z");
+        assert!(same_but_bookkeeping(&old, &same));
+        let mut no_rv = old.clone();
+        no_rv["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+        assert!(same_but_bookkeeping(&old, &no_rv));
+        for change in [
+            json!({"spec": {"nodeName": "m"}}),
+            json!({"status": {}}),
+            json!({"metadata": {"labels": {"a": "b"}}}),
+            json!({"metadata": {"managedFields": [{"manager": "other", "operation": "Update"}]}}),
+        ] {
+            let mut changed = old.clone();
+            json_patch::merge(&mut changed, &change);
+            assert!(!same_but_bookkeeping(&old, &changed), "{change}");
+        }
+        let mut dropped = old.clone();
+        dropped.as_object_mut().unwrap().remove("spec");
+        assert!(!same_but_bookkeeping(&old, &dropped));
+    }
 }
