@@ -501,7 +501,6 @@ async fn watch_configmaps_with_multiple_watchers() {
             h.get_accept(&format!("{base}?watch=true&resourceVersion={rv}&timeoutSeconds=3"), accept).await
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     for i in 0..10 {
         h.post(base, &configmap(&format!("m{i}"), json!({}))).await;
     }
