@@ -36,6 +36,7 @@ async fn rest_semantics() {
     watch_bookmarks_only_when_asked_and_timeout_ends_stream(&h).await;
     finalizers_hold_deletion(&h).await;
     priority_class_admission(&h).await;
+    scheduler_preemption_priority_class_endpoints_with_different_http_methods(&h).await;
     metrics_count_requests(&h).await;
     watch_from_before_the_cache_window_is_expired(&mut h).await;
 }
@@ -374,6 +375,30 @@ async fn priority_class_admission(h: &Harness) {
     let mut p = pod("nopc");
     p["spec"]["priorityClassName"] = json!("nope");
     assert_eq!(h.post(PODS, &p).await.status, StatusCode::FORBIDDEN);
+}
+
+/// [sig-scheduling] SchedulerPreemption PriorityClass endpoints: listed; mutable fields patch
+/// and update; value and preemptionPolicy are immutable (422).
+async fn scheduler_preemption_priority_class_endpoints_with_different_http_methods(h: &Harness) {
+    const PCS: &str = "/apis/scheduling.k8s.io/v1/priorityclasses";
+    let pc = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "p1"}, "value": 100});
+    assert_eq!(h.post(PCS, &pc).await.status, StatusCode::CREATED);
+    let names: Vec<String> = h.get(PCS).await.json()["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    assert!(names.contains(&"p1".to_string()) && names.contains(&"system-node-critical".to_string()), "{names:?}");
+    let r = h.patch(&format!("{PCS}/p1"), "application/merge-patch+json", &json!({"description": "patched"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let mut cur = r.json();
+    cur["description"] = json!("updated");
+    assert_eq!(h.put(&format!("{PCS}/p1"), &cur).await.status, StatusCode::OK);
+    let r = h.patch(&format!("{PCS}/p1"), "application/merge-patch+json", &json!({"value": 101})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["details"]["causes"][0]["field"], "value");
+    let mut cur = h.get(&format!("{PCS}/p1")).await.json();
+    cur["preemptionPolicy"] = json!("Never");
+    assert_eq!(h.put(&format!("{PCS}/p1"), &cur).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let reserved = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "system-mine"}, "value": 1});
+    assert_eq!(h.post(PCS, &reserved).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(h.get(&format!("{PCS}/p1")).await.json()["value"], 100);
 }
 
 async fn metrics_count_requests(h: &Harness) {

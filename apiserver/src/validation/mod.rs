@@ -9,6 +9,7 @@ pub mod meta;
 pub mod names;
 pub mod pod;
 pub mod quantity;
+pub mod scheduling;
 pub mod strict;
 pub mod unknown;
 
@@ -70,6 +71,7 @@ fn validate_kind(gvk: &Gvk, obj: &Value) -> Vec<FieldCause> {
         }
         ("batch", "Job") => batch::validate_job(obj),
         ("coordination.k8s.io", "Lease") => core::validate_lease(obj),
+        ("scheduling.k8s.io", "PriorityClass") => scheduling::validate_priority_class(obj),
         _ => Vec::new(),
     }
 }
@@ -112,6 +114,7 @@ pub fn validate_update(gvk: &Gvk, obj: &Value, old: &Value) -> Vec<FieldCause> {
             errs.extend(apps::validate_workload_update(kind, obj, old))
         }
         ("batch", "Job") => errs.extend(batch::validate_job_update(obj, old)),
+        ("scheduling.k8s.io", "PriorityClass") => errs.extend(scheduling::validate_priority_class_update(obj, old)),
         _ => {}
     }
     errs
