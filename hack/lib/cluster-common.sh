@@ -133,6 +133,28 @@ recorded_components() {
   echo "$names"
 }
 
+# The portmap plugin's DNAT chains into our pod CIDRs: pods still running when the
+# kubelets stop never get their CNI DEL, and a leaked rule would keep redirecting
+# that host port to an address that no longer exists.
+remove_hostport_rules() {
+  command -v iptables >/dev/null || return 0
+  local rules chains rule chain
+  rules=$(iptables -t nat -S 2>/dev/null) || return 0
+  chains=$(printf '%s\n' "$rules" | grep '^-A CNI-DN-' | grep -F -- "--to-destination ${POD_CIDR_PREFIX}." | awk '{print $2}' | sort -u)
+  [ -n "$chains" ] || return 0
+  while IFS= read -r rule; do
+    chain=${rule##*-j }
+    if printf '%s\n' "$chains" | grep -qxF "$chain"; then
+      # iptables -S quotes its comments for a shell; let one parse them back.
+      sh -c "iptables -t nat -D ${rule#-A }" 2>/dev/null || true
+    fi
+  done < <(printf '%s\n' "$rules" | grep '^-A CNI-HOSTPORT-DNAT ')
+  for chain in $chains; do
+    iptables -t nat -F "$chain" 2>/dev/null || true
+    iptables -t nat -X "$chain" 2>/dev/null && log "removed host port chain $chain"
+  done
+}
+
 # Stop everything recorded and undo the host changes (mounts, bridges).
 teardown() {
   local name n
@@ -152,6 +174,7 @@ teardown() {
   for link in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | grep -E "^${BRIDGE_PREFIX}[0-9]+$" || true); do
     ip link del "$link" 2>/dev/null && log "deleted bridge $link"
   done
+  remove_hostport_rules
   rm -rf "$RUN_DIR"
   rm -f "$STATE_FILE"
 }

@@ -541,7 +541,11 @@ async fn taken_host_port_keeps_pod_creating() {
     let node = Node::start(registry().await).await;
     let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let free = testkit::free_port();
+    // Below the kernel's ephemeral range, so no later test's free_port() can land on a port
+    // this pod's DNAT rule redirects.
+    let free = (20_000..30_000)
+        .find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
+        .unwrap();
     let mk = |name: &str, port: u16| {
         pod(&format!(
             r#"
