@@ -64,6 +64,12 @@ finish() {
 run_stage install-deps 600 "$ROOT/hack/install-deps.sh" || finish
 run_stage build 1200 cargo build --workspace --bins --tests || finish
 run_stage images 300 "$ROOT/hack/lib/images.sh" ensure || finish
+# Host port rules that an earlier, killed run's test pods left behind would redirect
+# whatever port this run's etcds and apiservers pick. Only the test subnets.
+(
+  source "$ROOT/hack/lib/cluster-common.sh"
+  for prefix in 10.99 10.88; do POD_CIDR_PREFIX=$prefix remove_hostport_rules; done
+)
 # Unit and integration tests of every crate but e2e.
 run_stage "unit+integration tests" 900 cargo test --workspace --exclude e2e --no-fail-fast
 if [ "$E2E" = 1 ]; then
