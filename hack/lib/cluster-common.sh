@@ -140,7 +140,7 @@ remove_hostport_rules() {
   command -v iptables >/dev/null || return 0
   local rules chains rule chain
   rules=$(iptables -t nat -S 2>/dev/null) || return 0
-  chains=$(printf '%s\n' "$rules" | grep '^-A CNI-DN-' | grep -F -- "--to-destination ${POD_CIDR_PREFIX}." | awk '{print $2}' | sort -u)
+  chains=$(printf '%s\n' "$rules" | grep '^-A CNI-DN-' | grep -F -- "--to-destination ${POD_CIDR_PREFIX}." | awk '{print $2}' | sort -u || true)
   [ -n "$chains" ] || return 0
   while IFS= read -r rule; do
     chain=${rule##*-j }
@@ -148,10 +148,10 @@ remove_hostport_rules() {
       # iptables -S quotes its comments for a shell; let one parse them back.
       sh -c "iptables -t nat -D ${rule#-A }" 2>/dev/null || true
     fi
-  done < <(printf '%s\n' "$rules" | grep '^-A CNI-HOSTPORT-DNAT ')
+  done < <(printf '%s\n' "$rules" | grep '^-A CNI-HOSTPORT-DNAT ' || true)
   for chain in $chains; do
     iptables -t nat -F "$chain" 2>/dev/null || true
-    iptables -t nat -X "$chain" 2>/dev/null && log "removed host port chain $chain"
+    if iptables -t nat -X "$chain" 2>/dev/null; then log "removed host port chain $chain"; fi
   done
 }
 
