@@ -217,6 +217,11 @@ async fn paced_creates(env: &Arc<Env>, per_sec: u64, secs: u64) -> Vec<Duration>
             t.elapsed()
         }));
     }
+    sorted_latencies(tasks).await
+}
+
+/// The latencies the paced tasks measured, sorted for percentiles.
+async fn sorted_latencies(tasks: Vec<tokio::task::JoinHandle<Duration>>) -> Vec<Duration> {
     let mut lat = Vec::new();
     for t in tasks {
         lat.push(t.await.unwrap_or_default());
@@ -243,12 +248,7 @@ async fn paced_etcd_creates(endpoint: &str, template: &serde_json::Value, per_se
             t.elapsed()
         }));
     }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.push(t.await.unwrap_or_default());
-    }
-    lat.sort();
-    lat
+    sorted_latencies(tasks).await
 }
 
 async fn watch_fanout(env: &Arc<Env>, watchers: usize, events: usize) -> (Vec<Duration>, usize) {
