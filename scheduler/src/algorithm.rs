@@ -169,6 +169,9 @@ impl Algorithm {
         let mut statuses = NodeToStatus::new();
         let mut processed = 0;
         for i in 0..n {
+            // NodeInfos sit apart on the heap; fetching a few ahead hides the misses that
+            // otherwise dominate a cycle over thousands of nodes.
+            prefetch(&snapshot.nodes[(self.next_start_node_index + i + PREFETCH_AHEAD) % n]);
             let node = &snapshot.nodes[(self.next_start_node_index + i) % n];
             processed += 1;
             let st = filters.run(state, pod, node);
@@ -237,6 +240,22 @@ impl Algorithm {
             }
         }
         best
+    }
+}
+
+/// How many nodes ahead of the filter loop to fetch into cache.
+const PREFETCH_AHEAD: usize = 6;
+
+/// Asks the CPU to bring a NodeInfo's first cache lines in (a hint; no effect on results).
+#[inline(always)]
+fn prefetch(node: &NodeInfo) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = node as *const NodeInfo as *const i8;
+        for line in 0..std::mem::size_of::<NodeInfo>().div_ceil(64) {
+            // SAFETY: prefetch never faults; the addresses lie within the NodeInfo.
+            unsafe { std::arch::x86_64::_mm_prefetch(base.add(line * 64), std::arch::x86_64::_MM_HINT_T0) };
+        }
     }
 }
 
