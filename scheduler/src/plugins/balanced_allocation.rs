@@ -2,7 +2,7 @@
 //! would be used in equal proportions with the pod placed.
 
 use crate::framework::{CycleState, NodeInfo, Plugin, PodInfo, Score, Status, MAX_NODE_SCORE};
-use crate::resources::{CPU, MEMORY};
+use crate::resources::ResourceKey;
 
 use super::node_resources_fit::requested_with_pod;
 
@@ -21,12 +21,12 @@ impl Plugin for BalancedAllocation {
 
 impl Score for BalancedAllocation {
     fn score(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let fraction = |r: &str| {
-            let cap = node.allocatable.get(r);
+        let fraction = |r: &ResourceKey| {
+            let cap = node.allocatable.at(r);
             (cap > 0).then(|| (requested_with_pod(pod, node, r) as f64 / cap as f64).min(1.0))
         };
         // With two resources the standard deviation is half the difference.
-        let std = match (fraction(CPU), fraction(MEMORY)) {
+        let std = match (fraction(&ResourceKey::Cpu), fraction(&ResourceKey::Memory)) {
             (Some(c), Some(m)) => (c - m).abs() / 2.0,
             (Some(_), None) | (None, Some(_)) => 0.0,
             (None, None) => return Ok(0),

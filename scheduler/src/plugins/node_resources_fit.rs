@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::framework::{
     CycleState, Filter, NodeInfo, Plugin, PodInfo, PreFilter, Score, Snapshot, Status, MAX_NODE_SCORE,
 };
-use crate::resources::{is_scalar, Resources, CPU, EPHEMERAL_STORAGE, MEMORY};
+use crate::resources::{is_scalar, ResourceKey, Resources, CPU, EPHEMERAL_STORAGE, MEMORY};
 
 pub const NAME: &str = "NodeResourcesFit";
 
@@ -84,6 +84,8 @@ pub struct NodeResourcesFitArgs {
 
 pub struct NodeResourcesFit {
     strategy: ScoringStrategy,
+    /// strategy.resources' names, resolved once.
+    keys: Vec<ResourceKey>,
 }
 
 impl NodeResourcesFit {
@@ -107,8 +109,10 @@ impl NodeResourcesFit {
                 );
             }
         }
+        let keys = args.scoring_strategy.resources.iter().map(|r| ResourceKey::of(&r.name)).collect();
         Ok(NodeResourcesFit {
             strategy: args.scoring_strategy,
+            keys,
         })
     }
 }
@@ -234,25 +238,24 @@ impl NodeResourcesFit {
 
 /// What the node would have requested with the pod on it; cpu and memory
 /// use the non-zero defaults so that empty pods still spread.
-pub fn requested_with_pod(pod: &PodInfo, node: &NodeInfo, resource: &str) -> i64 {
+pub fn requested_with_pod(pod: &PodInfo, node: &NodeInfo, resource: &ResourceKey) -> i64 {
     match resource {
-        CPU | MEMORY => node
-            .non_zero_requested
-            .get(resource)
-            .saturating_add(pod.non_zero.get(resource)),
-        other => node.requested.get(other).saturating_add(pod.requests.get(other)),
+        ResourceKey::Cpu | ResourceKey::Memory => {
+            node.non_zero_requested.at(resource).saturating_add(pod.non_zero.at(resource))
+        }
+        other => node.requested.at(other).saturating_add(pod.requests.at(other)),
     }
 }
 
 impl Score for NodeResourcesFit {
     fn score(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
         let (mut total, mut weights) = (0i64, 0i64);
-        for r in &self.strategy.resources {
-            let capacity = node.allocatable.get(&r.name);
-            if capacity <= 0 && r.name != CPU && r.name != MEMORY {
+        for (r, key) in self.strategy.resources.iter().zip(&self.keys) {
+            let capacity = node.allocatable.at(key);
+            if capacity <= 0 && !matches!(key, ResourceKey::Cpu | ResourceKey::Memory) {
                 continue;
             }
-            total += self.resource_score(requested_with_pod(pod, node, &r.name), capacity) * r.weight;
+            total += self.resource_score(requested_with_pod(pod, node, key), capacity) * r.weight;
             weights += r.weight;
         }
         Ok(if weights == 0 { 0 } else { total / weights })

@@ -31,6 +31,28 @@ pub struct Resources {
     pub scalar: BTreeMap<String, i64>,
 }
 
+/// A resource name resolved once, so per-node loops read a field instead of comparing names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceKey {
+    Cpu,
+    Memory,
+    EphemeralStorage,
+    Pods,
+    Scalar(String),
+}
+
+impl ResourceKey {
+    pub fn of(name: &str) -> ResourceKey {
+        match name {
+            CPU => ResourceKey::Cpu,
+            MEMORY => ResourceKey::Memory,
+            EPHEMERAL_STORAGE => ResourceKey::EphemeralStorage,
+            PODS => ResourceKey::Pods,
+            other => ResourceKey::Scalar(other.to_string()),
+        }
+    }
+}
+
 impl Resources {
     pub fn add(&mut self, other: &Resources) {
         self.milli_cpu = self.milli_cpu.saturating_add(other.milli_cpu);
@@ -62,6 +84,18 @@ impl Resources {
         for (k, v) in &other.scalar {
             let e = self.scalar.entry(k.clone()).or_insert(0);
             *e = (*e).max(*v);
+        }
+    }
+
+    /// A resolved resource's amount: a field read, for loops over every node.
+    #[inline]
+    pub fn at(&self, key: &ResourceKey) -> i64 {
+        match key {
+            ResourceKey::Cpu => self.milli_cpu,
+            ResourceKey::Memory => self.memory,
+            ResourceKey::EphemeralStorage => self.ephemeral_storage,
+            ResourceKey::Pods => self.allowed_pods,
+            ResourceKey::Scalar(name) => self.scalar.get(name).copied().unwrap_or(0),
         }
     }
 
