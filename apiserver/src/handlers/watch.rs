@@ -212,7 +212,7 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
     // Kinds without a protobuf message (none of the built-ins) are served as JSON, as a
     // client's Accept list always allows.
     let format = match format {
-        Format::Protobuf if crate::protobuf::descriptors::message_for(&store.row.api_version(), store.row.kind()).is_none() => Format::Json,
+        Format::Protobuf if protobuf::descriptors::message_for(&store.row.api_version(), store.row.kind()).is_none() => Format::Json,
         f => f,
     };
     // RV unset: a consistent start; RV=N in the future: wait for the cache to get there.

@@ -605,27 +605,13 @@ fn body_sets_rv(body: &[u8], patch_type: PatchType) -> bool {
 /// than the rest of a bind.
 fn same_but_bookkeeping(old: &Value, new: &Value) -> bool {
     let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else { return old == new };
-    let keys = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "metadata").count();
-    if keys(o) != keys(n) {
-        return false;
-    }
-    let rest_same = o.iter().filter(|(k, _)| *k != "metadata").all(|(k, v)| n.get(k) == Some(v));
-    rest_same && same_metadata(o.get("metadata"), n.get("metadata"))
-}
-
-fn same_metadata(old: Option<&Value>, new: Option<&Value>) -> bool {
     let empty = serde_json::Map::new();
-    let o = old.and_then(Value::as_object).unwrap_or(&empty);
-    let n = new.and_then(Value::as_object).unwrap_or(&empty);
-    let counted = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "resourceVersion").count();
-    if counted(o) != counted(n) {
-        return false;
-    }
-    o.iter().filter(|(k, _)| *k != "resourceVersion").all(|(k, v)| match (k.as_str(), n.get(k)) {
-        ("managedFields", Some(nv)) => same_managed_fields(v, nv),
-        (_, Some(nv)) => v == nv,
-        (_, None) => false,
-    })
+    let om = o.get("metadata").and_then(Value::as_object).unwrap_or(&empty);
+    let nm = n.get("metadata").and_then(Value::as_object).unwrap_or(&empty);
+    same_except(o, n, "metadata", |_, a, b| a == b)
+        && same_except(om, nm, "resourceVersion", |k, a, b| {
+            if k == "managedFields" { same_managed_fields(a, b) } else { a == b }
+        })
 }
 
 fn same_managed_fields(old: &Value, new: &Value) -> bool {
@@ -633,15 +619,24 @@ fn same_managed_fields(old: &Value, new: &Value) -> bool {
         (Some(o), Some(n)) => {
             o.len() == n.len()
                 && o.iter().zip(n).all(|(a, b)| match (a.as_object(), b.as_object()) {
-                    (Some(a), Some(b)) => {
-                        let counted = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "time").count();
-                        counted(a) == counted(b) && a.iter().filter(|(k, _)| *k != "time").all(|(k, v)| b.get(k) == Some(v))
-                    }
+                    (Some(a), Some(b)) => same_except(a, b, "time", |_, x, y| x == y),
                     _ => a == b,
                 })
         }
         _ => old == new,
     }
+}
+
+/// Whether two maps hold the same keys but `skip`, and `same` holds for each value pair.
+fn same_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: &str,
+    same: impl Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    let count = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != skip).count();
+    count(a) == count(b)
+        && a.iter().filter(|(k, _)| *k != skip).all(|(k, v)| b.get(k).is_some_and(|w| same(k, v, w)))
 }
 
 #[cfg(test)]

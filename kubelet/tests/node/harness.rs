@@ -193,7 +193,7 @@ impl Drop for NodeEnv {
                 }
             }
         }
-        remove_hostport_rules(&format!("10.99.{}.", self.slot));
+        remove_hostport_rules(&format!("10.99.{}", self.slot));
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &self.bridge])
             .stderr(std::process::Stdio::null())
@@ -203,28 +203,16 @@ impl Drop for NodeEnv {
 
 /// The portmap plugin's DNAT chains into one node's subnet. Pods still running when a test
 /// ends never get their CNI DEL, and a leaked rule hijacks whatever later listens on that
-/// port on this machine (it once took a later test's etcd client port).
-fn remove_hostport_rules(subnet_prefix: &str) {
-    let Ok(out) = std::process::Command::new("iptables").args(["-t", "nat", "-S"]).output() else { return };
-    let rules = String::from_utf8_lossy(&out.stdout);
-    let target = format!("--to-destination {subnet_prefix}");
-    let chains: std::collections::BTreeSet<&str> = rules
-        .lines()
-        .filter(|l| l.starts_with("-A CNI-DN-") && l.contains(&target))
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
-    for rule in rules.lines().filter(|l| l.starts_with("-A CNI-HOSTPORT-DNAT ")) {
-        if chains.iter().any(|c| rule.ends_with(&format!("-j {c}"))) {
-            // iptables -S quotes its comments for a shell; let one parse them back.
-            let _ = std::process::Command::new("sh")
-                .args(["-c", &format!("iptables -t nat -D {}", &rule[3..])])
-                .status();
-        }
-    }
-    for chain in chains {
-        let _ = std::process::Command::new("iptables").args(["-t", "nat", "-F", chain]).status();
-        let _ = std::process::Command::new("iptables").args(["-t", "nat", "-X", chain]).status();
-    }
+/// port on this machine (it once took a later test's etcd client port). The cluster
+/// scripts' cleanup serves here too.
+fn remove_hostport_rules(subnet: &str) {
+    let common = testkit::repo_root().join("hack/lib/cluster-common.sh");
+    let _ = std::process::Command::new("bash")
+        .args(["-c", r#"source "$1" && POD_CIDR_PREFIX="$2" remove_hostport_rules"#, "bash"])
+        .arg(&common)
+        .arg(subnet)
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 pub fn pod(yaml: &str) -> Pod {

@@ -163,7 +163,8 @@ pub fn insufficient_resources(req: &Resources, node: &NodeInfo) -> Vec<String> {
         }
     }
     for (name, want) in &req.scalar {
-        if *want > 0 && is_scalar(name) && *want > alloc.get(name).saturating_sub(used.get(name)) {
+        let amount = |r: &Resources| r.scalar.get(name).copied().unwrap_or(0);
+        if *want > 0 && is_scalar(name) && *want > amount(alloc).saturating_sub(amount(used)) {
             reasons.push(format!("Insufficient {name}"));
         }
     }

@@ -99,16 +99,6 @@ impl Resources {
         }
     }
 
-    pub fn get(&self, name: &str) -> i64 {
-        match name {
-            CPU => self.milli_cpu,
-            MEMORY => self.memory,
-            EPHEMERAL_STORAGE => self.ephemeral_storage,
-            PODS => self.allowed_pods,
-            other => self.scalar.get(other).copied().unwrap_or(0),
-        }
-    }
-
     /// Parses a ResourceList; every malformed entry is reported.
     pub fn from_list(list: &BTreeMap<String, Quantity>) -> Result<Resources, ResourceError> {
         let mut r = Resources::default();
