@@ -61,7 +61,12 @@ finish() {
   exit 0
 }
 
-run_stage install-deps 600 "$ROOT/hack/install-deps.sh" || finish
+# First, name every missing package at once (a missing one would otherwise
+# surface minutes later as a build error); then install what is missing.
+if ! run_stage deps-check 60 "$ROOT/hack/install-deps.sh" --check; then
+  unset 'FAILED[${#FAILED[@]}-1]'
+  run_stage install-deps 600 "$ROOT/hack/install-deps.sh" || finish
+fi
 run_stage build 1200 cargo build --workspace --bins --tests || finish
 run_stage images 300 "$ROOT/hack/lib/images.sh" ensure || finish
 # Host port rules that an earlier, killed run's test pods left behind would redirect
