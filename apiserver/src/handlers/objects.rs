@@ -6,7 +6,7 @@ use super::{request, watch, Query, SharedState};
 use crate::patch::PatchType;
 use crate::registry::list::ListParams;
 use crate::registry::strategy::Part;
-use crate::registry::{DeleteOptions, DeleteOutcome, Store, WriteOptions};
+use crate::registry::{DeleteOptions, DeleteOutcome, FieldValidation, Store, WriteOptions};
 use crate::resources::StrategyKind;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{self, ApiError};
@@ -54,29 +54,30 @@ fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, ApiErro
     if field_manager.as_ref().is_some_and(|m| m.len() > 128 || m.chars().any(|c| c.is_control())) {
         return Err(ApiError::BadRequest("fieldManager must be at most 128 printable characters".into()));
     }
-    Ok(WriteOptions { dry_run, field_manager: field_manager.or_else(|| default_manager(headers)), force })
+    Ok(WriteOptions {
+        dry_run,
+        field_manager: field_manager.or_else(|| default_manager(headers)),
+        force,
+        field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
+        warnings: Default::default(),
+    })
 }
 
-/// fieldValidation: Strict refuses unknown fields (400), Warn (the default) reports them in
-/// `Warning` headers, Ignore drops them silently.
-fn check_unknown_fields(store: &Store, q: &Query, obj: &Value) -> Result<Vec<String>, ApiError> {
-    let mode = q.get("fieldValidation").unwrap_or("Warn");
-    if !matches!(mode, "Strict" | "Warn" | "Ignore" | "") {
-        return Err(ApiError::BadRequest(format!(
-            "fieldValidation parameter unsupported: {mode} (valid values are Ignore, Warn, Strict)"
-        )));
+/// Duplicate fields of a JSON body, which a parsed `Value` no longer shows: Strict refuses
+/// them with the rest of the strict decoding errors in document order, Warn reports them.
+fn check_duplicate_fields(store: &Store, headers: &HeaderMap, body: &[u8], opts: &WriteOptions) -> Result<(), ApiError> {
+    if opts.field_validation == FieldValidation::Ignore || !codec::content_type(headers).starts_with("application/json") {
+        return Ok(());
     }
-    if mode == "Ignore" {
-        return Ok(vec![]);
+    let errs = validation::strict_decoding_errors(&store.row.gvk(), body);
+    if !errs.iter().any(|e| e.starts_with("duplicate field")) {
+        return Ok(());
     }
-    let unknown: Vec<String> = validation::unknown_fields(&store.row.gvk(), obj)
-        .into_iter()
-        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
-        .collect();
-    if mode == "Strict" && !unknown.is_empty() {
-        return Err(ApiError::BadRequest(format!("strict decoding error: {}", unknown.join(", "))));
+    if opts.field_validation == FieldValidation::Strict {
+        return Err(ApiError::BadRequest(format!("strict decoding error: {}", errs.join(", "))));
     }
-    Ok(unknown)
+    errs.into_iter().filter(|e| e.starts_with("duplicate field")).for_each(|e| opts.warnings.add(e));
+    Ok(())
 }
 
 fn list_params(store: &Store, q: &Query) -> Result<ListParams, ApiError> {
@@ -130,9 +131,10 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
         (Method::POST, None, None) => {
             let body = read_body(req.into_body()).await?;
             let obj = codec::decode_body(&headers, &body)?;
-            let warnings = check_unknown_fields(&store, &q, &obj)?;
-            let created = store.create(ns.or(row.namespaced().then_some("default")), obj, &write_options(&q, &headers)?).await?;
-            Ok(codec::object_response(StatusCode::CREATED, &created, format, &warnings))
+            let opts = write_options(&q, &headers)?;
+            check_duplicate_fields(&store, &headers, &body, &opts)?;
+            let created = store.create(ns.or(row.namespaced().then_some("default")), obj, &opts).await?;
+            Ok(codec::object_response(StatusCode::CREATED, &created, format, &opts.warnings.take()))
         }
         (Method::POST, Some(name), Some("binding")) => {
             let body = read_body(req.into_body()).await?;
@@ -149,10 +151,10 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
                 return Ok(codec::object_response(StatusCode::OK, &scale, format, &[]));
             }
             let obj = codec::decode_body(&headers, &body)?;
-            let warnings = check_unknown_fields(&store, &q, &obj)?;
+            check_duplicate_fields(&store, &headers, &body, &opts)?;
             let part = part_of(sub)?;
             let updated = store.update(ns, name, obj, part, &opts).await?;
-            Ok(codec::object_response(StatusCode::OK, &updated, format, &warnings))
+            Ok(codec::object_response(StatusCode::OK, &updated, format, &opts.warnings.take()))
         }
         (Method::PATCH, Some(name), sub) => {
             let ct = codec::content_type(&headers);
@@ -163,20 +165,13 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
                 let scale = store.update_scale(ns, name, &body, Some(patch_type), &opts).await?;
                 return Ok(codec::object_response(StatusCode::OK, &scale, format, &[]));
             }
-            let mut warnings = Vec::new();
             if patch_type == PatchType::Apply && q.get("fieldManager").is_none_or(str::is_empty) {
                 return Err(ApiError::BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set".into()));
-            }
-            if patch_type == PatchType::Apply {
-                let applied: Value = serde_yaml::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
-                if applied.is_object() {
-                    warnings = check_unknown_fields(&store, &q, &applied)?;
-                }
             }
             let existed = patch_type == PatchType::Apply && store.get(ns, name, false).await.is_ok();
             let patched = store.patch(ns, name, &body, patch_type, part_of(sub)?, &opts).await?;
             let code = if patch_type == PatchType::Apply && !existed { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(codec::object_response(code, &patched, format, &warnings))
+            Ok(codec::object_response(code, &patched, format, &opts.warnings.take()))
         }
         (Method::DELETE, Some(name), None) => {
             let body = read_body(req.into_body()).await?;

@@ -1,10 +1,12 @@
 //! The registry: one generic `Store` per resource row, all over one storage backend.
 
+pub mod decoding;
 pub mod list;
 pub mod store;
 pub mod strategy;
 pub mod subresources;
 
+pub use decoding::{FieldValidation, WarningRecorder};
 pub use store::{DeleteOptions, DeleteOutcome, Store, WriteOptions};
 
 use crate::resources::{ResourceRow, RESOURCES};

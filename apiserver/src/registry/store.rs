@@ -1,6 +1,7 @@
 //! The generic Store (upstream pkg/registry/generic/registry/store.go): create, get, update,
 //! patch, delete and deletecollection written once for every resource, configured by its row.
 
+use super::decoding::{decode_for_write, FieldValidation, Verb, WarningRecorder};
 use super::strategy::{self, Part};
 use super::Registry;
 use crate::patch::{self, PatchError, PatchType};
@@ -27,6 +28,9 @@ pub struct WriteOptions {
     pub field_manager: Option<String>,
     /// Server-side apply only.
     pub force: bool,
+    pub field_validation: FieldValidation,
+    /// Where the decode step's warnings go (shared by clones of these options).
+    pub warnings: WarningRecorder,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -245,6 +249,9 @@ impl Store {
     /// writes only if the key is absent.
     pub async fn create(&self, ns: Option<&str>, mut obj: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
         self.check_type(&mut obj)?;
+        for w in decode_for_write(self.row, &mut obj, Verb::Create, opts.field_validation)? {
+            opts.warnings.add(w);
+        }
         self.check_namespace_field(&mut obj, ns)?;
         let mut name = meta_str(&obj, "name").unwrap_or("").to_string();
         if name.is_empty() {
@@ -267,6 +274,7 @@ impl Store {
         }
         validation::default_object(&self.row.gvk(), &mut obj);
         strategy::prepare_for_create(self.row, &mut obj);
+        validation::decode::fill_required_status_zeroes(&self.row.gvk(), &mut obj);
         self.validate_create(&obj, &name)?;
         if let Some(manager) = &opts.field_manager {
             patch::record_update(&self.row.gvk(), None, &mut obj, manager, &now());
@@ -318,6 +326,7 @@ impl Store {
         ns: Option<&str>,
         name: &str,
         part: Part,
+        verb: Verb,
         opts: &WriteOptions,
         mut mutate: F,
     ) -> Result<Value, ApiError>
@@ -331,6 +340,8 @@ impl Store {
         let mut dry: Option<Value> = None;
         // The value of the last attempted write: the answer, without parsing what was stored.
         let mut written: Option<Value> = None;
+        // Warnings of the last attempt only: a retried attempt decodes again.
+        let mut warnings: Vec<String> = Vec::new();
         let outcome = guaranteed_update_from::<OpError, _>(&*self.storage, &key, self.cached_kv(&key), |current| {
             let Some(current) = current else {
                 // Create through update (server-side apply of a new object).
@@ -344,6 +355,9 @@ impl Store {
                 return Err(ApiError::BadRequest("the object provided is not a JSON object".into()).into());
             }
             self.check_type(&mut new)?;
+            if part != Part::Binding {
+                warnings = decode_for_write(row, &mut new, verb, opts.field_validation)?;
+            }
             if let Some(n) = meta_str(&new, "name") {
                 if n != name {
                     return Err(ApiError::BadRequest(format!(
@@ -364,6 +378,7 @@ impl Store {
                 validation::default_object(&gvk, &mut new);
             }
             let mut new = strategy::prepare_for_update(row, part, &old, new);
+            validation::decode::fill_required_status_zeroes(&gvk, &mut new);
             let old_uid = meta_str(&old, "uid").unwrap_or("");
             if let Some(uid) = meta_str(&new, "uid") {
                 if uid != old_uid {
@@ -406,6 +421,7 @@ impl Store {
             Ok(UpdateDecision::Write(bytes))
         })
         .await;
+        warnings.into_iter().for_each(|w| opts.warnings.add(w));
         match outcome {
             Ok(_) if dry.is_some() => Ok(dry.unwrap_or_default()),
             Ok(UpdateOutcome::Written(kv)) if written.is_some() => Ok(with_rv(written.unwrap_or_default(), kv.mod_revision)),
@@ -422,7 +438,7 @@ impl Store {
     /// Update (PUT) of the main resource or a subresource part. Creating through PUT is refused.
     pub async fn update(&self, ns: Option<&str>, name: &str, obj: Value, part: Part, opts: &WriteOptions) -> Result<Value, ApiError> {
         let target = self.target(name);
-        self.write(ns, name, part, opts, |current| match current {
+        self.write(ns, name, part, Verb::Update, opts, |current| match current {
             Some(_) => Ok(obj.clone()),
             None => Err(ApiError::NotFound(target.clone())),
         })
@@ -442,9 +458,13 @@ impl Store {
         let target = self.target(name);
         let gvk = self.row.gvk();
         let applied: Option<Value> = if patch_type == PatchType::Apply {
-            let v: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+            let mut v: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
             if !v.is_object() {
                 return Err(ApiError::BadRequest("apply patch must be an object".into()));
+            }
+            // The apply configuration is typed too: its unknown fields meet fieldValidation here.
+            for w in decode_for_write(self.row, &mut v, Verb::Update, opts.field_validation)? {
+                opts.warnings.add(w);
             }
             Some(v)
         } else {
@@ -460,7 +480,8 @@ impl Store {
             // Apply records its own managedFields entry.
             write_opts.field_manager = None;
         }
-        self.write(ns, name, part, &write_opts, |current| match (&applied, current) {
+        let verb = if patch_type == PatchType::Apply { Verb::Update } else { Verb::Patch };
+        self.write(ns, name, part, verb, &write_opts, |current| match (&applied, current) {
             (Some(applied), current) => {
                 let mut applied = applied.clone();
                 if applied.get("metadata").is_none_or(Value::is_null) {

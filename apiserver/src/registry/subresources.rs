@@ -1,6 +1,7 @@
 //! Subresources that are not a plain part of the object: pods/binding and the
 //! autoscaling/v1 Scale of workloads.
 
+use super::decoding::Verb;
 use super::store::{now, patch_error, Store, WriteOptions};
 use super::strategy::Part;
 use crate::patch::{self, PatchType};
@@ -46,7 +47,7 @@ impl Store {
         let uid = binding.pointer("/metadata/uid").and_then(Value::as_str).map(String::from);
         let target = self.target(name);
         let opts = WriteOptions::default();
-        self.write(ns, name, Part::Binding, &opts, |current| {
+        self.write(ns, name, Part::Binding, Verb::Update, &opts, |current| {
             let Some(cur) = current else { return Err(ApiError::NotFound(target.clone())) };
             let mut pod = cur.clone();
             if pod.pointer("/metadata/deletionTimestamp").is_some() {
@@ -90,7 +91,7 @@ impl Store {
         let target = self.target(name);
         let scale_gvk = Gvk::new("autoscaling", "v1", "Scale");
         let written = self
-            .write(ns, name, Part::Main, opts, |current| {
+            .write(ns, name, Part::Main, Verb::Update, opts, |current| {
                 let Some(cur) = current else { return Err(ApiError::NotFound(target.clone())) };
                 let scale = scale_of(cur);
                 let new_scale: Value = match patch_type {
@@ -103,6 +104,9 @@ impl Store {
                     }
                     Some(pt) => patch::apply_patch(&scale_gvk, &scale, body, pt).map_err(|e| patch_error(e, &target))?,
                 };
+                let mut new_scale = new_scale;
+                crate::validation::decode::decode(&scale_gvk, &mut new_scale)
+                    .map_err(|e| ApiError::BadRequest(format!("Scale in version \"v1\" cannot be handled as a Scale: {e}")))?;
                 let replicas = new_scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
                 if replicas < 0 {
                     let cause = crate::types::FieldCause {

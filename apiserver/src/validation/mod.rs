@@ -3,6 +3,7 @@
 pub mod apps;
 pub mod batch;
 pub mod core;
+pub mod decode;
 pub mod defaults;
 pub mod field;
 pub mod meta;
@@ -11,7 +12,6 @@ pub mod pod;
 pub mod quantity;
 pub mod scheduling;
 pub mod strict;
-pub mod unknown;
 
 use crate::types::{FieldCause, Gvk};
 use meta::NameRule;
@@ -120,12 +120,6 @@ pub fn validate_update(gvk: &Gvk, obj: &Value, old: &Value) -> Vec<FieldCause> {
     errs
 }
 
-/// Paths of fields that the kind's schema does not know, e.g. `.spec.foo`, for fieldValidation
-/// Strict (400 BadRequest `strict decoding error: unknown field "spec.foo"`) and Warn.
-pub fn unknown_fields(gvk: &Gvk, obj: &Value) -> Vec<String> {
-    unknown::unknown_fields(gvk, obj)
-}
-
 /// Unknown and duplicate fields of a raw JSON body, in document order, as upstream's strict
 /// decoder words them: `unknown field "spec.foo"`, `duplicate field "spec.replicas"`. Join them
 /// with ", " after `strict decoding error: ` for the 400 (Strict) or send each as a warning (Warn).
@@ -149,7 +143,7 @@ mod tests {
             "{:?}",
             validate_create(&gvk, &pod)
         );
-        assert!(unknown_fields(&gvk, &pod).is_empty());
+        assert!(decode::decode(&gvk, &mut pod.clone()).unwrap().is_empty());
         pod["metadata"]["name"] = json!("Foo_Bar");
         let errs = validate_create(&gvk, &pod);
         assert_eq!(errs[0].field, "metadata.name");
