@@ -1,0 +1,28 @@
+//! Kubernetes semantics that more than one ferrokube component needs, each
+//! written once and tested against upstream's documented behaviour.
+//!
+//! Start with the module named after the concept:
+//! - [`quantity`]: `resource.Quantity` parsing, exact comparison and canonical form;
+//! - [`labels`]: label selectors, parsed from strings or from `metav1.LabelSelector`;
+//! - [`fields`]: field selectors (`=`, `==`, `!=`);
+//! - [`taints`]: which tolerations tolerate which taints;
+//! - [`qos`]: a pod's QoS class;
+//! - [`ports`]: named container ports for probes and Service targetPorts;
+//! - [`phase`]: terminal pod phases;
+//! - [`duration`]: Go `time.ParseDuration` for flags;
+//! - [`events`]: core/v1 Events as upstream's recorder writes them;
+//! - [`kubeconfig`] (feature `client`): a `kube::Client` from a kubeconfig file.
+
+pub mod duration;
+pub mod events;
+pub mod fields;
+#[cfg(feature = "client")]
+pub mod kubeconfig;
+pub mod labels;
+pub mod phase;
+pub mod ports;
+pub mod qos;
+pub mod quantity;
+pub mod taints;
+
+pub use quantity::Quantity;
