@@ -162,10 +162,7 @@ async fn etcd_rate(endpoint: &str, n: usize, concurrency: usize) -> f64 {
 }
 
 async fn client(path: &std::path::Path) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
+    let mut cfg = apimachinery::kubeconfig::client_config(Some(path)).await.expect("kubeconfig");
     cfg.read_timeout = Some(Duration::from_secs(600));
     kube::Client::try_from(cfg).expect("client")
 }

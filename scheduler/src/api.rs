@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Binding, Event, EventSource, ObjectReference, Pod, PodCondition};
+use apimachinery::events::{new_event, object_reference, EventType, Reporter};
+use k8s_openapi::api::core::v1::{Binding, Event, ObjectReference, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -140,38 +141,12 @@ impl ClusterApi for KubeApi {
         let instance = self.instance.clone();
         Box::pin(async move {
             let now = k8s_openapi::jiff::Timestamp::now();
-            let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            let event = Event {
-                metadata: ObjectMeta {
-                    name: Some(format!("{pod_name}.{:x}", now.as_nanosecond())),
-                    namespace: Some(ns.clone()),
-                    ..Default::default()
-                },
-                involved_object: ObjectReference {
-                    api_version: Some("v1".into()),
-                    kind: Some("Pod".into()),
-                    name: Some(pod_name),
-                    namespace: Some(ns),
-                    uid: pod.metadata.uid.clone(),
-                    resource_version: pod.metadata.resource_version.clone(),
-                    ..Default::default()
-                },
-                reason: Some(reason.into()),
-                message: Some(message),
-                type_: Some(type_.into()),
-                source: Some(EventSource {
-                    component: Some(component.clone()),
-                    host: None,
-                }),
-                first_timestamp: Some(Time(now)),
-                last_timestamp: Some(Time(now)),
-                event_time: Some(MicroTime(now)),
-                count: Some(1),
-                action: Some(if reason == "Scheduled" { "Binding" } else { "Scheduling" }.into()),
-                reporting_component: Some(component),
-                reporting_instance: Some(instance),
-                ..Default::default()
-            };
+            let reporter = Reporter { component, host: None, instance: Some(instance) };
+            let ty = if type_ == "Warning" { EventType::Warning } else { EventType::Normal };
+            let mut event = new_event(&reporter, object_reference(&*pod), ty, reason, &message, now);
+            // The scheduler reports as events.k8s.io does: with an action and a micro-time.
+            event.event_time = Some(MicroTime(now));
+            event.action = Some(if reason == "Scheduled" { "Binding" } else { "Scheduling" }.into());
             api.create(&PostParams::default(), &event)
                 .await
                 .map_err(ApiError::Kube)?;

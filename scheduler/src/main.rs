@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use apimachinery::duration::parse_duration;
 use clap::Parser;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use leader_election::{LeaderElector, LeaseConfig};
 use scheduler::algorithm::Algorithm;
 use scheduler::api::KubeApi;
@@ -45,32 +45,8 @@ struct Flags {
     port: u16,
 }
 
-/// "15s", "500ms", "2m", "1h".
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?}")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
-
 async fn client(flags: &Flags) -> Result<kube::Client, String> {
-    let config = match &flags.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("kubeconfig: {e}"))?
-        }
-        None => kube::Config::infer().await.map_err(|e| format!("no kubeconfig: {e}"))?,
-    };
-    kube::Client::try_from(config).map_err(|e| format!("building client: {e}"))
+    apimachinery::kubeconfig::client(flags.kubeconfig.as_deref()).await.map_err(|e| e.to_string())
 }
 
 fn identity(flags: &Flags) -> String {

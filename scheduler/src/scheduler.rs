@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use apimachinery::phase::is_pod_terminal as is_terminal;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -49,13 +50,6 @@ pub struct Scheduler {
 
 /// Concurrent API writes in flight at most.
 pub const MAX_INFLIGHT_WRITES: usize = 64;
-
-fn is_terminal(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
-}
 
 fn assigned_node(pod: &Pod) -> Option<&str> {
     pod.spec

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 
-use super::helper::{selector_matches, validate_selector, UnknownOperator};
+use apimachinery::labels::{label_selector_matches, Selector, SelectorError};
 use crate::framework::{
     CycleState, Filter, NodeInfo, Plugin, PodInfo, PreFilter, PreScore, Score, Snapshot, Status, MAX_NODE_SCORE,
 };
@@ -93,14 +93,14 @@ pub fn term_matches(term: &PodAffinityTerm, owner_ns: &str, target: &Pod) -> boo
         && term
             .label_selector
             .as_ref()
-            .is_some_and(|sel| selector_matches(sel, target.metadata.labels.as_ref()).unwrap_or(false))
+            .is_some_and(|sel| label_selector_matches(sel, &target.metadata.labels.as_ref()).unwrap_or(false))
 }
 
 fn node_value<'a>(node: &'a NodeInfo, key: &str) -> Option<&'a String> {
     node.labels().and_then(|l| l.get(key))
 }
 
-fn validate(pod: &Pod) -> Result<(), UnknownOperator> {
+fn validate(pod: &Pod) -> Result<(), SelectorError> {
     let terms = required_affinity(pod)
         .iter()
         .chain(required_anti(pod))
@@ -108,7 +108,7 @@ fn validate(pod: &Pod) -> Result<(), UnknownOperator> {
         .chain(preferred_anti(pod).iter().map(|w| &w.pod_affinity_term));
     for t in terms {
         for sel in t.label_selector.iter().chain(t.namespace_selector.iter()) {
-            validate_selector(sel)?;
+            Selector::from_label_selector(sel)?;
         }
     }
     Ok(())

@@ -59,7 +59,7 @@ fn preferred_terms(pod: &PodInfo) -> &[PreferredSchedulingTerm] {
 pub fn pod_matches_node(pod: &PodInfo, node: &NodeInfo) -> bool {
     let labels = node.labels();
     if let Some(sel) = pod.pod.spec.as_ref().and_then(|s| s.node_selector.as_ref()) {
-        if !sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v)) {
+        if !apimachinery::labels::set_matches(sel, &labels) {
             return false;
         }
     }

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::Taint;
 
-use super::helper::tolerated;
+use apimachinery::taints::tolerations_tolerate_taint as tolerated;
 use crate::framework::{CycleState, Filter, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "NodeUnschedulable";

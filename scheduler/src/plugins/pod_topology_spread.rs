@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 
-use super::helper::{selector_matches, validate_selector};
+use apimachinery::labels::{label_selector_matches, Selector};
 use super::node_affinity::pod_matches_node;
 use crate::framework::{
     CycleState, Filter, NodeInfo, Plugin, PodInfo, PreFilter, PreScore, Score, Snapshot, Status, MAX_NODE_SCORE,
@@ -131,7 +131,7 @@ fn invalid(pod: &PodInfo) -> Option<String> {
         .unwrap_or(&[]);
     for c in own {
         if let Some(sel) = &c.label_selector {
-            if let Err(e) = validate_selector(sel) {
+            if let Err(e) = Selector::from_label_selector(sel) {
                 return Some(e.to_string());
             }
         }
@@ -157,7 +157,7 @@ fn count_domains(cs: &[Constraint], pod: &PodInfo, nodes: &[std::sync::Arc<NodeI
                 .pods
                 .iter()
                 .filter(|p| p.namespace() == pod.namespace() && p.pod.metadata.deletion_timestamp.is_none())
-                .filter(|p| selector_matches(&c.selector, p.pod.metadata.labels.as_ref()).unwrap_or(false))
+                .filter(|p| label_selector_matches(&c.selector, &p.pod.metadata.labels.as_ref()).unwrap_or(false))
                 .count() as i64;
             *counts[i].entry(value.clone()).or_default() += n;
         }
@@ -213,7 +213,7 @@ impl Filter for PodTopologySpread {
             let Some(value) = node.labels().and_then(|l| l.get(&c.key)) else {
                 return Status::unresolvable(REASON_MISSING_LABEL);
             };
-            let self_match = selector_matches(&c.selector, pod.pod.metadata.labels.as_ref()).unwrap_or(false) as i64;
+            let self_match = label_selector_matches(&c.selector, &pod.pod.metadata.labels.as_ref()).unwrap_or(false) as i64;
             let here = s.counts[i].get(value).copied().unwrap_or(0);
             if here + self_match - s.min[i] > c.max_skew {
                 return Status::unschedulable(REASON);

@@ -4,7 +4,7 @@
 
 use crate::framework::{default_normalize, CycleState, Filter, NodeInfo, Plugin, PodInfo, Score, Status};
 
-use super::helper::tolerated;
+use apimachinery::taints::tolerations_tolerate_taint as tolerated;
 
 pub const NAME: &str = "TaintToleration";
 

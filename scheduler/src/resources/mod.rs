@@ -2,14 +2,12 @@
 //! upstream's `resource.PodRequests` (init and sidecar containers, overhead)
 //! and node allocatable.
 
-pub mod quantity;
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-pub use quantity::QuantityError;
+pub use apimachinery::quantity::QuantityError;
 
 pub const CPU: &str = "cpu";
 pub const MEMORY: &str = "memory";
@@ -103,11 +101,7 @@ impl Resources {
     pub fn from_list(list: &BTreeMap<String, Quantity>) -> Result<Resources, ResourceError> {
         let mut r = Resources::default();
         for (name, q) in list {
-            let parsed = if name == CPU {
-                quantity::parse_milli(&q.0)
-            } else {
-                quantity::parse_value(&q.0)
-            };
+            let parsed = apimachinery::Quantity::from_api(q).map(|q| if name == CPU { q.milli_value() } else { q.value() });
             let v = parsed.map_err(|source| ResourceError {
                 resource: name.clone(),
                 source,
