@@ -1,17 +1,12 @@
 //! Core/v1 Events, as upstream's event recorder writes them (kubectl
 //! describe reads /api/v1 events by involvedObject).
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+pub use apimachinery::events::{object_reference, EventType};
+use apimachinery::events::{new_event, Reporter};
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
-use kube::{Api, Client, Resource, ResourceExt};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
+use kube::{Api, Client, ResourceExt};
 
 /// Upstream's EventSourceObjectSpamFilter: a token bucket per involved
 /// object (burst 25, one token back every 5 minutes), so a ReplicaSet
@@ -54,54 +49,9 @@ pub struct Recorder {
     buckets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Bucket>>>,
 }
 
-/// An ObjectReference to `obj`, as the involvedObject of an Event.
-pub fn object_reference<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectReference {
-    let meta = obj.meta();
-    ObjectReference {
-        api_version: Some(K::api_version(&()).to_string()),
-        kind: Some(K::kind(&()).to_string()),
-        name: meta.name.clone(),
-        namespace: meta.namespace.clone(),
-        uid: meta.uid.clone(),
-        resource_version: meta.resource_version.clone(),
-        ..Default::default()
-    }
-}
-
 /// The Event a recorder would write; pure so it can be tested.
 pub fn build_event(component: &str, involved: ObjectReference, ty: EventType, reason: &str, message: &str) -> Event {
-    let now = Timestamp::now();
-    let ns = involved
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".to_string());
-    let name = format!("{}.{:x}", involved.name.clone().unwrap_or_default(), now.as_nanosecond());
-    Event {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: Some(ns),
-            ..Default::default()
-        },
-        involved_object: involved,
-        reason: Some(reason.to_string()),
-        message: Some(message.to_string()),
-        type_: Some(match ty {
-            EventType::Normal => "Normal".into(),
-            EventType::Warning => "Warning".into(),
-        }),
-        count: Some(1),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        event_time: None::<MicroTime>,
-        source: Some(EventSource {
-            component: Some(component.to_string()),
-            host: None,
-        }),
-        reporting_component: Some(component.to_string()),
-        reporting_instance: Some(component.to_string()),
-        ..Default::default()
-    }
+    new_event(&Reporter::new(component), involved, ty, reason, message, Timestamp::now())
 }
 
 impl Recorder {
@@ -115,7 +65,10 @@ impl Recorder {
 
     /// Write an Event about `obj` without waiting; failures are only logged,
     /// as events are best effort upstream too.
-    pub fn record<K: Resource<DynamicType = ()>>(&self, obj: &K, ty: EventType, reason: &str, message: &str) {
+    pub fn record<K>(&self, obj: &K, ty: EventType, reason: &str, message: &str)
+    where
+        K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    {
         self.record_ref(object_reference(obj), ty, reason, message)
     }
 
@@ -150,6 +103,7 @@ impl Recorder {
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     #[test]
     fn event_names_the_object_and_its_namespace() {

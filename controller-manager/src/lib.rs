@@ -15,8 +15,7 @@ pub mod podutil;
 pub mod runtime;
 pub mod server;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
 
 use controllers::Ctx;
 use options::Options;
@@ -25,16 +24,8 @@ use options::Options;
 pub enum Error {
     #[error("bad --controllers: {0}")]
     Controllers(#[from] options::SelectionError),
-    #[error("cannot read kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: String,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error("cannot build a client config: {0}")]
-    Config(#[from] kube::config::InferConfigError),
-    #[error("cannot build the client: {0}")]
-    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Kubeconfig(#[from] apimachinery::kubeconfig::KubeconfigError),
     #[error("cannot serve on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -46,22 +37,7 @@ pub enum Error {
 }
 
 pub async fn client(opts: &Options) -> Result<Client, Error> {
-    let config = match &opts.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
-                path: path.display().to_string(),
-                source,
-            })?;
-            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|source| Error::Kubeconfig {
-                    path: path.display().to_string(),
-                    source,
-                })?
-        }
-        None => Config::infer().await?,
-    };
-    Ok(Client::try_from(config)?)
+    Ok(apimachinery::kubeconfig::client(opts.kubeconfig.as_deref()).await?)
 }
 
 /// Register and start every enabled controller; returns at once.

@@ -10,8 +10,7 @@ use kube::Resource;
 /// A pod that still counts towards a controller's replicas: not terminal
 /// and not being deleted (upstream's FilterActivePods).
 pub fn is_active(pod: &Pod) -> bool {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    pod.metadata.deletion_timestamp.is_none() && phase != Some("Succeeded") && phase != Some("Failed")
+    pod.metadata.deletion_timestamp.is_none() && !apimachinery::phase::is_pod_terminal(pod)
 }
 
 pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
@@ -37,7 +36,7 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
 }
 
 pub fn phase(pod: &Pod) -> &str {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending")
+    apimachinery::phase::pod_phase(pod).unwrap_or(apimachinery::phase::PENDING)
 }
 
 pub fn restarts(pod: &Pod) -> i32 {
@@ -79,38 +78,11 @@ pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferenc
     }
 }
 
-/// Label selector matching as upstream's LabelSelectorAsSelector: a missing
-/// selector matches nothing, an empty one matches everything.
+/// Does a controller's selector pick these labels? A missing selector
+/// picks nothing, an empty one everything, an invalid one nothing (upstream
+/// controllers skip objects whose selector does not convert).
 pub fn selector_matches(selector: Option<&LabelSelector>, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let Some(sel) = selector else { return false };
-    let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    if let Some(ml) = &sel.match_labels {
-        if ml.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-            return false;
-        }
-    }
-    for req in sel.match_expressions.iter().flatten() {
-        let val = labels.get(&req.key);
-        let values = req.values.as_deref().unwrap_or(&[]);
-        let ok = match req.operator.as_str() {
-            "In" => val.is_some_and(|v| values.contains(v)),
-            "NotIn" => val.is_none_or(|v| !values.contains(v)),
-            "Exists" => val.is_some(),
-            "DoesNotExist" => val.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-/// A simple map selector (Service.spec.selector, nodeSelector): all pairs
-/// must match.
-pub fn map_matches(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
-    selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    selector.is_some_and(|sel| apimachinery::labels::label_selector_matches(sel, &labels).unwrap_or(false))
 }
 
 /// Upstream's fnv32a over bytes, used for template hashes.

@@ -15,7 +15,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::nodelifecycle::taints::tolerates;
+use apimachinery::labels::set_matches;
+use apimachinery::taints::tolerations_tolerate_taint;
 use super::{Ctx, Result, SyncError};
 use crate::events::{EventType, Recorder};
 use crate::podutil;
@@ -57,7 +58,7 @@ pub fn daemon_tolerations(mut tols: Vec<Toleration>, host_network: bool) -> Vec<
 pub fn should_run(ds: &DaemonSet, node: &Node) -> bool {
     let spec = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref());
     if let Some(sel) = spec.and_then(|s| s.node_selector.as_ref()) {
-        if !podutil::map_matches(sel, node.metadata.labels.as_ref()) {
+        if !set_matches(sel, &node.metadata.labels.as_ref()) {
             return false;
         }
     }
@@ -69,7 +70,7 @@ pub fn should_run(ds: &DaemonSet, node: &Node) -> bool {
         .iter()
         .flat_map(|s| s.taints.iter().flatten())
         .filter(|t| t.effect != "PreferNoSchedule")
-        .all(|t| tols.iter().any(|tol| tolerates(tol, t)))
+        .all(|t| tolerations_tolerate_taint(&tols, t))
 }
 
 /// The node a daemon pod is for: its nodeName, or the metadata.name its

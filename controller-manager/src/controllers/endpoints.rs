@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apimachinery::labels::set_matches;
+use apimachinery::phase::is_pod_terminal;
+use apimachinery::ports::find_port;
 use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
@@ -34,26 +36,6 @@ pub fn selector(svc: &Service) -> Option<&BTreeMap<String, String>> {
     svc.spec.as_ref()?.selector.as_ref().filter(|s| !s.is_empty())
 }
 
-/// Resolve a Service port's targetPort for a pod: a number is used as
-/// is, a name is looked up among the pod's container ports.
-pub fn resolve_port(pod: &Pod, target: Option<&IntOrString>, port: i32) -> Option<i32> {
-    match target {
-        None => Some(port),
-        Some(IntOrString::Int(i)) => Some(*i),
-        Some(IntOrString::String(name)) => match name.parse::<i32>() {
-            Ok(n) => Some(n),
-            Err(_) => pod
-                .spec
-                .as_ref()?
-                .containers
-                .iter()
-                .flat_map(|c| c.ports.iter().flatten())
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .map(|p| p.container_port),
-        },
-    }
-}
-
 /// The pods behind a Service.
 pub fn backends(svc: &Service, pods: &[Arc<Pod>]) -> Vec<Backend> {
     let Some(sel) = selector(svc) else { return vec![] };
@@ -63,14 +45,14 @@ pub fn backends(svc: &Service, pods: &[Arc<Pod>]) -> Vec<Backend> {
     let mut out: Vec<Backend> = pods
         .iter()
         .filter(|p| p.metadata.namespace == svc.metadata.namespace)
-        .filter(|p| podutil::map_matches(sel, p.metadata.labels.as_ref()))
-        .filter(|p| p.metadata.deletion_timestamp.is_none() && !matches!(podutil::phase(p), "Succeeded" | "Failed"))
+        .filter(|p| set_matches(sel, &p.metadata.labels.as_ref()))
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && !is_pod_terminal(p))
         .filter_map(|p| {
             let ip = p.status.as_ref()?.pod_ip.clone().filter(|ip| !ip.is_empty())?;
             let ports = svc_ports
                 .iter()
                 .filter_map(|sp| {
-                    let port = resolve_port(p, sp.target_port.as_ref(), sp.port)?;
+                    let port = find_port(p, sp).ok()?;
                     Some((
                         sp.name.clone(),
                         port,
@@ -153,7 +135,7 @@ pub fn services_for_pod(services: &Store<Service>, pod: &Pod) -> Vec<Key> {
         .state()
         .iter()
         .filter(|s| s.metadata.namespace == pod.metadata.namespace)
-        .filter(|s| selector(s).is_some_and(|sel| podutil::map_matches(sel, pod.metadata.labels.as_ref())))
+        .filter(|s| selector(s).is_some_and(|sel| set_matches(sel, &pod.metadata.labels.as_ref())))
         .map(|s| Key::of(&s.metadata))
         .collect()
 }
@@ -248,6 +230,7 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
 #[cfg(test)]
 pub mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use crate::podutil::fixtures::{pod, with_phase};
     use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec, PodStatus, ServicePort, ServiceSpec};
 

@@ -10,7 +10,6 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::{Ctx, Result};
-use crate::podutil;
 use crate::runtime::Informers;
 
 pub const NAME: &str = "pod-garbage-collector-controller";
@@ -23,7 +22,7 @@ pub fn terminated_to_delete(pods: &[Arc<Pod>], threshold: usize) -> Vec<Arc<Pod>
     }
     let mut done: Vec<Arc<Pod>> = pods
         .iter()
-        .filter(|p| matches!(podutil::phase(p), "Succeeded" | "Failed"))
+        .filter(|p| apimachinery::phase::is_pod_terminal(p))
         .cloned()
         .collect();
     if done.len() <= threshold {

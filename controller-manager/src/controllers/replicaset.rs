@@ -120,7 +120,7 @@ fn status(rs: &ReplicaSet, active: &[Arc<Pod>], now: Timestamp) -> ReplicaSetSta
     let count = |f: &dyn Fn(&Pod) -> bool| active.iter().filter(|p| f(p)).count() as i32;
     ReplicaSetStatus {
         replicas: active.len() as i32,
-        fully_labeled_replicas: Some(count(&|p| podutil::map_matches(&template_labels, p.metadata.labels.as_ref()))),
+        fully_labeled_replicas: Some(count(&|p| apimachinery::labels::set_matches(&template_labels, &p.metadata.labels.as_ref()))),
         ready_replicas: Some(count(&podutil::is_ready)),
         available_replicas: Some(count(&|p| podutil::is_available(p, min_ready, now))),
         observed_generation: rs.metadata.generation,

@@ -1,34 +1,13 @@
 //! Taints and tolerations: which NoExecute taints a pod tolerates and for
 //! how long (upstream's taint-eviction controller).
 
+use apimachinery::taints::tolerates_taint;
 use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
-
-/// Does `t` tolerate `taint` (upstream's ToleratesTaint)?
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
-        if e != taint.effect {
-            return false;
-        }
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-        _ => false,
-    }
-}
-
-pub fn tolerates_all(tolerations: &[Toleration], taints: &[&Taint]) -> bool {
-    taints.iter().all(|taint| tolerations.iter().any(|t| tolerates(t, taint)))
-}
 
 /// When a pod on a node with these taints must be evicted: `Some(now)`
 /// if a NoExecute taint is not tolerated at all, the earliest end of a
@@ -37,7 +16,7 @@ pub fn eviction_time(pod: &Pod, taints: &[Taint], now: Timestamp) -> Option<Time
     let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();
     let mut due: Option<Timestamp> = None;
     for taint in taints.iter().filter(|t| t.effect == "NoExecute") {
-        let matching: Vec<&Toleration> = tolerations.iter().filter(|t| tolerates(t, taint)).collect();
+        let matching: Vec<&Toleration> = tolerations.iter().filter(|t| tolerates_taint(t, taint)).collect();
         if matching.is_empty() {
             return Some(now);
         }
@@ -111,16 +90,5 @@ mod tests {
             eviction_time(&pod_with(vec![]), &[taint(UNREACHABLE, "NoSchedule", now)], now),
             None
         );
-    }
-
-    #[test]
-    fn empty_key_with_exists_tolerates_everything() {
-        let t = Toleration {
-            operator: Some("Exists".into()),
-            ..Default::default()
-        };
-        assert!(tolerates(&t, &taint(NOT_READY, "NoExecute", Timestamp::now())));
-        let wrong_effect = tol(NOT_READY, "Exists", "NoSchedule", None);
-        assert!(!tolerates(&wrong_effect, &taint(NOT_READY, "NoExecute", Timestamp::now())));
     }
 }
