@@ -121,14 +121,16 @@ async fn openapi_gv(Path(path): Path<String>) -> Response {
 mod tests {
     use super::*;
     use crate::handlers::AppState;
-    use crate::registry::{AdmissionConfig, Registry};
+    use crate::admission::{AdmissionConfig, Chain};
+    use crate::registry::Registry;
     use crate::storage::memory::MemoryStorage;
     use axum::body::Body;
     use tower::ServiceExt;
 
     fn test_app() -> Router {
-        let registry = Registry::new(Arc::new(MemoryStorage::new()), "/registry", AdmissionConfig::default());
-        let state = Arc::new(AppState { registry, metrics: Arc::new(crate::metrics::Metrics::new()), server_address: "127.0.0.1:6443".into(), kubelet: None });
+        let registry = Registry::new(Arc::new(MemoryStorage::new()), "/registry");
+        let admission = Chain::new(&registry, &AdmissionConfig::default());
+        let state = Arc::new(AppState { registry, admission, metrics: Arc::new(crate::metrics::Metrics::new()), server_address: "127.0.0.1:6443".into(), kubelet: None });
         let auth = Authenticator::from_token_csv("t,admin,1,\"system:masters\"\n", "test").unwrap();
         app(state, Arc::new(auth))
     }

@@ -6,6 +6,7 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod validation;
+pub mod kinds;
 pub mod resources;
 pub mod selectors;
 pub mod status;

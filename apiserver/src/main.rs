@@ -1,7 +1,7 @@
 //! `ferrokube-apiserver`: serves the Kubernetes API over HTTPS, backed by etcd.
 //! `ferrokube-apiserver kubeconfig ...` issues a client kubeconfig signed by the cluster CA.
 
-use apiserver::registry::AdmissionConfig;
+use apiserver::admission::AdmissionConfig;
 use apiserver::server::{run, ServerOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

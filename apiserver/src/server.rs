@@ -3,7 +3,8 @@
 use crate::auth::authn::Authenticator;
 use crate::auth::{certs, tls};
 use crate::handlers::AppState;
-use crate::registry::{AdmissionConfig, Registry};
+use crate::admission::AdmissionConfig;
+use crate::registry::Registry;
 use crate::storage::etcd::EtcdStorage;
 use crate::storage::DynStorage;
 use std::path::PathBuf;
@@ -42,7 +43,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         None => Authenticator::default(),
     };
     let storage: DynStorage = Arc::new(EtcdStorage::connect(&opts.etcd_servers).await?);
-    let registry = Registry::new(storage, opts.etcd_prefix.trim_end_matches('/'), opts.admission.clone());
+    let registry = Registry::new(storage, opts.etcd_prefix.trim_end_matches('/'));
+    let admission = crate::admission::Chain::new(&registry, &opts.admission);
     crate::bootstrap::spawn(registry.clone());
     let kubelet = crate::proxy::KubeletClient::new(&certs.kubelet_client.cert, &certs.kubelet_client.key)?;
     let addr = format!("{}:{}", opts.bind_address, opts.secure_port);
@@ -50,6 +52,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: addr.clone(), source })?;
     let state = Arc::new(AppState {
         registry,
+        admission,
         metrics: Arc::new(crate::metrics::Metrics::new()),
         server_address: local.to_string(),
         kubelet: Some(Arc::new(kubelet)),

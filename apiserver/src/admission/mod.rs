@@ -1,84 +1,96 @@
-//! Admission on create: the Priority plugin (spec.priority from the PriorityClass) and
-//! DefaultTolerationSeconds (not-ready / unreachable NoExecute tolerations).
+//! The admission chain, as upstream's: the handlers pass it to the Store through the write's
+//! options, and the Store runs it on a create after decoding and before defaults and
+//! validation. Each plugin is a file named after its upstream counterpart and decides for
+//! itself which resources it acts on. Later plugins (LimitRanger, ResourceQuota, webhooks)
+//! join the list in `Chain::new`.
+
+mod default_toleration_seconds;
+mod namespace_lifecycle;
+mod priority;
+mod service_account;
 
 use crate::registry::Registry;
-use crate::resources::{ResourceRow, StrategyKind};
+use crate::resources::ResourceRow;
 use crate::status::ApiError;
-use serde_json::{json, Value};
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::sync::Arc;
 
-/// Built-in classes upstream creates at startup.
-pub const SYSTEM_PRIORITY_CLASSES: &[(&str, i64)] = &[("system-node-critical", 2_000_001_000), ("system-cluster-critical", 2_000_000_000)];
+pub use priority::SYSTEM_PRIORITY_CLASSES;
 
-pub async fn admit_create(reg: &Registry, row: &ResourceRow, obj: &mut Value) -> Result<(), ApiError> {
-    if row.strategy != StrategyKind::Pod {
-        return Ok(());
-    }
-    admit_priority(reg, obj).await?;
-    default_tolerations(reg, obj);
-    Ok(())
+/// Admission settings from the command line.
+#[derive(Clone, Debug)]
+pub struct AdmissionConfig {
+    pub default_not_ready_toleration_seconds: i64,
+    pub default_unreachable_toleration_seconds: i64,
 }
 
-async fn admit_priority(reg: &Registry, pod: &mut Value) -> Result<(), ApiError> {
-    let Some(pcs) = reg.store("scheduling.k8s.io", "v1", "priorityclasses") else { return Ok(()) };
-    let class = pod.pointer("/spec/priorityClassName").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
-    let (value, policy) = match &class {
-        Some(name) => {
-            let pc = match pcs.cached(None, name) {
-                Some(o) => o.value(),
-                None => pcs.get(None, name, false).await.map_err(|_| {
-                    ApiError::Forbidden(format!("pods \"{}\" is forbidden: no PriorityClass with name {name} was found", pod_name(pod)))
-                })?,
-            };
-            (pc.get("value").and_then(Value::as_i64).unwrap_or(0), pc.get("preemptionPolicy").cloned())
-        }
-        None => {
-            let (all, _) = pcs.cache.snapshot(&pcs.prefix(None));
-            match all.iter().find(|o| o.fields.get("globalDefault") == Some(&json!(true))).map(|o| o.value()) {
-                Some(d) => {
-                    pod["spec"]["priorityClassName"] = d["metadata"]["name"].clone();
-                    (d.get("value").and_then(Value::as_i64).unwrap_or(0), d.get("preemptionPolicy").cloned())
-                }
-                None => (0, None),
-            }
-        }
-    };
-    if let Some(given) = pod.pointer("/spec/priority").and_then(Value::as_i64) {
-        if given != value {
-            return Err(ApiError::Forbidden(format!(
-                "pods \"{}\" is forbidden: the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name",
-                pod_name(pod)
-            )));
-        }
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig { default_not_ready_toleration_seconds: 300, default_unreachable_toleration_seconds: 300 }
     }
-    pod["spec"]["priority"] = json!(value);
-    pod["spec"]["preemptionPolicy"] = policy.unwrap_or(json!("PreemptLowerPriority"));
-    Ok(())
 }
 
-fn pod_name(pod: &Value) -> String {
-    pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string()
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Create,
 }
 
-/// Adds `key:NoExecute` tolerations for not-ready and unreachable nodes unless present.
-pub fn default_tolerations(reg: &Registry, pod: &mut Value) {
-    let spec = &mut pod["spec"];
-    if !spec.is_object() {
-        return;
+/// What a plugin knows of the request (upstream's admission.Attributes).
+pub struct Attributes<'a> {
+    pub row: &'static ResourceRow,
+    pub operation: Operation,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+}
+
+impl Attributes<'_> {
+    pub fn is(&self, group: &str, resource: &str) -> bool {
+        self.row.group() == group && self.row.plural() == resource
     }
-    let mut tols = spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
-    for (key, secs) in [
-        ("node.kubernetes.io/not-ready", reg.admission.default_not_ready_toleration_seconds),
-        ("node.kubernetes.io/unreachable", reg.admission.default_unreachable_toleration_seconds),
-    ] {
-        let tolerated = tols.iter().any(|t| {
-            let k = t.get("key").and_then(Value::as_str);
-            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-            let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
-            (k == Some(key) || (k.is_none() && op == "Exists")) && (effect.is_empty() || effect == "NoExecute")
-        });
-        if !tolerated {
-            tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs}));
+}
+
+/// One admission plugin: it may change the object, or refuse the request.
+pub trait Plugin: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn admit<'a>(&'a self, attrs: &'a Attributes<'a>, obj: &'a mut Value) -> BoxFuture<'a, Result<(), ApiError>>;
+}
+
+/// The plugins in upstream's order.
+pub struct Chain {
+    plugins: Vec<Box<dyn Plugin>>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl Chain {
+    pub fn new(registry: &Arc<Registry>, config: &AdmissionConfig) -> Arc<Chain> {
+        let store = |g: &str, r: &str| registry.store(g, "v1", r).cloned();
+        let mut plugins: Vec<Box<dyn Plugin>> = Vec::new();
+        if let Some(namespaces) = store("", "namespaces") {
+            plugins.push(Box::new(namespace_lifecycle::NamespaceLifecycle::new(namespaces)));
         }
+        plugins.push(Box::new(service_account::ServiceAccount));
+        if let Some(classes) = store("scheduling.k8s.io", "priorityclasses") {
+            plugins.push(Box::new(priority::Priority::new(classes)));
+        }
+        plugins.push(Box::new(default_toleration_seconds::DefaultTolerationSeconds::new(config)));
+        Arc::new(Chain { plugins })
     }
-    spec["tolerations"] = json!(tols);
+
+    /// The plugins' names, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.plugins.iter().map(|p| p.name()).collect()
+    }
+
+    pub async fn admit(&self, attrs: &Attributes<'_>, obj: &mut Value) -> Result<(), ApiError> {
+        for p in &self.plugins {
+            p.admit(attrs, obj).await?;
+        }
+        Ok(())
+    }
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 /// Everything a request handler needs.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub admission: Arc<crate::admission::Chain>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `host:port` clients reach us at, for legacy `/api` discovery.
     pub server_address: String,

@@ -7,7 +7,6 @@ use crate::patch::PatchType;
 use crate::registry::list::ListParams;
 use crate::registry::strategy::Part;
 use crate::registry::{DeleteOptions, DeleteOutcome, FieldValidation, Store, WriteOptions};
-use crate::resources::StrategyKind;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{self, ApiError};
 use crate::table;
@@ -39,7 +38,7 @@ fn default_manager(headers: &HeaderMap) -> Option<String> {
     (!m.is_empty()).then_some(m)
 }
 
-fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
+fn write_options(state: &SharedState, q: &Query, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
     let dry_run = match q.get("dryRun") {
         None | Some("") => false,
         Some("All") => true,
@@ -60,6 +59,7 @@ fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, ApiErro
         force,
         field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
         warnings: Default::default(),
+        admission: Some(state.admission.clone()),
     })
 }
 
@@ -131,7 +131,7 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
         (Method::POST, None, None) => {
             let body = read_body(req.into_body()).await?;
             let obj = codec::decode_body(&headers, &body)?;
-            let opts = write_options(&q, &headers)?;
+            let opts = write_options(&state, &q, &headers)?;
             check_duplicate_fields(&store, &headers, &body, &opts)?;
             let created = store.create(ns.or(row.namespaced().then_some("default")), obj, &opts).await?;
             Ok(codec::object_response(StatusCode::CREATED, &created, format, &opts.warnings.take()))
@@ -144,7 +144,7 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
         }
         (Method::PUT, Some(name), sub) => {
             let body = read_body(req.into_body()).await?;
-            let opts = write_options(&q, &headers)?;
+            let opts = write_options(&state, &q, &headers)?;
             if sub == Some("scale") {
                 codec::decode_body(&headers, &body)?;
                 let scale = store.update_scale(ns, name, &body, None, &opts).await?;
@@ -160,7 +160,7 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
             let ct = codec::content_type(&headers);
             let patch_type = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::UnsupportedMediaType(ct.clone()))?;
             let body = read_body(req.into_body()).await?;
-            let opts = write_options(&q, &headers)?;
+            let opts = write_options(&state, &q, &headers)?;
             if sub == Some("scale") {
                 let scale = store.update_scale(ns, name, &body, Some(patch_type), &opts).await?;
                 return Ok(codec::object_response(StatusCode::OK, &scale, format, &[]));
@@ -178,7 +178,7 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
             let opts = delete_options(&q, &headers, &body)?;
             match store.delete(ns, name, &opts).await? {
                 DeleteOutcome::Pending(obj) => Ok(codec::object_response(StatusCode::ACCEPTED, &obj, format, &[])),
-                DeleteOutcome::Deleted(obj) if row.strategy == StrategyKind::Pod => Ok(codec::object_response(StatusCode::OK, &obj, format, &[])),
+                DeleteOutcome::Deleted(obj) if row.strategy.return_deleted_object() => Ok(codec::object_response(StatusCode::OK, &obj, format, &[])),
                 DeleteOutcome::Deleted(obj) => {
                     let details = json!({"name": name, "group": row.group(), "kind": row.plural(), "uid": obj.pointer("/metadata/uid")});
                     Ok(codec::json_response(StatusCode::OK, &status::success(Some(details))))
@@ -237,7 +237,7 @@ fn single(store: &Store, obj: &Value, format: Format, q: &Query) -> Response {
     match format {
         Format::Table => {
             let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
-            let t = table::table(store.row.printer, std::iter::once(obj), rv, None, q.get("includeObject").unwrap_or("Metadata"), true);
+            let t = table::table(store.row.strategy, std::iter::once(obj), rv, None, q.get("includeObject").unwrap_or("Metadata"), true);
             codec::json_response(StatusCode::OK, &t)
         }
         Format::Metadata => codec::json_response(StatusCode::OK, &table::partial_metadata(obj)),
@@ -253,7 +253,7 @@ async fn list(store: &Arc<Store>, ns: Option<&str>, q: &Query, format: Format) -
         Format::Table => {
             let values: Vec<Value> = out.items.iter().map(|o| o.value()).collect();
             let t = table::table(
-                store.row.printer,
+                store.row.strategy,
                 values.iter(),
                 &rv,
                 out.continue_token.as_deref(),

@@ -113,7 +113,7 @@ impl Watcher {
         match self.format {
             Format::Table => {
                 let rv = e.rv.to_string();
-                let t = table::table(self.store.row.printer, std::iter::once(&e.object.value()), &rv, None, &self.include_object, !self.sent_columns);
+                let t = table::table(self.store.row.strategy, std::iter::once(&e.object.value()), &rv, None, &self.include_object, !self.sent_columns);
                 self.sent_columns = true;
                 frame(kind.as_str(), &t)
             }

@@ -180,9 +180,11 @@ fn random_objects_never_panic_defaulting_validation_or_encoding() {
         let gvk = Gvk::new(group, "v1", kind);
         let mut obj = random_value(&mut rng, 0);
         let old = random_value(&mut rng, 0);
-        crate::validation::default_object(&gvk, &mut obj);
-        crate::validation::validate_create(&gvk, &obj);
-        crate::validation::validate_update(&gvk, &obj, &old);
+        let row = crate::resources::by_kind(group, kind).expect("a served kind");
+        row.strategy.default(&mut obj);
+        crate::registry::strategy::prepare_for_create(row, &mut obj);
+        crate::registry::strategy::validate_create(row, &obj);
+        crate::registry::strategy::validate_update(row, &obj, &old);
         let _ = crate::validation::decode::decode(&gvk, &mut obj.clone());
         if let Some(m) = obj.as_object_mut() {
             m.insert("apiVersion".into(), json!(gvk.api_version()));

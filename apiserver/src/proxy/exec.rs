@@ -34,7 +34,7 @@ pub async fn exec(state: &SharedState, store: &Store, ns: Option<&str>, name: &s
     if !q.all.iter().any(|(k, _)| k == "command") {
         return Err(ApiError::BadRequest("you must specify at least 1 command".into()));
     }
-    let (container, host) = locate(store, ns, name, q.get("container")).await?;
+    let (container, host) = locate(&state.registry, store, ns, name, q.get("container")).await?;
     let kubelet = state.kubelet.clone().ok_or_else(|| ApiError::ServiceUnavailable("no kubelet client configured".into()))?;
     let ns = ns.unwrap_or("default");
     let mut url = reqwest::Url::parse(&format!("wss://{host}/exec/{ns}/{name}/{container}")).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -22,7 +22,7 @@ pub async fn log(state: &SharedState, store: &Store, ns: Option<&str>, name: &st
             }
         }
     }
-    let (container, host) = locate(store, ns, name, q.get("container")).await?;
+    let (container, host) = locate(&state.registry, store, ns, name, q.get("container")).await?;
     let kubelet = state.kubelet.as_ref().ok_or_else(|| ApiError::ServiceUnavailable("no kubelet client configured".into()))?;
     let ns = ns.unwrap_or("default");
     let mut url = reqwest::Url::parse(&format!("https://{host}/containerLogs/{ns}/{name}/{container}"))

@@ -63,7 +63,7 @@ impl KubeletClient {
 }
 
 /// The pod, the container a request means, and the kubelet's `host:port`.
-pub(crate) async fn locate(store: &Store, ns: Option<&str>, name: &str, container: Option<&str>) -> Result<(String, String), ApiError> {
+pub(crate) async fn locate(reg: &crate::registry::Registry, store: &Store, ns: Option<&str>, name: &str, container: Option<&str>) -> Result<(String, String), ApiError> {
     let pod = store.get(ns, name, false).await?;
     let containers: Vec<String> = pod
         .pointer("/spec/containers")
@@ -90,7 +90,6 @@ pub(crate) async fn locate(store: &Store, ns: Option<&str>, name: &str, containe
     if node_name.is_empty() {
         return Err(ApiError::BadRequest(format!("pod {name} does not have a host assigned")));
     }
-    let reg = store_registry(store)?;
     let nodes = reg.store("", "v1", "nodes").ok_or_else(|| ApiError::Internal("no node store".into()))?;
     let node = nodes.get(None, node_name, false).await?;
     let ip = node
@@ -103,8 +102,4 @@ pub(crate) async fn locate(store: &Store, ns: Option<&str>, name: &str, containe
     let port = node.pointer("/status/daemonEndpoints/kubeletEndpoint/Port").and_then(Value::as_i64).unwrap_or(10250);
     let host = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
     Ok((container, host))
-}
-
-fn store_registry(store: &Store) -> Result<Arc<crate::registry::Registry>, ApiError> {
-    store.registry_handle().ok_or_else(|| ApiError::ServiceUnavailable("shutting down".into()))
 }

@@ -14,37 +14,21 @@ use crate::storage::DynStorage;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Admission settings from the command line.
-#[derive(Clone, Debug)]
-pub struct AdmissionConfig {
-    pub default_not_ready_toleration_seconds: i64,
-    pub default_unreachable_toleration_seconds: i64,
-}
-
-impl Default for AdmissionConfig {
-    fn default() -> Self {
-        AdmissionConfig { default_not_ready_toleration_seconds: 300, default_unreachable_toleration_seconds: 300 }
-    }
-}
-
 pub struct Registry {
     pub storage: DynStorage,
     pub etcd_prefix: String,
-    pub admission: AdmissionConfig,
     stores: HashMap<(&'static str, &'static str, &'static str), Arc<Store>>,
 }
 
 impl Registry {
     /// Builds a store (and starts its watch cache) for every row of the resource table.
-    pub fn new(storage: DynStorage, etcd_prefix: &str, admission: AdmissionConfig) -> Arc<Self> {
-        Arc::new_cyclic(|weak| {
-            let mut stores = HashMap::new();
-            for row in RESOURCES {
-                let store = Store::new(row, storage.clone(), etcd_prefix, weak.clone());
-                stores.insert((row.info.group, row.info.version, row.info.plural), Arc::new(store));
-            }
-            Registry { storage, etcd_prefix: etcd_prefix.to_string(), admission, stores }
-        })
+    pub fn new(storage: DynStorage, etcd_prefix: &str) -> Arc<Self> {
+        let mut stores = HashMap::new();
+        for row in RESOURCES {
+            let store = Store::new(row, storage.clone(), etcd_prefix);
+            stores.insert((row.info.group, row.info.version, row.info.plural), Arc::new(store));
+        }
+        Arc::new(Registry { storage, etcd_prefix: etcd_prefix.to_string(), stores })
     }
 
     pub fn store(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<Store>> {

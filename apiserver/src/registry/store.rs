@@ -3,23 +3,21 @@
 
 use super::decoding::{decode_for_write, FieldValidation, Verb, WarningRecorder};
 use super::strategy::{self, Part};
-use super::Registry;
 use crate::patch::{self, PatchError, PatchType};
-use crate::resources::{ResourceRow, StrategyKind};
+use crate::resources::ResourceRow;
 use crate::status::{ApiError, Target};
 use crate::storage::{guaranteed_update_from, DynStorage, KeyValue, StorageError, UpdateDecision, UpdateOutcome};
 use crate::validation;
 use crate::watch_cache::{decode_value, Obj, WatchCache};
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 pub struct Store {
     pub row: &'static ResourceRow,
     pub storage: DynStorage,
     pub cache: Arc<WatchCache>,
     pub etcd_prefix: String,
-    registry: Weak<Registry>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -29,6 +27,8 @@ pub struct WriteOptions {
     /// Server-side apply only.
     pub force: bool,
     pub field_validation: FieldValidation,
+    /// The admission chain a create runs; None for the server's own writes.
+    pub admission: Option<Arc<crate::admission::Chain>>,
     /// Where the decode step's warnings go (shared by clones of these options).
     pub warnings: WarningRecorder,
 }
@@ -145,9 +145,9 @@ fn random_suffix() -> String {
 }
 
 impl Store {
-    pub(super) fn new(row: &'static ResourceRow, storage: DynStorage, etcd_prefix: &str, registry: Weak<Registry>) -> Self {
+    pub(super) fn new(row: &'static ResourceRow, storage: DynStorage, etcd_prefix: &str) -> Self {
         let cache = WatchCache::start(storage.clone(), row.key_prefix(etcd_prefix, None), row.info.kind, row.api_version());
-        Store { row, storage, cache, etcd_prefix: etcd_prefix.to_string(), registry }
+        Store { row, storage, cache, etcd_prefix: etcd_prefix.to_string() }
     }
 
     pub fn target(&self, name: &str) -> Target {
@@ -160,15 +160,6 @@ impl Store {
 
     pub fn prefix(&self, ns: Option<&str>) -> String {
         self.row.key_prefix(&self.etcd_prefix, ns)
-    }
-
-    /// The registry this store belongs to (other stores, admission settings).
-    pub fn registry_handle(&self) -> Option<Arc<Registry>> {
-        self.registry.upgrade()
-    }
-
-    fn registry(&self) -> Result<Arc<Registry>, ApiError> {
-        self.registry.upgrade().ok_or_else(|| ApiError::ServiceUnavailable("apiserver is shutting down".into()))
     }
 
     /// Checks apiVersion/kind of a request body against this resource and fills them in.
@@ -217,31 +208,8 @@ impl Store {
         }
     }
 
-    /// Refuses objects in a namespace that does not exist or is being deleted.
-    async fn check_namespace_exists(&self, ns: Option<&str>, name: &str) -> Result<(), ApiError> {
-        let Some(ns) = ns.filter(|_| self.row.namespaced()) else { return Ok(()) };
-        let reg = self.registry()?;
-        let Some(nss) = reg.store("", "v1", "namespaces") else { return Ok(()) };
-        let key = nss.key(None, ns);
-        // The cached fields hold deletionTimestamp and status.phase.
-        let value = match nss.cache.get(&key) {
-            Some(o) => o.fields.clone(),
-            None => match self.storage.get(&key).await.map_err(|e| storage_error(nss.target(ns), e))? {
-                Some(kv) => serde_json::from_slice(&kv.value).unwrap_or(Value::Null),
-                None => return Err(ApiError::NotFound(Target::new("", "namespaces", ns))),
-            },
-        };
-        if value.pointer("/metadata/deletionTimestamp").is_some() || value.pointer("/status/phase") == Some(&json!("Terminating")) {
-            return Err(ApiError::Forbidden(format!(
-                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                self.row.plural()
-            )));
-        }
-        Ok(())
-    }
-
     fn validate_create(&self, obj: &Value, name: &str) -> Result<(), ApiError> {
-        let causes = validation::validate_create(&self.row.gvk(), obj);
+        let causes = strategy::validate_create(self.row, obj);
         if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(self.target(name), self.row.kind(), causes)) }
     }
 
@@ -260,9 +228,13 @@ impl Store {
                 meta_mut(&mut obj).insert("name".into(), json!(name));
             }
         }
-        self.check_namespace_exists(ns, &name).await?;
-        // Admission sees what the client sent: defaulting would fill spec.priority first.
-        crate::admission::admit_create(&*self.registry()?, self.row, &mut obj).await?;
+        // Admission sees what the client sent, before the uid (which a Job's defaulted
+        // selector names) and the defaults.
+        if let Some(chain) = &opts.admission {
+            let ns = ns.filter(|_| self.row.namespaced()).or(self.row.namespaced().then_some("default"));
+            let attrs = crate::admission::Attributes { row: self.row, operation: crate::admission::Operation::Create, namespace: ns, name: &name };
+            chain.admit(&attrs, &mut obj).await?;
+        }
         // The uid comes before defaulting: a Job's generated selector names it.
         {
             let m = meta_mut(&mut obj);
@@ -272,7 +244,7 @@ impl Store {
                 m.remove(k);
             }
         }
-        validation::default_object(&self.row.gvk(), &mut obj);
+        self.row.strategy.default(&mut obj);
         strategy::prepare_for_create(self.row, &mut obj);
         validation::decode::fill_required_status_zeroes(&self.row.gvk(), &mut obj);
         self.validate_create(&obj, &name)?;
@@ -375,7 +347,7 @@ impl Store {
                 return Err(ApiError::conflict(target.clone()).into());
             }
             if part == Part::Main {
-                validation::default_object(&gvk, &mut new);
+                row.strategy.default(&mut new);
             }
             let mut new = strategy::prepare_for_update(row, part, &old, new);
             validation::decode::fill_required_status_zeroes(&gvk, &mut new);
@@ -391,7 +363,7 @@ impl Store {
                 }
             }
             meta_mut(&mut new).insert("uid".into(), json!(old_uid));
-            let causes = if part == Part::Binding { Vec::new() } else { validation::validate_update(&gvk, &new, &old) };
+            let causes = if part == Part::Binding { Vec::new() } else { strategy::validate_update(row, &new, &old) };
             if !causes.is_empty() {
                 return Err(ApiError::invalid(target.clone(), row.kind(), causes).into());
             }
@@ -543,10 +515,10 @@ impl Store {
                     .into());
                 }
             }
-            let grace = strategy::grace_period(row, &obj, opts.grace_period_seconds);
+            let grace = row.strategy.grace_period(&obj, opts.grace_period_seconds);
             let mut changed = false;
             if let Some(f) = strategy::propagation_finalizer(opts.propagation_policy.as_deref()) {
-                if !strategy::finalizers(&obj).iter().any(|x| x == f) && row.strategy != StrategyKind::Namespace {
+                if !strategy::finalizers(&obj).iter().any(|x| x == f) && row.strategy.takes_propagation_finalizers() {
                     let m = meta_mut(&mut obj);
                     let list = m.entry("finalizers").or_insert_with(|| json!([]));
                     if let Some(a) = list.as_array_mut() {
@@ -566,8 +538,7 @@ impl Store {
                     m.insert("deletionGracePeriodSeconds".into(), json!(new_grace));
                     changed = true;
                 }
-                if row.strategy == StrategyKind::Namespace && obj.pointer("/status/phase") != Some(&json!("Terminating")) {
-                    obj["status"]["phase"] = json!("Terminating");
+                if row.strategy.mark_deleting(&mut obj) {
                     changed = true;
                 }
                 if strategy::blocks_deletion(row, &obj) || new_grace > 0 {
@@ -599,7 +570,7 @@ impl Store {
                 let _ = pending;
                 // Namespace lifecycle admission reads the cache: the deleter's next create
                 // must already see Terminating, so wait until the cache holds this write.
-                if row.strategy == StrategyKind::Namespace {
+                if row.strategy.deletion_gates_admission() {
                     self.cache.wait_for(kv.mod_revision, std::time::Duration::from_secs(5)).await;
                 }
                 Ok(DeleteOutcome::Pending(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, kv.mod_revision)))

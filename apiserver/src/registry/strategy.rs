@@ -1,8 +1,13 @@
-//! Per-kind rules (upstream's RESTCreateStrategy/RESTUpdateStrategy/RESTGracefulDeleteStrategy):
-//! what create resets, which half of an object the main resource and the status subresource
-//! may change, when generation moves, and how long a delete is graceful. Pure functions.
+//! Per-kind rules (upstream's RESTCreateStrategy/RESTUpdateStrategy/RESTGracefulDeleteStrategy
+//! and its TableConvertor), one `Strategy` object per kind in `crate::kinds`, plus the generic
+//! parts every write shares: which half of an object the main resource and the status
+//! subresource may change, when generation moves, and the finalizers a delete adds.
 
-use crate::resources::{ResourceRow, StrategyKind};
+use crate::resources::ResourceRow;
+use crate::table::Column;
+use crate::types::FieldCause;
+use crate::validation::field;
+use crate::validation::meta::{self, NameRule};
 use serde_json::{json, Map, Value};
 
 /// Which part of an object an update is allowed to change.
@@ -17,40 +22,86 @@ pub enum Part {
     Binding,
 }
 
-fn has_status_subresource(row: &ResourceRow) -> bool {
-    row.has_subresource("status")
+/// What one kind does differently. Every method has the behaviour of a kind without rules of
+/// its own, so a strategy states only what sets its kind apart.
+pub trait Strategy: Send + Sync + 'static {
+    /// Upstream's SetDefaults for the kind, on create and on every update of the main resource.
+    fn default(&self, _obj: &mut Value) {}
+    /// What create resets before validation (PrepareForCreate): status, mostly.
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+    /// Whether a change of `spec` moves metadata.generation (and create starts it at 1).
+    fn bumps_generation(&self) -> bool {
+        false
+    }
+    /// The syntax of metadata.name.
+    fn name_rule(&self) -> NameRule {
+        NameRule::Subdomain
+    }
+    /// The kind's own rules on create; metadata is checked by the caller.
+    fn validate(&self, _obj: &Value) -> Vec<FieldCause> {
+        Vec::new()
+    }
+    /// The kind's own rules on update (immutable fields); `validate` runs too.
+    fn validate_update(&self, _obj: &Value, _old: &Value) -> Vec<FieldCause> {
+        Vec::new()
+    }
+    /// Seconds a delete waits (CheckGracefulDelete); 0 deletes at once.
+    fn grace_period(&self, _obj: &Value, _requested: Option<i64>) -> i64 {
+        0
+    }
+    /// Whether an immediate delete answers with the object instead of a Status
+    /// (upstream's ReturnDeletedObject).
+    fn return_deleted_object(&self) -> bool {
+        false
+    }
+    /// Whether something but metadata.finalizers holds the object back from deletion.
+    fn blocks_deletion(&self, _obj: &Value) -> bool {
+        false
+    }
+    /// What a delete that has to wait marks on the object besides deletionTimestamp
+    /// (a namespace turns Terminating). True when it changed something.
+    fn mark_deleting(&self, _obj: &mut Value) -> bool {
+        false
+    }
+    /// Whether Orphan and Foreground deletes add their finalizer to this kind.
+    fn takes_propagation_finalizers(&self) -> bool {
+        true
+    }
+    /// Whether admission reads this kind's deletion from the watch cache, so a delete must
+    /// return only once the cache has it (NamespaceLifecycle and namespaces).
+    fn deletion_gates_admission(&self) -> bool {
+        false
+    }
+    /// `kubectl get` columns; NAME and AGE unless the kind prints more.
+    fn columns(&self) -> &'static [Column] {
+        crate::table::DEFAULT_COLUMNS
+    }
+    /// The cells of one row, matching `columns`.
+    fn cells(&self, obj: &Value) -> Vec<Value> {
+        crate::table::name_and_age(obj)
+    }
 }
 
-fn bumps_generation(row: &ResourceRow) -> bool {
-    matches!(row.strategy, StrategyKind::Workload)
+/// Validation on create: metadata, then the kind's rules. Empty means valid.
+pub fn validate_create(row: &ResourceRow, obj: &Value) -> Vec<FieldCause> {
+    let mut errs = meta::validate_object_meta(obj, row.strategy.name_rule(), row.namespaced());
+    errs.extend(row.strategy.validate(obj));
+    errs
 }
 
-/// Upstream's PodQOSClass, simplified to requests/limits of cpu and memory.
-pub fn qos_class(pod: &Value) -> &'static str {
-    let containers = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &containers {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
-        for res in ["cpu", "memory"] {
-            let r = req.and_then(|m| m.get(res)).or_else(|| lim.and_then(|m| m.get(res)));
-            let l = lim.and_then(|m| m.get(res));
-            if r.is_some() || l.is_some() {
-                any = true;
-            }
-            if l.is_none() || r != l {
-                guaranteed = false;
-            }
+/// Validation on update: everything create checks, immutable metadata, and the kind's
+/// update rules.
+pub fn validate_update(row: &ResourceRow, obj: &Value, old: &Value) -> Vec<FieldCause> {
+    let mut errs = validate_create(row, obj);
+    for key in ["name", "namespace", "uid"] {
+        let (new_v, old_v) = (obj.get("metadata").and_then(|m| m.get(key)), old.get("metadata").and_then(|m| m.get(key)));
+        if old_v.is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) && new_v.is_some() && new_v != old_v {
+            let shown = new_v.cloned().unwrap_or(Value::Null);
+            errs.push(field::invalid(&field::Path::new("metadata").child(key), &shown, field::IMMUTABLE));
         }
     }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
+    errs.extend(row.strategy.validate_update(obj, old));
+    errs
 }
 
 fn ensure_obj<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
@@ -60,31 +111,14 @@ fn ensure_obj<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
     v[key].as_object_mut().expect("just set to an object")
 }
 
-/// What create does to an object before validation: reset status, start generation.
+/// Create's generic part after the kind's own: generation starts at 1 where it counts.
 pub fn prepare_for_create(row: &ResourceRow, obj: &mut Value) {
-    match row.strategy {
-        StrategyKind::Pod => {
-            let qos = qos_class(obj);
-            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
-        }
-        StrategyKind::Namespace => {
-            let spec = ensure_obj(obj, "spec");
-            if !spec.contains_key("finalizers") {
-                spec.insert("finalizers".into(), json!(["kubernetes"]));
-            }
-            obj["status"] = json!({"phase": "Active"});
-        }
-        StrategyKind::Workload => {
-            obj["status"] = json!({});
-        }
-        StrategyKind::Service => {
-            if !obj.get("status").is_some_and(Value::is_object) {
-                obj["status"] = json!({"loadBalancer": {}});
-            }
-        }
-        StrategyKind::Node | StrategyKind::Generic | StrategyKind::Data => {}
+    // Decoding has made sure of this on every request path; the strategies may rely on it.
+    if !obj.is_object() {
+        return;
     }
-    if bumps_generation(row) {
+    row.strategy.prepare_for_create(obj);
+    if row.strategy.bumps_generation() {
         ensure_obj(obj, "metadata").insert("generation".into(), json!(1));
     }
 }
@@ -99,7 +133,7 @@ const SERVER_METADATA: &[&str] =
 pub fn prepare_for_update(row: &ResourceRow, part: Part, old: &Value, mut new: Value) -> Value {
     match part {
         Part::Main => {
-            if has_status_subresource(row) {
+            if row.has_subresource("status") {
                 match old.get("status") {
                     Some(s) => new["status"] = s.clone(),
                     None => {
@@ -153,30 +187,13 @@ pub fn prepare_for_update(row: &ResourceRow, part: Part, old: &Value, mut new: V
             }
         }
     }
-    if bumps_generation(row) && part == Part::Main {
+    if row.strategy.bumps_generation() && part == Part::Main {
         let spec_changed = old.get("spec") != new.get("spec");
         let gen = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
         let gen = if spec_changed { gen + 1 } else { gen };
         ensure_obj(&mut new, "metadata").insert("generation".into(), json!(gen));
     }
     new
-}
-
-/// The grace period a delete gets (upstream CheckGracefulDelete): pods bound to a node that
-/// have not finished wait for the kubelet; everything else goes at once.
-pub fn grace_period(row: &ResourceRow, obj: &Value, requested: Option<i64>) -> i64 {
-    if row.strategy != StrategyKind::Pod {
-        return 0;
-    }
-    let unbound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty);
-    let finished = matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
-    if unbound || finished {
-        return 0;
-    }
-    let default = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
-    // Upstream turns a requested 0 into 1 for bound pods unless forced; the kubelet's own
-    // final delete (grace 0) arrives once the pod already carries a deletion timestamp.
-    requested.unwrap_or(default).max(0)
 }
 
 /// The finalizer a propagation policy asks for (upstream: orphan / foregroundDeletion).
@@ -195,27 +212,15 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// For namespaces, finalization also needs spec.finalizers to be empty.
+/// Whether the object may not go yet: finalizers, or what its kind holds it back with.
 pub fn blocks_deletion(row: &ResourceRow, obj: &Value) -> bool {
-    if !finalizers(obj).is_empty() {
-        return true;
-    }
-    row.strategy == StrategyKind::Namespace
-        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+    !finalizers(obj).is_empty() || row.strategy.blocks_deletion(obj)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resources::lookup;
-
-    #[test]
-    fn pod_create_resets_status() {
-        let pods = lookup("", "v1", "pods").unwrap();
-        let mut pod = json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}, "status": {"phase": "Running"}});
-        prepare_for_create(pods, &mut pod);
-        assert_eq!(pod["status"], json!({"phase": "Pending", "qosClass": "BestEffort"}));
-    }
 
     #[test]
     fn main_update_ignores_status_and_status_update_ignores_spec() {
@@ -242,24 +247,19 @@ mod tests {
     }
 
     #[test]
-    fn pod_grace_period_rules() {
+    fn update_keeps_name_and_uid_immutable() {
         let pods = lookup("", "v1", "pods").unwrap();
-        let unbound = json!({"spec": {}});
-        assert_eq!(grace_period(pods, &unbound, None), 0);
-        let bound = json!({"spec": {"nodeName": "n", "terminationGracePeriodSeconds": 10}, "status": {"phase": "Running"}});
-        assert_eq!(grace_period(pods, &bound, None), 10);
-        assert_eq!(grace_period(pods, &bound, Some(0)), 0);
-        let done = json!({"spec": {"nodeName": "n"}, "status": {"phase": "Succeeded"}});
-        assert_eq!(grace_period(pods, &done, None), 0);
-        let cms = lookup("", "v1", "configmaps").unwrap();
-        assert_eq!(grace_period(cms, &bound, Some(30)), 0);
+        let old = json!({"metadata": {"name": "a", "uid": "1"}, "spec": {"containers": [{"name": "c", "image": "x"}]}});
+        let mut new = old.clone();
+        new["metadata"]["uid"] = json!("2");
+        assert_eq!(validate_update(pods, &new, &old)[0].field, "metadata.uid");
     }
 
     #[test]
-    fn qos_classes() {
-        let g = json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
-        assert_eq!(qos_class(&b), "Burstable");
+    fn names_follow_the_kind_rule() {
+        let errs = validate_create(lookup("", "v1", "namespaces").unwrap(), &json!({"metadata": {"name": "a.b"}}));
+        assert!(errs[0].message.contains("RFC 1123 label"));
+        let errs = validate_create(lookup("", "v1", "services").unwrap(), &json!({"metadata": {"name": "1svc", "namespace": "d"}, "spec": {"clusterIP": "None"}}));
+        assert!(errs[0].message.contains("DNS-1035 label"));
     }
 }

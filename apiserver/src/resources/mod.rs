@@ -1,51 +1,23 @@
 //! The table of served resources. Routes, discovery, OpenAPI, storage keys, tables and
 //! strategies are all derived from these rows: adding a resource means adding a row.
 
+use crate::kinds::*;
+use crate::registry::strategy::Strategy;
 use crate::types::{Gvk, ResourceInfo};
 
-/// How `kubectl get` prints a kind (see `table.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Printer {
-    Pod,
-    Node,
-    Namespace,
-    Deployment,
-    ReplicaSet,
-    StatefulSet,
-    DaemonSet,
-    Job,
-    Service,
-    Endpoints,
-    Event,
-    ConfigMap,
-    Secret,
-    Lease,
-    ServiceAccount,
-    PriorityClass,
-    Default,
-}
-
-/// Which per-kind rules apply on create, update and delete (see `registry/strategy.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StrategyKind {
-    Generic,
-    Pod,
-    Node,
-    Namespace,
-    Service,
-    /// Objects whose spec changes bump metadata.generation and whose status is a subresource.
-    Workload,
-    /// Objects without spec/status split (configmaps, secrets, events, ...).
-    Data,
-}
-
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ResourceRow {
     pub info: ResourceInfo,
     /// The storage path segment: `/registry/<storage_name>/...`.
     pub storage_name: &'static str,
-    pub printer: Printer,
-    pub strategy: StrategyKind,
+    /// Everything that sets the kind apart (see `crate::kinds`).
+    pub strategy: &'static dyn Strategy,
+}
+
+impl std::fmt::Debug for ResourceRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceRow").field("info", &self.info).field("storage_name", &self.storage_name).finish()
+    }
 }
 
 impl ResourceRow {
@@ -97,42 +69,37 @@ const fn row(
     short_names: &'static [&'static str],
     categories: &'static [&'static str],
     storage_name: &'static str,
-    printer: Printer,
-    strategy: StrategyKind,
+    strategy: &'static dyn Strategy,
 ) -> ResourceRow {
     ResourceRow {
         info: ResourceInfo { group, version, kind, plural, singular, namespaced, subresources, short_names, categories },
         storage_name,
-        printer,
         strategy,
     }
 }
 
-use Printer as P;
-use StrategyKind as S;
-
 /// Every served resource, in discovery order.
 pub static RESOURCES: &[ResourceRow] = &[
-    row("", "v1", "Namespace", "namespaces", "namespace", false, &["status", "finalize"], &["ns"], NONE, "namespaces", P::Namespace, S::Namespace),
-    row("", "v1", "Pod", "pods", "pod", true, &["status", "binding", "log", "exec"], &["po"], ALL, "pods", P::Pod, S::Pod),
-    row("", "v1", "Node", "nodes", "node", false, &["status"], &["no"], NONE, "nodes", P::Node, S::Node),
-    row("", "v1", "Event", "events", "event", true, NONE, &["ev"], NONE, "events", P::Event, S::Data),
-    row("", "v1", "ConfigMap", "configmaps", "configmap", true, NONE, &["cm"], NONE, "configmaps", P::ConfigMap, S::Data),
-    row("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, NONE, "secrets", P::Secret, S::Data),
-    row("", "v1", "Service", "services", "service", true, &["status"], &["svc"], ALL, "services", P::Service, S::Service),
-    row("", "v1", "Endpoints", "endpoints", "endpoints", true, NONE, &["ep"], NONE, "endpoints", P::Endpoints, S::Data),
-    row("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, NONE, &["sa"], NONE, "serviceaccounts", P::ServiceAccount, S::Data),
-    row("apps", "v1", "Deployment", "deployments", "deployment", true, &["status", "scale"], &["deploy"], ALL, "deployments", P::Deployment, S::Workload),
-    row("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["status", "scale"], &["rs"], ALL, "replicasets", P::ReplicaSet, S::Workload),
-    row("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["status"], &["ds"], ALL, "daemonsets", P::DaemonSet, S::Workload),
-    row("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["status", "scale"], &["sts"], ALL, "statefulsets", P::StatefulSet, S::Workload),
-    row("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, NONE, NONE, NONE, "controllerrevisions", P::Default, S::Data),
-    row("batch", "v1", "Job", "jobs", "job", true, &["status"], NONE, ALL, "jobs", P::Job, S::Workload),
-    row("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE, NONE, NONE, "leases", P::Lease, S::Generic),
-    row("events.k8s.io", "v1", "Event", "events", "event", true, NONE, &["ev"], NONE, "events.k8s.io/events", P::Default, S::Data),
-    row("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE, NONE, NONE, "endpointslices", P::Default, S::Data),
-    row("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["status"], &["pdb"], NONE, "poddisruptionbudgets", P::Default, S::Workload),
-    row("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, NONE, &["pc"], NONE, "priorityclasses", P::PriorityClass, S::Data),
+    row("", "v1", "Namespace", "namespaces", "namespace", false, &["status", "finalize"], &["ns"], NONE, "namespaces", &Namespaces),
+    row("", "v1", "Pod", "pods", "pod", true, &["status", "binding", "log", "exec"], &["po"], ALL, "pods", &Pods),
+    row("", "v1", "Node", "nodes", "node", false, &["status"], &["no"], NONE, "nodes", &Nodes),
+    row("", "v1", "Event", "events", "event", true, NONE, &["ev"], NONE, "events", &Events),
+    row("", "v1", "ConfigMap", "configmaps", "configmap", true, NONE, &["cm"], NONE, "configmaps", &ConfigMaps),
+    row("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, NONE, "secrets", &Secrets),
+    row("", "v1", "Service", "services", "service", true, &["status"], &["svc"], ALL, "services", &Services),
+    row("", "v1", "Endpoints", "endpoints", "endpoints", true, NONE, &["ep"], NONE, "endpoints", &Endpoints),
+    row("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, NONE, &["sa"], NONE, "serviceaccounts", &ServiceAccounts),
+    row("apps", "v1", "Deployment", "deployments", "deployment", true, &["status", "scale"], &["deploy"], ALL, "deployments", &Deployments),
+    row("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["status", "scale"], &["rs"], ALL, "replicasets", &ReplicaSets),
+    row("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["status"], &["ds"], ALL, "daemonsets", &DaemonSets),
+    row("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["status", "scale"], &["sts"], ALL, "statefulsets", &StatefulSets),
+    row("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, NONE, NONE, NONE, "controllerrevisions", &Plain),
+    row("batch", "v1", "Job", "jobs", "job", true, &["status"], NONE, ALL, "jobs", &Jobs),
+    row("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE, NONE, NONE, "leases", &Leases),
+    row("events.k8s.io", "v1", "Event", "events", "event", true, NONE, &["ev"], NONE, "events.k8s.io/events", &EventsV1),
+    row("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE, NONE, NONE, "endpointslices", &EndpointSlices),
+    row("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["status"], &["pdb"], NONE, "poddisruptionbudgets", &PodDisruptionBudgets),
+    row("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, NONE, &["pc"], NONE, "priorityclasses", &PriorityClasses),
 ];
 
 /// The `ResourceInfo`s, for the OpenAPI documents.

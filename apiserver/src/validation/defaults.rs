@@ -1,7 +1,6 @@
 //! Upstream's defaulting (`SetDefaults_*` in k8s.io/kubernetes pkg/apis/*/v1 plus the admission
 //! plugins that every cluster runs, such as DefaultTolerationSeconds and Priority).
 
-use crate::types::Gvk;
 use serde_json::{json, Map, Value};
 
 type Obj = Map<String, Value>;
@@ -29,155 +28,163 @@ fn each_object<'a>(map: &'a mut Obj, key: &str) -> impl Iterator<Item = &'a mut 
         .flat_map(|items| items.iter_mut().filter_map(Value::as_object_mut))
 }
 
-pub fn default_object(gvk: &Gvk, obj: &mut Value) {
-    let Some(root) = obj.as_object_mut() else {
-        return;
-    };
-    match (gvk.group.as_str(), gvk.kind.as_str()) {
-        ("", "Pod") => {
-            if let Some(spec) = existing(root, "spec") {
-                pod_spec(spec);
-                pod_admission(spec);
-                default_tolerations(spec, 300, 300);
-            }
-            if root.get("spec").is_some_and(Value::is_object) {
-                let qos = qos_class(root.get("spec").unwrap_or(&Value::Null));
-                if let Some(status) = child(root, "status") {
-                    set(status, "phase", json!("Pending"));
-                    set(status, "qosClass", json!(qos));
-                }
-            }
-        }
-        ("", "PodTemplate") => template(root),
-        ("", "Node") => {
-            if let Some(status) = existing(root, "status") {
-                for key in ["capacity", "allocatable"] {
-                    if let Some(map) = existing(status, key) {
-                        super::quantity::canonicalize_map(map);
-                    }
-                }
+// One entry point per kind, called by the kind's strategy (`crate::kinds`). Each takes the
+// whole object and leaves alone what is not an object where it expects one.
+
+fn root(obj: &mut Value) -> Option<&mut Obj> {
+    obj.as_object_mut()
+}
+
+pub fn pod(obj: &mut Value) {
+    if let Some(spec) = root(obj).and_then(|r| existing(r, "spec")) {
+        pod_spec(spec);
+    }
+}
+
+pub fn pod_template(obj: &mut Value) {
+    if let Some(r) = root(obj) {
+        template(r);
+    }
+}
+
+pub fn node(obj: &mut Value) {
+    if let Some(status) = root(obj).and_then(|r| existing(r, "status")) {
+        for key in ["capacity", "allocatable"] {
+            if let Some(map) = existing(status, key) {
+                super::quantity::canonicalize_map(map);
             }
         }
-        ("", "ReplicationController") => {
-            if let Some(spec) = existing(root, "spec") {
-                set(spec, "replicas", json!(1));
-                template(spec);
+    }
+}
+
+pub fn replication_controller(obj: &mut Value) {
+    if let Some(spec) = root(obj).and_then(|r| existing(r, "spec")) {
+        set(spec, "replicas", json!(1));
+        template(spec);
+    }
+}
+
+pub fn namespace(obj: &mut Value) {
+    let Some(root) = root(obj) else { return };
+    if let Some(spec) = child(root, "spec") {
+        set(spec, "finalizers", json!(["kubernetes"]));
+    }
+    if let Some(status) = child(root, "status") {
+        set(status, "phase", json!("Active"));
+    }
+    let name = root.get("metadata").and_then(|m| m.get("name")).cloned();
+    if let (Some(name), Some(meta)) = (name, child(root, "metadata")) {
+        if let Some(labels) = child(meta, "labels") {
+            labels.insert("kubernetes.io/metadata.name".into(), name);
+        }
+    }
+}
+
+pub fn secret(obj: &mut Value) {
+    if let Some(root) = root(obj) {
+        set(root, "type", json!("Opaque"));
+        secret_string_data(root);
+    }
+}
+
+pub fn service(obj: &mut Value) {
+    if let Some(spec) = root(obj).and_then(|r| child(r, "spec")) {
+        service_spec(spec);
+    }
+}
+
+pub fn endpoints(obj: &mut Value) {
+    let Some(root) = root(obj) else { return };
+    for subset in each_object(root, "subsets") {
+        for port in each_object(subset, "ports") {
+            set(port, "protocol", json!("TCP"));
+        }
+    }
+}
+
+pub fn endpoint_slice(obj: &mut Value) {
+    let Some(root) = root(obj) else { return };
+    for port in each_object(root, "ports") {
+        set(port, "protocol", json!("TCP"));
+    }
+}
+
+pub fn deployment(obj: &mut Value) {
+    let Some(spec) = root(obj).and_then(|r| existing(r, "spec")) else { return };
+    set(spec, "replicas", json!(1));
+    set(spec, "revisionHistoryLimit", json!(10));
+    set(spec, "progressDeadlineSeconds", json!(600));
+    if let Some(strategy) = child(spec, "strategy") {
+        set(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            if let Some(ru) = child(strategy, "rollingUpdate") {
+                set(ru, "maxUnavailable", json!("25%"));
+                set(ru, "maxSurge", json!("25%"));
             }
         }
-        ("", "Namespace") => {
-            if let Some(spec) = child(root, "spec") {
-                set(spec, "finalizers", json!(["kubernetes"]));
-            }
-            if let Some(status) = child(root, "status") {
-                set(status, "phase", json!("Active"));
-            }
-            let name = root.get("metadata").and_then(|m| m.get("name")).cloned();
-            if let (Some(name), Some(meta)) = (name, child(root, "metadata")) {
-                if let Some(labels) = child(meta, "labels") {
-                    labels.insert("kubernetes.io/metadata.name".into(), name);
-                }
-            }
-        }
-        ("", "Secret") => {
-            set(root, "type", json!("Opaque"));
-            secret_string_data(root);
-        }
-        ("", "Service") => {
-            if let Some(spec) = child(root, "spec") {
-                service_spec(spec);
-            }
-        }
-        ("", "Endpoints") => {
-            for subset in each_object(root, "subsets") {
-                for port in each_object(subset, "ports") {
-                    set(port, "protocol", json!("TCP"));
-                }
+    }
+    template(spec);
+}
+
+pub fn replica_set(obj: &mut Value) {
+    if let Some(spec) = root(obj).and_then(|r| existing(r, "spec")) {
+        set(spec, "replicas", json!(1));
+        template(spec);
+    }
+}
+
+pub fn daemon_set(obj: &mut Value) {
+    let Some(spec) = root(obj).and_then(|r| existing(r, "spec")) else { return };
+    set(spec, "revisionHistoryLimit", json!(10));
+    if let Some(strategy) = child(spec, "updateStrategy") {
+        set(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            if let Some(ru) = child(strategy, "rollingUpdate") {
+                set(ru, "maxUnavailable", json!(1));
+                set(ru, "maxSurge", json!(0));
             }
         }
-        ("discovery.k8s.io", "EndpointSlice") => {
-            for port in each_object(root, "ports") {
-                set(port, "protocol", json!("TCP"));
+    }
+    template(spec);
+}
+
+pub fn stateful_set(obj: &mut Value) {
+    let Some(spec) = root(obj).and_then(|r| existing(r, "spec")) else { return };
+    set(spec, "replicas", json!(1));
+    set(spec, "podManagementPolicy", json!("OrderedReady"));
+    set(spec, "revisionHistoryLimit", json!(10));
+    set(spec, "persistentVolumeClaimRetentionPolicy", json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+    if let Some(strategy) = child(spec, "updateStrategy") {
+        set(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            if let Some(ru) = child(strategy, "rollingUpdate") {
+                set(ru, "partition", json!(0));
             }
         }
-        ("apps", "Deployment") => {
-            if let Some(spec) = existing(root, "spec") {
-                set(spec, "replicas", json!(1));
-                set(spec, "revisionHistoryLimit", json!(10));
-                set(spec, "progressDeadlineSeconds", json!(600));
-                if let Some(strategy) = child(spec, "strategy") {
-                    set(strategy, "type", json!("RollingUpdate"));
-                    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-                        if let Some(ru) = child(strategy, "rollingUpdate") {
-                            set(ru, "maxUnavailable", json!("25%"));
-                            set(ru, "maxSurge", json!("25%"));
-                        }
-                    }
-                }
-                template(spec);
-            }
-        }
-        ("apps", "ReplicaSet") => {
-            if let Some(spec) = existing(root, "spec") {
-                set(spec, "replicas", json!(1));
-                template(spec);
-            }
-        }
-        ("apps", "DaemonSet") => {
-            if let Some(spec) = existing(root, "spec") {
-                set(spec, "revisionHistoryLimit", json!(10));
-                if let Some(strategy) = child(spec, "updateStrategy") {
-                    set(strategy, "type", json!("RollingUpdate"));
-                    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-                        if let Some(ru) = child(strategy, "rollingUpdate") {
-                            set(ru, "maxUnavailable", json!(1));
-                            set(ru, "maxSurge", json!(0));
-                        }
-                    }
-                }
-                template(spec);
-            }
-        }
-        ("apps", "StatefulSet") => {
-            if let Some(spec) = existing(root, "spec") {
-                set(spec, "replicas", json!(1));
-                set(spec, "podManagementPolicy", json!("OrderedReady"));
-                set(spec, "revisionHistoryLimit", json!(10));
-                set(
-                    spec,
-                    "persistentVolumeClaimRetentionPolicy",
-                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
-                );
-                if let Some(strategy) = child(spec, "updateStrategy") {
-                    set(strategy, "type", json!("RollingUpdate"));
-                    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-                        if let Some(ru) = child(strategy, "rollingUpdate") {
-                            set(ru, "partition", json!(0));
-                        }
-                    }
-                }
-                template(spec);
-            }
-        }
-        ("batch", "Job") => {
-            if let Some(spec) = existing(root, "spec") {
-                job_spec(spec);
-            }
-        }
-        ("batch", "CronJob") => {
-            if let Some(spec) = existing(root, "spec") {
-                set(spec, "concurrencyPolicy", json!("Allow"));
-                set(spec, "suspend", json!(false));
-                set(spec, "successfulJobsHistoryLimit", json!(3));
-                set(spec, "failedJobsHistoryLimit", json!(1));
-                if let Some(job) = existing(spec, "jobTemplate").and_then(|t| existing(t, "spec")) {
-                    job_spec(job);
-                }
-            }
-        }
-        ("scheduling.k8s.io", "PriorityClass") => {
-            set(root, "preemptionPolicy", json!("PreemptLowerPriority"))
-        }
-        _ => {}
+    }
+    template(spec);
+}
+
+pub fn job(obj: &mut Value) {
+    if let Some(spec) = root(obj).and_then(|r| existing(r, "spec")) {
+        job_spec(spec);
+    }
+}
+
+pub fn cron_job(obj: &mut Value) {
+    let Some(spec) = root(obj).and_then(|r| existing(r, "spec")) else { return };
+    set(spec, "concurrencyPolicy", json!("Allow"));
+    set(spec, "suspend", json!(false));
+    set(spec, "successfulJobsHistoryLimit", json!(3));
+    set(spec, "failedJobsHistoryLimit", json!(1));
+    if let Some(job) = existing(spec, "jobTemplate").and_then(|t| existing(t, "spec")) {
+        job_spec(job);
+    }
+}
+
+pub fn priority_class(obj: &mut Value) {
+    if let Some(root) = root(obj) {
+        set(root, "preemptionPolicy", json!("PreemptLowerPriority"));
     }
 }
 
@@ -228,20 +235,16 @@ pub fn pod_spec(spec: &mut Obj) {
     set(spec, "schedulerName", json!("default-scheduler"));
     set(spec, "securityContext", json!({}));
     set(spec, "enableServiceLinks", json!(true));
-    set(spec, "priority", json!(0));
-    set(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    set(spec, "serviceAccountName", json!("default"));
-    let sa = spec
-        .get("serviceAccountName")
-        .cloned()
-        .unwrap_or(Value::Null);
-    set(spec, "serviceAccount", sa);
     for list in ["containers", "initContainers", "ephemeralContainers"] {
         for c in each_object(spec, list) {
             container(c);
         }
     }
     for volume in each_object(spec, "volumes") {
+        // SetDefaults_Volume: a volume that names no source is an emptyDir.
+        if volume.keys().all(|k| k == "name") {
+            volume.insert("emptyDir".into(), json!({}));
+        }
         for (source, mode_key) in [
             ("configMap", "defaultMode"),
             ("secret", "defaultMode"),
@@ -264,18 +267,6 @@ pub fn pod_spec(spec: &mut Obj) {
             set(hp, "type", json!(""));
         }
     }
-}
-
-/// What the Priority and ServiceAccount admission plugins add to pods (not to templates).
-fn pod_admission(spec: &mut Obj) {
-    set(spec, "priority", json!(0));
-    set(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    set(spec, "serviceAccountName", json!("default"));
-    let sa = spec
-        .get("serviceAccountName")
-        .cloned()
-        .unwrap_or(Value::Null);
-    set(spec, "serviceAccount", sa);
 }
 
 fn container(c: &mut Obj) {
@@ -329,67 +320,6 @@ pub fn image_pull_policy(image: &str) -> &'static str {
     }
 }
 
-/// The DefaultTolerationSeconds admission plugin: every pod tolerates not-ready and unreachable
-/// nodes for a while unless it says otherwise.
-pub fn default_tolerations(spec: &mut Obj, not_ready_seconds: i64, unreachable_seconds: i64) {
-    set(spec, "tolerations", json!([]));
-    let Some(list) = spec.get_mut("tolerations").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for (key, secs) in [
-        ("node.kubernetes.io/not-ready", not_ready_seconds),
-        ("node.kubernetes.io/unreachable", unreachable_seconds),
-    ] {
-        let present = list.iter().any(|t| {
-            let k = t.get("key").and_then(Value::as_str);
-            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-            let op_exists = t.get("operator").and_then(Value::as_str) == Some("Exists");
-            (k == Some(key) && (effect.is_empty() || effect == "NoExecute"))
-                || (k.is_none() && op_exists)
-        });
-        if !present {
-            list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs}));
-        }
-    }
-}
-
-/// Upstream's QoS classes: Guaranteed when every container has equal, complete requests and
-/// limits; BestEffort when none has any; Burstable otherwise.
-pub fn qos_class(spec: &Value) -> &'static str {
-    let containers: Vec<&Value> = ["containers", "initContainers"]
-        .iter()
-        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
-        .flatten()
-        .collect();
-    let mut any = false;
-    let mut guaranteed = !containers.is_empty();
-    for c in containers {
-        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
-        let has = |m: Option<&Map<String, Value>>| {
-            m.is_some_and(|m| m.keys().any(|k| k == "cpu" || k == "memory"))
-        };
-        if has(requests) || has(limits) {
-            any = true;
-        }
-        let complete = ["cpu", "memory"].iter().all(|r| {
-            let l = limits.and_then(|m| m.get(*r));
-            let q = requests.and_then(|m| m.get(*r)).or(l);
-            l.is_some() && q == l
-        });
-        if !complete {
-            guaranteed = false;
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 fn service_spec(spec: &mut Obj) {
     set(spec, "type", json!("ClusterIP"));
     set(spec, "sessionAffinity", json!("None"));
@@ -428,10 +358,12 @@ mod tests {
 
     #[test]
     fn busybox_pod_gets_upstream_defaults() {
-        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bb"},
-                             "spec": {"containers": [{"name": "bb", "image": "busybox", "ports": [{"containerPort": 80}]}]}});
-        default_object(&Gvk::new("", "v1", "Pod"), &mut pod);
-        let spec = &pod["spec"];
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bb"},
+                             "spec": {"containers": [{"name": "bb", "image": "busybox", "ports": [{"containerPort": 80}]}],
+                                      "volumes": [{"name": "scratch"}]}});
+        pod(&mut p);
+        let pod_v = p;
+        let spec = &pod_v["spec"];
         assert_eq!(spec["restartPolicy"], "Always");
         assert_eq!(spec["dnsPolicy"], "ClusterFirst");
         assert_eq!(spec["terminationGracePeriodSeconds"], 30);
@@ -443,12 +375,15 @@ mod tests {
         assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
         assert_eq!(c["terminationMessagePolicy"], "File");
         assert_eq!(c["ports"][0]["protocol"], "TCP");
-        assert_eq!(spec["tolerations"].as_array().unwrap().len(), 2);
-        assert_eq!(pod["status"]["phase"], "Pending");
-        assert_eq!(pod["status"]["qosClass"], "BestEffort");
-        let again = pod.clone();
-        default_object(&Gvk::new("", "v1", "Pod"), &mut pod);
-        assert_eq!(pod, again, "defaulting is idempotent");
+        assert_eq!(spec["volumes"][0], json!({"name": "scratch", "emptyDir": {}}));
+        // Priority, tolerations and the service account are admission's, not defaults'.
+        for admitted in ["priority", "tolerations", "serviceAccountName"] {
+            assert!(spec.get(admitted).is_none(), "{admitted}");
+        }
+        assert!(pod_v.get("status").is_none());
+        let mut again = pod_v.clone();
+        pod(&mut again);
+        assert_eq!(pod_v, again, "defaulting is idempotent");
     }
 
     #[test]
@@ -463,7 +398,7 @@ mod tests {
     #[test]
     fn deployment_service_job_namespace_defaults() {
         let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "n", "image": "nginx:1.0"}]}}}});
-        default_object(&Gvk::new("apps", "v1", "Deployment"), &mut d);
+        deployment(&mut d);
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
         assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
@@ -476,7 +411,7 @@ mod tests {
             "IfNotPresent"
         );
         let mut s = json!({"spec": {"ports": [{"port": 80}]}});
-        default_object(&Gvk::new("", "v1", "Service"), &mut s);
+        service(&mut s);
         assert_eq!(s["spec"]["type"], "ClusterIP");
         assert_eq!(s["spec"]["sessionAffinity"], "None");
         assert_eq!(
@@ -484,11 +419,11 @@ mod tests {
             json!({"port": 80, "protocol": "TCP", "targetPort": 80})
         );
         let mut zero = json!({"spec": {"ports": [{"port": 81, "targetPort": 0}]}});
-        default_object(&Gvk::new("", "v1", "Service"), &mut zero);
+        service(&mut zero);
         assert_eq!(zero["spec"]["ports"][0]["targetPort"], 81);
         let mut j =
             json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}});
-        default_object(&Gvk::new("batch", "v1", "Job"), &mut j);
+        job(&mut j);
         assert_eq!(j["spec"]["completions"], 1);
         assert_eq!(j["spec"]["parallelism"], 1);
         assert_eq!(j["spec"]["backoffLimit"], 6);
@@ -496,7 +431,7 @@ mod tests {
         assert_eq!(j["spec"]["suspend"], false);
         assert!(j["spec"].get("manualSelector").is_none());
         let mut ns = json!({"metadata": {"name": "team"}});
-        default_object(&Gvk::new("", "v1", "Namespace"), &mut ns);
+        namespace(&mut ns);
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
         assert_eq!(ns["status"]["phase"], "Active");
         assert_eq!(
@@ -514,19 +449,16 @@ mod tests {
             json!({"spec": {"containers": "x"}}),
             json!({"metadata": 1}),
         ] {
-            for kind in ["Pod", "Namespace", "Service"] {
-                let mut v = v.clone();
-                default_object(&Gvk::new("", "v1", kind), &mut v);
+            for default in [pod, namespace, service, deployment, job, secret, stateful_set, daemon_set] {
+                default(&mut v.clone());
             }
-            let mut v = v.clone();
-            default_object(&Gvk::new("apps", "v1", "Deployment"), &mut v);
         }
     }
 
     #[test]
     fn secret_string_data_moves_into_data() {
         let mut s = json!({"stringData": {"pw": "hello"}, "data": {"a": "Yg=="}});
-        default_object(&Gvk::new("", "v1", "Secret"), &mut s);
+        secret(&mut s);
         assert_eq!(
             s,
             json!({"data": {"a": "Yg==", "pw": "aGVsbG8="}, "type": "Opaque"})
@@ -535,20 +467,11 @@ mod tests {
 
     #[test]
     fn quantities_are_canonicalized() {
-        let mut pod = json!({"spec": {"containers": [{"name": "c", "image": "i",
+        let mut p = json!({"spec": {"containers": [{"name": "c", "image": "i",
             "resources": {"limits": {"cpu": "1000m", "memory": "1.5Gi"}, "requests": {"cpu": 0.5}}}]}});
-        default_object(&Gvk::new("", "v1", "Pod"), &mut pod);
-        let r = &pod["spec"]["containers"][0]["resources"];
+        pod(&mut p);
+        let r = &p["spec"]["containers"][0]["resources"];
         assert_eq!(r["limits"], json!({"cpu": "1", "memory": "1536Mi"}));
         assert_eq!(r["requests"], json!({"cpu": "500m"}));
-    }
-
-    #[test]
-    fn qos_classes() {
-        assert_eq!(qos_class(&json!({"containers": [{}]})), "BestEffort");
-        let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
-        assert_eq!(qos_class(&b), "Burstable");
     }
 }

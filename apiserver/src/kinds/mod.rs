@@ -1,0 +1,34 @@
+//! One strategy object per kind (upstream's per-resource `strategy.go` and printers): its
+//! defaults, what create resets, validation, delete semantics and `kubectl get` columns. A row
+//! of the resource table (`crate::resources`) names its strategy; nothing else chooses by kind.
+
+mod config;
+mod jobs;
+mod coordination;
+mod endpoints;
+mod events;
+mod namespaces;
+mod nodes;
+mod pods;
+mod scheduling;
+mod serviceaccounts;
+mod services;
+mod workloads;
+
+pub use config::{ConfigMaps, Secrets};
+pub use coordination::Leases;
+pub use jobs::Jobs;
+pub use endpoints::{EndpointSlices, Endpoints};
+pub use events::{Events, EventsV1};
+pub use namespaces::Namespaces;
+pub use nodes::Nodes;
+pub use pods::Pods;
+pub use scheduling::PriorityClasses;
+pub use serviceaccounts::ServiceAccounts;
+pub use services::Services;
+pub use workloads::{DaemonSets, Deployments, PodDisruptionBudgets, ReplicaSets, StatefulSets};
+
+/// A kind with no rules of its own: defaults, printing and deletion as every kind has them.
+pub struct Plain;
+
+impl crate::registry::strategy::Strategy for Plain {}
