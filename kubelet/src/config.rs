@@ -47,12 +47,14 @@ pub fn parse_reserved(s: &str) -> Result<(i64, i64), String> {
             .ok_or_else(|| format!("reservation {kv:?}: expected NAME=QUANTITY"))?;
         match k.trim() {
             "cpu" => {
-                cpu = crate::quantity::milli_cpu(v.trim())
-                    .ok_or_else(|| format!("reservation cpu={v:?} is not a quantity"))?
+                cpu = apimachinery::Quantity::parse(v.trim())
+                    .map_err(|e| format!("reservation cpu={v:?}: {e}"))?
+                    .milli_value()
             }
             "memory" => {
-                mem = crate::quantity::bytes(v.trim())
-                    .ok_or_else(|| format!("reservation memory={v:?} is not a quantity"))?
+                mem = apimachinery::Quantity::parse(v.trim())
+                    .map_err(|e| format!("reservation memory={v:?}: {e}"))?
+                    .value()
             }
             "pid" | "ephemeral-storage" => {}
             other => return Err(format!("reservation of unknown resource {other:?}")),

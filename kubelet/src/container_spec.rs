@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, SecurityContext};
 use serde_json::{json, Value};
 
 use crate::network::PodNamespaces;
-use crate::quantity;
+use apimachinery::Quantity;
 use crate::runtime::ImageConfig;
 
 /// A bind mount into the container, already resolved to a host path.
@@ -209,15 +209,15 @@ pub fn cpu_resources(c: &Container) -> Value {
     let requests = res.and_then(|r| r.requests.as_ref());
     let req_cpu = get(requests, "cpu")
         .or_else(|| get(limits, "cpu"))
-        .and_then(|q| quantity::milli_cpu(&q));
+        .and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.milli_value()));
     let shares = req_cpu.map(|m| (m * 1024 / 1000).max(2)).unwrap_or(2);
     let mut cpu = json!({"shares": shares});
-    if let Some(lim) = get(limits, "cpu").and_then(|q| quantity::milli_cpu(&q)) {
+    if let Some(lim) = get(limits, "cpu").and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.milli_value())) {
         cpu["quota"] = json!((lim * 100_000 / 1000).max(1000));
         cpu["period"] = json!(100_000);
     }
     let mut out = json!({"cpu": cpu});
-    if let Some(mem) = get(limits, "memory").and_then(|q| quantity::bytes(&q)) {
+    if let Some(mem) = get(limits, "memory").and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.value())) {
         out["memory"] = json!({"limit": mem});
     }
     out

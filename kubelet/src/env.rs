@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use crate::quantity;
+use apimachinery::Quantity;
 
 /// ConfigMap and Secret data the container refers to, already fetched.
 pub trait Sources {
@@ -109,19 +109,19 @@ pub fn resource_value(
     let raw = map.as_ref().and_then(|m| m.get(field)).map(|q| q.0.clone());
     if field == "cpu" {
         let milli = raw
-            .and_then(|q| quantity::milli_cpu(&q))
+            .and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.milli_value()))
             .unwrap_or(if kind == "limits" { node_cpu_milli } else { 0 });
         let div = divisor
-            .and_then(quantity::milli_cpu)
+            .and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.milli_value()))
             .filter(|d| *d > 0)
             .unwrap_or(1000);
         ((milli + div - 1) / div).to_string()
     } else {
         let b = raw
-            .and_then(|q| quantity::bytes(&q))
+            .and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.value()))
             .unwrap_or(if kind == "limits" { node_mem } else { 0 });
         let div = divisor
-            .and_then(quantity::bytes)
+            .and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.value()))
             .filter(|d| *d > 0)
             .unwrap_or(1);
         ((b + div - 1) / div).to_string()

@@ -1,8 +1,8 @@
 //! Records core/v1 Events about pods (Pulling, Started, BackOff, ...).
 
-use chrono::Utc;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use apimachinery::events::{new_event, object_reference, EventType, Reporter};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 
 #[derive(Clone)]
@@ -31,47 +31,12 @@ impl Recorder {
         let Some(client) = self.client.clone() else {
             return;
         };
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let now = Utc::now();
-        let ev = Event {
-            metadata: ObjectMeta {
-                name: Some(format!(
-                    "{}.{:x}",
-                    name,
-                    now.timestamp_nanos_opt().unwrap_or(0)
-                )),
-                namespace: Some(ns.clone()),
-                ..Default::default()
-            },
-            involved_object: ObjectReference {
-                kind: Some("Pod".into()),
-                api_version: Some("v1".into()),
-                name: Some(name),
-                namespace: Some(ns.clone()),
-                uid: pod.metadata.uid.clone(),
-                field_path: field,
-                resource_version: pod.metadata.resource_version.clone(),
-            },
-            reason: Some(reason.into()),
-            message: Some(message),
-            type_: Some(type_.into()),
-            source: Some(EventSource {
-                component: Some("kubelet".into()),
-                host: Some(self.node.clone()),
-            }),
-            reporting_component: Some("kubelet".into()),
-            reporting_instance: Some(self.node.clone()),
-            first_timestamp: Some(crate::ktime::time(now)),
-            last_timestamp: Some(crate::ktime::time(now)),
-            event_time: None,
-            count: Some(1),
-            ..Default::default()
-        };
+        let mut involved = object_reference(pod);
+        involved.field_path = field;
+        let reporter = Reporter { component: "kubelet".into(), host: Some(self.node.clone()), instance: None };
+        let ty = if type_ == "Warning" { EventType::Warning } else { EventType::Normal };
+        let ev = new_event(&reporter, involved, ty, reason, &message, Timestamp::now());
+        let ns = ev.metadata.namespace.clone().unwrap_or_default();
         tokio::spawn(async move {
             let api: Api<Event> = Api::namespaced(client, &ns);
             if let Err(e) = api.create(&PostParams::default(), &ev).await {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{HTTPGetAction, Pod};
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum HttpGetError {
     Timeout,
 }
 
-/// One GET, resolved against the pod.
+/// One GET, resolved against the container's ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpGet {
     pub https: bool,
@@ -38,7 +38,7 @@ impl HttpGet {
     /// `user_agent` is the default (`kube-probe/1.33`, `kube-lifecycle/1.33`);
     /// an httpHeaders entry of the same name replaces it, as upstream.
     pub fn from_action(
-        pod: &Pod,
+        container: &Container,
         a: &HTTPGetAction,
         default_host: &str,
         user_agent: &str,
@@ -48,8 +48,8 @@ impl HttpGet {
             s if s.eq_ignore_ascii_case("https") => true,
             s => return Err(HttpGetError::Scheme(s.to_string())),
         };
-        let port = crate::prober::resolve_port(pod, &a.port)
-            .ok_or_else(|| HttpGetError::InvalidPort(format!("{:?}", a.port)))?;
+        let port = apimachinery::ports::container_port(container, &a.port)
+            .map_err(|_| HttpGetError::InvalidPort(format!("{:?}", a.port)))?;
         let host = a
             .host
             .clone()
@@ -224,11 +224,8 @@ mod tests {
     use k8s_openapi::api::core::v1::HTTPHeader;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-    fn pod() -> Pod {
-        serde_json::from_value(serde_json::json!({
-            "spec": {"containers": [{"name": "c", "ports": [{"name": "web", "containerPort": 8443}]}]}
-        }))
-        .unwrap()
+    fn container() -> Container {
+        serde_json::from_value(serde_json::json!({"name": "c", "ports": [{"name": "web", "containerPort": 8443}]})).unwrap()
     }
 
     #[test]
@@ -249,7 +246,7 @@ mod tests {
             ]),
             ..Default::default()
         };
-        let g = HttpGet::from_action(&pod(), &a, "10.0.0.5", "kube-probe/1.33").unwrap();
+        let g = HttpGet::from_action(&container(), &a, "10.0.0.5", "kube-probe/1.33").unwrap();
         assert!(g.https);
         assert_eq!((g.host.as_str(), g.port), ("10.0.0.5", 8443));
         let req = String::from_utf8(g.request()).unwrap();
@@ -274,7 +271,7 @@ mod tests {
             }]),
             ..Default::default()
         };
-        let g = HttpGet::from_action(&pod(), &a, "10.0.0.5", "kube-probe/1.33").unwrap();
+        let g = HttpGet::from_action(&container(), &a, "10.0.0.5", "kube-probe/1.33").unwrap();
         assert_eq!(g.host, "127.0.0.1");
         assert!(!g.https);
         let req = String::from_utf8(g.request()).unwrap();
@@ -288,7 +285,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            HttpGet::from_action(&pod(), &bad, "h", "ua"),
+            HttpGet::from_action(&container(), &bad, "h", "ua"),
             Err(HttpGetError::InvalidPort(_))
         ));
     }
@@ -341,13 +338,13 @@ mod tests {
     #[tokio::test]
     async fn http_get_sends_headers_and_judges_the_status() {
         let (port, h) = serve_once(None, 204).await;
-        let g = HttpGet::from_action(&pod(), &action("HTTP", port), "127.0.0.1", "ua").unwrap();
+        let g = HttpGet::from_action(&container(), &action("HTTP", port), "127.0.0.1", "ua").unwrap();
         assert_eq!(g.run(Duration::from_secs(5)).await, Ok(204));
         let req = h.await.unwrap();
         assert!(req.starts_with("GET /ready HTTP/1.1\r\n"), "{req}");
         assert!(req.contains("X-Probe: yes\r\n"), "{req}");
         let (port, _h) = serve_once(None, 500).await;
-        let g = HttpGet::from_action(&pod(), &action("HTTP", port), "127.0.0.1", "ua").unwrap();
+        let g = HttpGet::from_action(&container(), &action("HTTP", port), "127.0.0.1", "ua").unwrap();
         assert_eq!(
             g.run(Duration::from_secs(5)).await,
             Err(HttpGetError::Status(500))
@@ -374,7 +371,7 @@ mod tests {
         .unwrap();
         let acc = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
         let (port, h) = serve_once(Some(acc), 200).await;
-        let g = HttpGet::from_action(&pod(), &action("HTTPS", port), "127.0.0.1", "ua").unwrap();
+        let g = HttpGet::from_action(&container(), &action("HTTPS", port), "127.0.0.1", "ua").unwrap();
         assert_eq!(g.run(Duration::from_secs(5)).await, Ok(200));
         assert!(h.await.unwrap().contains("X-Probe: yes\r\n"));
     }

@@ -26,7 +26,6 @@ pub mod pod_source;
 pub mod pod_status;
 pub mod pod_worker;
 pub mod prober;
-pub mod quantity;
 pub mod runtime;
 pub mod security_context;
 pub mod server;

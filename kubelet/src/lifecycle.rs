@@ -1,6 +1,6 @@
 //! Lifecycle hooks: preStop before SIGTERM (postStart after start).
 
-use k8s_openapi::api::core::v1::{LifecycleHandler, Pod};
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
 
 use crate::context::Kubelet;
 use crate::runtime::ObservedContainer;
@@ -9,6 +9,7 @@ use crate::runtime::ObservedContainer;
 pub async fn run_handler(
     k: &Kubelet,
     pod: &Pod,
+    container: &Container,
     container_id: &str,
     h: &LifecycleHandler,
     deadline: tokio::time::Instant,
@@ -38,7 +39,7 @@ pub async fn run_handler(
                         .map(|s| s.pod_ip)
                 })
                 .unwrap_or_else(|| "127.0.0.1".into());
-            let get = crate::http_get::HttpGet::from_action(pod, g, &ip, "kube-lifecycle/1.33")
+            let get = crate::http_get::HttpGet::from_action(container, g, &ip, "kube-lifecycle/1.33")
                 .map_err(|e| e.to_string())?;
             get.run(std::time::Duration::from_secs(10))
                 .await
@@ -67,16 +68,17 @@ pub async fn run_pre_stop(
     let hooks = running.iter().filter_map(|oc| {
         let c = spec.containers.iter().find(|c| c.name == oc.name)?;
         let h = c.lifecycle.as_ref()?.pre_stop.clone()?;
-        Some((oc.id.clone(), oc.name.clone(), h))
+        Some((oc.id.clone(), c.clone(), h))
     });
-    let futs = hooks.map(|(id, name, h)| async move {
-        if let Err(e) = run_handler(k, pod, &id, &h, deadline).await {
+    let futs = hooks.map(|(id, c, h)| async move {
+        let name = &c.name;
+        if let Err(e) = run_handler(k, pod, &c, &id, &h, deadline).await {
             k.events.pod_event(
                 pod,
                 "Warning",
                 "FailedPreStopHook",
                 format!("PreStopHook failed: {e}"),
-                Some(crate::container_start::field_path(pod, &name)),
+                Some(crate::container_start::field_path(pod, name)),
             );
         }
     });

@@ -55,14 +55,9 @@ async fn run(flags: Flags) -> Result<(), String> {
     let mirrors = Mirrors::parse(&flags.registry_mirror)?;
     let runtime: Arc<dyn Runtime> = Arc::new(Containerd::new(&flags.containerd_socket, mirrors));
     let client = match &flags.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("reading --kubeconfig: {e}"))?;
-            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .map_err(|e| format!("--kubeconfig: {e}"))?;
-            kube::Client::try_from(cfg).map_err(|e| e.to_string())?
-        }
+        Some(path) => apimachinery::kubeconfig::client(Some(path))
+            .await
+            .map_err(|e| format!("--kubeconfig: {e}"))?,
         None => return Err("--kubeconfig is required".into()),
     };
     let k = Arc::new(Kubelet {

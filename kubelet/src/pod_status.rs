@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use apimachinery::phase::is_pod_phase_terminal;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{
     Container, ContainerState as KState, ContainerStateRunning, ContainerStateTerminated,
@@ -224,42 +225,6 @@ pub fn phase(pod: &Pod, statuses: &[ContainerStatus], init: &InitProgress) -> St
     }
 }
 
-/// Upstream's QoS class from requests and limits.
-pub fn qos_class(pod: &Pod) -> String {
-    let Some(spec) = &pod.spec else {
-        return "BestEffort".into();
-    };
-    let cs: Vec<&Container> = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in cs {
-        let r = c.resources.clone().unwrap_or_default();
-        let req = r.requests.unwrap_or_default();
-        let lim = r.limits.unwrap_or_default();
-        if !req.is_empty() || !lim.is_empty() {
-            any = true;
-        }
-        for res in ["cpu", "memory"] {
-            match (lim.get(res), req.get(res)) {
-                (Some(l), Some(q)) if l.0 == q.0 => {}
-                (Some(_), None) => {}
-                _ => guaranteed = false,
-            }
-        }
-    }
-    if !any {
-        "BestEffort".into()
-    } else if guaranteed {
-        "Guaranteed".into()
-    } else {
-        "Burstable".into()
-    }
-}
-
 fn cond(
     type_: &str,
     ok: bool,
@@ -322,14 +287,14 @@ pub fn generate(
     });
     let mut reason = None;
     let mut message = None;
-    if phase != "Succeeded" && phase != "Failed" && past_active_deadline(pod, start_time, now) {
+    if !is_pod_phase_terminal(&phase) && past_active_deadline(pod, start_time, now) {
         phase = "Failed".into();
         reason = Some(DEADLINE_EXCEEDED.to_string());
         message = Some("Pod was active on the node longer than the specified deadline".to_string());
     }
     // A pod never leaves a terminal phase.
     if let Some(p) = prev.and_then(|s| s.phase.as_deref()) {
-        if p == "Succeeded" || p == "Failed" {
+        if is_pod_phase_terminal(p) {
             phase = p.to_string();
             reason = prev.and_then(|s| s.reason.clone());
             message = prev.and_then(|s| s.message.clone());
@@ -343,7 +308,7 @@ pub fn generate(
         .filter(|(c, _)| crate::pod_actions::is_sidecar(c))
         .all(|(_, s)| s.ready);
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready) && sidecars_ready;
-    let terminal = phase == "Succeeded" || phase == "Failed";
+    let terminal = is_pod_phase_terminal(&phase);
     let ready_reason = if terminal {
         "PodCompleted"
     } else {
@@ -399,7 +364,7 @@ pub fn generate(
             .start_time
             .map(t)
             .or_else(|| prev.and_then(|p| p.start_time.clone())),
-        qos_class: Some(qos_class(pod)),
+        qos_class: Some(apimachinery::qos::pod_qos(pod).as_str().into()),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         reason,
@@ -427,8 +392,7 @@ pub fn past_active_deadline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
-    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::api::core::v1::PodSpec;
 
     fn pod(policy: &str) -> Pod {
         let mut p = Pod::default();
@@ -718,29 +682,6 @@ mod tests {
             Utc::now(),
         );
         assert_eq!(s.phase.as_deref(), Some("Failed"));
-    }
-
-    #[test]
-    fn qos_classes() {
-        let mut p = pod("Always");
-        assert_eq!(qos_class(&p), "BestEffort");
-        let q = |s: &str| Quantity(s.into());
-        p.spec.as_mut().unwrap().containers[0].resources = Some(ResourceRequirements {
-            requests: Some([("cpu".to_string(), q("100m"))].into()),
-            ..Default::default()
-        });
-        assert_eq!(qos_class(&p), "Burstable");
-        p.spec.as_mut().unwrap().containers[0].resources = Some(ResourceRequirements {
-            limits: Some(
-                [
-                    ("cpu".to_string(), q("1")),
-                    ("memory".to_string(), q("64Mi")),
-                ]
-                .into(),
-            ),
-            ..Default::default()
-        });
-        assert_eq!(qos_class(&p), "Guaranteed");
     }
 
     #[test]

@@ -261,12 +261,6 @@ async fn wire_network(
     Ok(st)
 }
 
-fn is_terminal(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
-}
 
 async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), SyncError> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -276,7 +270,7 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     let mut observed = observe(k, &uid, state).await?;
     let observed_at = t_sync.elapsed();
     let mut sandbox = load_sandbox(k, &uid);
-    if is_terminal(pod) {
+    if apimachinery::phase::is_pod_terminal(pod) {
         // A finished pod stops what still runs (sidecars, or everything past its
         // activeDeadlineSeconds), keeps its containers for logs and releases its network.
         let grace = grace_period(pod);
@@ -500,7 +494,7 @@ async fn start_containers(
                 state.logging.insert(id.clone());
                 if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-                    if let Err(e) = crate::lifecycle::run_handler(k, pod, &id, h, deadline).await {
+                    if let Err(e) = crate::lifecycle::run_handler(k, pod, c, &id, h, deadline).await {
                         let field = Some(format!("spec.containers{{{}}}", c.name));
                         k.events.pod_event(
                             pod,

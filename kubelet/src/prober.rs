@@ -3,29 +3,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Probe};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 
 use crate::context::Kubelet;
-
-/// A named or numeric port resolved against the pod's container ports.
-pub fn resolve_port(pod: &Pod, port: &IntOrString) -> Option<u16> {
-    match port {
-        IntOrString::Int(p) => u16::try_from(*p).ok().filter(|p| *p > 0),
-        IntOrString::String(name) => {
-            if let Ok(n) = name.parse::<u16>() {
-                return Some(n);
-            }
-            pod.spec
-                .as_ref()?
-                .containers
-                .iter()
-                .flat_map(|c| c.ports.iter().flatten())
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .and_then(|p| u16::try_from(p.container_port).ok())
-        }
-    }
-}
 
 pub async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
     tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port)))
@@ -42,6 +22,7 @@ pub const PROBE_USER_AGENT: &str = "kube-probe/1.33";
 pub async fn probe_once(
     k: &Kubelet,
     pod: &Pod,
+    container: &Container,
     container_id: &str,
     p: &Probe,
 ) -> Result<(), String> {
@@ -71,7 +52,7 @@ pub async fn probe_once(
             Err(format!("command failed with exit code {code}"))
         }
     } else if let Some(g) = &p.http_get {
-        let get = crate::http_get::HttpGet::from_action(pod, g, &ip, PROBE_USER_AGENT)
+        let get = crate::http_get::HttpGet::from_action(container, g, &ip, PROBE_USER_AGENT)
             .map_err(|e| e.to_string())?;
         get.run(timeout)
             .await
@@ -87,7 +68,7 @@ pub async fn probe_once(
             .map_err(|e| e.to_string())
     } else if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or(ip);
-        let port = resolve_port(pod, &t.port).ok_or("invalid port")?;
+        let port = apimachinery::ports::container_port(container, &t.port).map_err(|e| e.to_string())?;
         tcp(&host, port, timeout).await
     } else {
         Ok(())
@@ -139,22 +120,6 @@ mod tests {
         assert_eq!(s.record(true, &p), Some(true));
         assert_eq!(s.record(false, &p), Some(true));
         assert_eq!(s.record(false, &p), Some(false));
-    }
-
-    #[test]
-    fn named_ports_resolve_from_container_ports() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]}
-        })).unwrap();
-        assert_eq!(
-            resolve_port(&pod, &IntOrString::String("http".into())),
-            Some(8080)
-        );
-        assert_eq!(resolve_port(&pod, &IntOrString::Int(0)), None);
-        assert_eq!(
-            resolve_port(&pod, &IntOrString::String("nope".into())),
-            None
-        );
     }
 }
 
@@ -257,7 +222,7 @@ impl PodProber {
                     continue;
                 }
                 entry.last[i] = Some(now);
-                let res = probe_once(k, pod, id, p).await;
+                let res = probe_once(k, pod, c, id, p).await;
                 let ok = res.is_ok();
                 let kind = ["Startup", "Liveness", "Readiness"][i];
                 if let Err(e) = &res {

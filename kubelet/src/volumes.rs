@@ -357,7 +357,8 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
                 let size = ed
                     .size_limit
                     .as_ref()
-                    .and_then(|q| crate::quantity::bytes(&q.0));
+                    .and_then(|q| apimachinery::Quantity::from_api(q).ok())
+                    .map(|q| q.value());
                 let opts = size.map(|s| format!("size={s}"));
                 nix::mount::mount(
                     Some("tmpfs"),
