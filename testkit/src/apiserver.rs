@@ -193,16 +193,5 @@ pub fn issue_kubeconfig(
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, Error> {
     // Several rustls providers may be compiled in; pick ring explicitly.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = kube::config::Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|source| Error::Kubeconfig {
-                path: path.to_path_buf(),
-                source,
-            })?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(apimachinery::kubeconfig::client(Some(path)).await?)
 }

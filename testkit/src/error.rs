@@ -42,12 +42,8 @@ pub enum Error {
         output: String,
     },
 
-    #[error("kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
+    #[error(transparent)]
+    Kubeconfig(#[from] apimachinery::kubeconfig::KubeconfigError),
 
     #[error("kube client: {0}")]
     Kube(#[from] kube::Error),
