@@ -264,6 +264,17 @@ impl Quantity {
         }
     }
 
+    /// Upstream's AsApproximateFloat64, for display and scoring only;
+    /// compare quantities with `Ord`, which is exact.
+    pub fn as_approximate_f64(&self) -> f64 {
+        let v: f64 = format!("{}e{}", self.mantissa, self.exp).parse().unwrap_or(f64::INFINITY);
+        if self.negative {
+            -v
+        } else {
+            v
+        }
+    }
+
     /// Exact sum; None only past 128 bits of mantissa. A zero takes the
     /// other side's format, as upstream's Add.
     pub fn checked_add(&self, other: &Quantity) -> Option<Quantity> {

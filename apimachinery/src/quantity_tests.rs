@@ -131,6 +131,13 @@ fn integer_conversions_round_up() {
 }
 
 #[test]
+fn approximate_float() {
+    assert_eq!(q("1500m").as_approximate_f64(), 1.5);
+    assert_eq!(q("-1Ki").as_approximate_f64(), -1024.0);
+    assert_eq!(q("0").as_approximate_f64(), 0.0);
+}
+
+#[test]
 fn arithmetic_is_exact() {
     let sum = q("100m").checked_add(&q("1900m")).unwrap();
     assert_eq!(sum, q("2"));
