@@ -1,20 +1,13 @@
-//! Field selectors: `f=v`, `f==v`, `f!=v`, ANDed, over the fields each kind supports
-//! (metadata.name and metadata.namespace everywhere, plus per-kind fields).
+//! Field selectors over the fields each kind supports (metadata.name and
+//! metadata.namespace everywhere, plus per-kind fields); the syntax and
+//! matching are `apimachinery::fields`.
 
 use super::SelectorError;
 use serde_json::Value;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldRequirement {
-    pub field: String,
-    pub value: String,
-    pub negate: bool,
-}
-
+/// A parsed `fieldSelector` whose every field is supported for the kind it was parsed for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldSelector {
-    pub requirements: Vec<FieldRequirement>,
-}
+pub struct FieldSelector(pub apimachinery::fields::Selector);
 
 /// The field labels each kind supports (`*` = every kind) and the JSON pointer each reads.
 const FIELDS: &[(&str, &str, &str)] = &[
@@ -68,44 +61,27 @@ fn field_value(obj: &Value, pointer: &str) -> String {
 impl FieldSelector {
     /// Parses `s` for objects of `kind`; unsupported field labels are an error (400).
     pub fn parse(s: &str, kind: &str) -> Result<Self, SelectorError> {
-        let mut requirements = Vec::new();
-        if s.trim().is_empty() {
-            return Ok(FieldSelector::default());
+        let sel = apimachinery::fields::Selector::parse(s).map_err(|e| match e {
+            apimachinery::fields::FieldSelectorError::Term { selector, term } => SelectorError::Field(selector, term),
+            other => SelectorError::Field(s.into(), other.to_string()),
+        })?;
+        if let Some(r) = sel.requirements.iter().find(|r| pointer_for(kind, &r.field).is_none()) {
+            return Err(SelectorError::UnsupportedField(r.field.clone()));
         }
-        for part in s.split(',') {
-            let p = part.trim();
-            let (field, value, negate) = if let Some((f, v)) = p.split_once("!=") {
-                (f, v, true)
-            } else if let Some((f, v)) = p.split_once("==") {
-                (f, v, false)
-            } else if let Some((f, v)) = p.split_once('=') {
-                (f, v, false)
-            } else {
-                return Err(SelectorError::Field(s.into(), p.into()));
-            };
-            let field = field.trim();
-            if pointer_for(kind, field).is_none() {
-                return Err(SelectorError::UnsupportedField(field.into()));
-            }
-            requirements.push(FieldRequirement { field: field.into(), value: value.trim().into(), negate });
-        }
-        Ok(FieldSelector { requirements })
+        Ok(FieldSelector(sel))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.requirements.is_empty()
+        self.0.is_empty()
     }
 
     pub fn matches(&self, kind: &str, obj: &Value) -> bool {
-        self.requirements.iter().all(|r| {
-            let Some(ptr) = pointer_for(kind, &r.field) else { return false };
-            (field_value(obj, ptr) == r.value) != r.negate
-        })
+        self.0.matches(|field| pointer_for(kind, field).map(|p| field_value(obj, p)))
     }
 
     /// The single name this selector pins, for `metadata.name=X` watches and lists.
     pub fn exact_name(&self) -> Option<&str> {
-        self.requirements.iter().find(|r| r.field == "metadata.name" && !r.negate).map(|r| r.value.as_str())
+        self.0.requires_exact_match("metadata.name")
     }
 }
 
