@@ -468,3 +468,74 @@ async fn example_manifests_apply_as_is_and_do_what_they_say() {
         .unwrap();
     assert_eq!(color, "blue");
 }
+
+/// Issue 10's defect, end to end: while a client keeps sending objects of the wrong type
+/// (a number as a node selector, ConfigMap data or env value, replicas past int32), each
+/// gets a 400 and nothing is stored, so the controller-manager's and scheduler's informers
+/// keep decoding and a Deployment scales up and down as usual.
+#[tokio::test]
+async fn deployment_scales_while_a_client_keeps_sending_malformed_objects() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let cluster = shared_cluster().await;
+    let ns = TestNs::new(cluster, "malformed").await;
+    ns.apply_yaml(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: steady\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: steady\n  template:\n    metadata:\n      labels:\n        app: steady\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: c\n        image: busybox\n        command: [\"sleep\", \"3600\"]\n",
+    )
+    .await;
+    let pods = ns.pods();
+    wait_pods(&pods, "app=steady", POD_START, "1 Running", |ps| ps.iter().filter(|p| is_active_running(p)).count() == 1).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (client, stop, name) = (ns.client.clone(), stop.clone(), ns.name.clone());
+        tokio::spawn(async move {
+            let bodies = [
+                ("pods", r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bad-pod"},"spec":{"nodeSelector":{"x":12345},"containers":[{"name":"c","image":"busybox"}]}}"#),
+                ("pods", r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bad-env"},"spec":{"containers":[{"name":"c","image":"busybox","env":[{"name":"A","value":1}]}]}}"#),
+                ("configmaps", r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"bad-cm"},"data":{"a":12345}}"#),
+            ];
+            let mut codes: Vec<u16> = Vec::new();
+            while !stop.load(Ordering::SeqCst) && codes.len() < 5_000 {
+                for (resource, body) in bodies {
+                    let req = http::Request::post(format!("/api/v1/namespaces/{name}/{resource}"))
+                        .header("Content-Type", "application/json")
+                        .body(body.as_bytes().to_vec())
+                        .expect("request");
+                    let code = match client.request_text(req).await {
+                        Ok(_) => 201,
+                        Err(kube::Error::Api(s)) => s.code,
+                        Err(e) => panic!("malformed write: {e}"),
+                    };
+                    codes.push(code);
+                }
+                let req = http::Request::post(format!("/apis/apps/v1/namespaces/{name}/deployments"))
+                    .header("Content-Type", "application/json")
+                    .body(br#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"bad-deploy"},"spec":{"replicas":2147483648,"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}}}"#.to_vec())
+                    .expect("request");
+                codes.push(match client.request_text(req).await {
+                    Ok(_) => 201,
+                    Err(kube::Error::Api(s)) => s.code,
+                    Err(e) => panic!("malformed write: {e}"),
+                });
+            }
+            codes
+        })
+    };
+
+    ns.kubectl_ok(&["scale", "deployment/steady", "--replicas=3"]).await;
+    wait_pods(&pods, "app=steady", Duration::from_secs(120), "3 Running", |ps| ps.iter().filter(|p| is_active_running(p)).count() == 3).await;
+    ns.kubectl_ok(&["scale", "deployment/steady", "--replicas=1"]).await;
+    wait_pods(&pods, "app=steady", Duration::from_secs(120), "1 left", |ps| ps.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count() == 1).await;
+    stop.store(true, Ordering::SeqCst);
+    let codes = sender.await.expect("sender");
+    assert!(!codes.is_empty());
+    assert!(codes.iter().all(|c| *c == 400), "every malformed write is a 400: {:?}", codes.iter().filter(|c| **c != 400).collect::<Vec<_>>());
+    // Nothing was stored, and typed lists of every kind the sender used still decode.
+    assert!(pods.list(&ListParams::default()).await.unwrap().items.iter().all(|p| !p.metadata.name.as_deref().unwrap_or("").starts_with("bad-")));
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    assert!(cms.get_opt("bad-cm").await.unwrap().is_none());
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
+    assert_eq!(deploys.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    eprintln!("{} malformed writes refused while the Deployment scaled 1 -> 3 -> 1", codes.len());
+}
