@@ -331,7 +331,7 @@ impl Quantity {
             self.exp = 0;
             return;
         }
-        while self.mantissa % 10 == 0 {
+        while self.mantissa.is_multiple_of(10) {
             self.mantissa /= 10;
             self.exp += 1;
         }
@@ -410,7 +410,7 @@ impl fmt::Display for Quantity {
                 match integer {
                     Some(v) if v >= 1024 => {
                         let (mut m, mut k) = (v, 0usize);
-                        while m % 1024 == 0 {
+                        while m.is_multiple_of(1024) {
                             m /= 1024;
                             k += 1;
                         }
