@@ -23,8 +23,9 @@ PACKAGE_TABLE=(
   "containernetworking-plugins|kubelet pod networking: CNI bridge, host-local, portmap, loopback"
   "iptables|CNI bridge masquerade and portmap rules; scripts remove leaked hostPort chains"
   "iproute2|ip netns / ip link for pod networks and test cleanup; ss for port checks"
-  "util-linux|flock (image build, test slot locks), setsid (cluster scripts), nsenter"
-  "procps|ps and sysctl in the scripts and benches"
+  "util-linux|flock (image build, test slot locks) and setsid (cluster scripts)"
+  "procps|ps in the benches, sysctl for ip_forward here"
+  "mawk|awk in the cluster scripts and benches"
   # Images, built from Debian packages and served locally.
   "docker-registry|the local OCI registry that kubelets mirror docker.io to"
   "skopeo|pushes the built OCI archives into the local registry"
@@ -43,6 +44,7 @@ PACKAGE_TABLE=(
   # Benches.
   "python3|bench scripts: free ports, load generators (standard library only)"
   "linux-perf|bench-scheduler.sh PERF=1 profiles (perf record)"
+  "git|bench-apiserver.sh BASELINE_REV= builds the baseline in a git worktree"
 )
 
 CHECK=0

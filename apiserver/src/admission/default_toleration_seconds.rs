@@ -27,8 +27,8 @@ impl DefaultTolerationSeconds {
             let tolerated = tols.iter().any(|t| {
                 let k = t.get("key").and_then(Value::as_str).filter(|k| !k.is_empty());
                 let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-                let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
-                (k == Some(key) || (k.is_none() && op == "Exists")) && (effect.is_empty() || effect == "NoExecute")
+                // Upstream's plugin ignores the operator here: any empty-key toleration counts.
+                (k == Some(key) || k.is_none()) && (effect.is_empty() || effect == "NoExecute")
             });
             if !tolerated {
                 tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs}));

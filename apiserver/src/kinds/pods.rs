@@ -31,7 +31,7 @@ impl Strategy for Pods {
     /// any other goes at once.
     fn grace_period(&self, obj: &Value, requested: Option<i64>) -> i64 {
         let unbound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty);
-        let finished = matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+        let finished = obj.pointer("/status/phase").and_then(Value::as_str).is_some_and(apimachinery::phase::is_pod_phase_terminal);
         if unbound || finished {
             return 0;
         }

@@ -127,8 +127,8 @@ pub fn encode(name: &str, v: &Value) -> Result<Vec<u8>, ProtobufError> {
             let s = v
                 .as_str()
                 .ok_or_else(|| malformed("duration must be a string"))?;
-            let ns = parse_duration(s)
-                .ok_or_else(|| malformed(format!("time: invalid duration {s:?}")))?;
+            let ns = apimachinery::duration::parse_nanos(s)
+                .map_err(|_| malformed(format!("time: invalid duration {s:?}")))?;
             w.tag(1, VARINT);
             w.varint(ns as u64);
         }
@@ -234,46 +234,6 @@ fn trim_fraction(v: u64, div: u64) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
-/// Go's `time.ParseDuration` for the units Kubernetes uses.
-pub fn parse_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += num * mult;
-    }
-    if total > i64::MAX as f64 {
-        return None;
-    }
-    Some(if neg { -(total as i64) } else { total as i64 })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,7 +261,5 @@ mod tests {
         assert_eq!(format_duration(90_000_000_000), "1m30s");
         assert_eq!(format_duration(1_500_000_000), "1.5s");
         assert_eq!(format_duration(300_000_000), "300ms");
-        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(parse_duration("x"), None);
     }
 }

@@ -197,33 +197,14 @@ pub fn validate_label_selector(selector: &Value, path: &Path) -> Vec<FieldCause>
     errs
 }
 
-/// Does a LabelSelector select these labels? An empty selector selects everything.
+/// Does a LabelSelector select these labels? An empty selector selects everything; one that
+/// does not parse (an unknown operator) selects nothing.
 pub fn selector_matches(selector: &Value, labels: &Value) -> bool {
-    let get = |k: &str| labels.get(k).and_then(Value::as_str);
-    let match_labels = selector.get("matchLabels").and_then(Value::as_object);
-    if let Some(ml) = match_labels {
-        if !ml.iter().all(|(k, v)| get(k) == v.as_str()) {
-            return false;
-        }
-    }
-    let exprs = selector.get("matchExpressions").and_then(Value::as_array);
-    exprs.into_iter().flatten().all(|e| {
-        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        match e.get("operator").and_then(Value::as_str) {
-            Some("In") => get(key).is_some_and(|v| values.contains(&v)),
-            Some("NotIn") => get(key).is_none_or(|v| !values.contains(&v)),
-            Some("Exists") => get(key).is_some(),
-            Some("DoesNotExist") => get(key).is_none(),
-            _ => false,
-        }
-    })
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    let Ok(selector) = serde_json::from_value::<LabelSelector>(selector.clone()) else { return false };
+    let empty = serde_json::Map::new();
+    let labels = labels.as_object().unwrap_or(&empty);
+    apimachinery::labels::label_selector_matches(&selector, labels).unwrap_or(false)
 }
 
 /// True when a selector has neither matchLabels nor matchExpressions.

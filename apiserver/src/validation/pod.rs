@@ -277,7 +277,7 @@ fn validate_resources(resources: Option<&Value>, p: &Path, errs: &mut Vec<FieldC
             let path = p.child(key).key(name);
             match Quantity::from_json(v) {
                 None => errs.push(field::invalid(&path, v, QUANTITY_REGEX_MSG)),
-                Some(q) if q.as_f64() < 0.0 => errs.push(field::invalid(
+                Some(q) if q.is_negative() => errs.push(field::invalid(
                     &path,
                     v,
                     "must be greater than or equal to 0",
@@ -295,7 +295,7 @@ fn validate_resources(resources: Option<&Value>, p: &Path, errs: &mut Vec<FieldC
             .find(|(k, n, _)| *k == "limits" && n == name)
             .map(|(_, _, q)| q);
         if let Some(limit) = limit {
-            if request.as_f64() > limit.as_f64() {
+            if request > limit {
                 errs.push(field::invalid(
                     &p.child("requests"),
                     &Value::String(request.canonical()),

@@ -27,11 +27,6 @@ impl Quantity {
     pub fn canonical(&self) -> String {
         self.0.to_string()
     }
-
-    /// Approximate; prefer the exact comparisons of the inner quantity.
-    pub fn as_f64(&self) -> f64 {
-        self.0.as_approximate_f64()
-    }
 }
 
 impl Deref for Quantity {
