@@ -47,23 +47,23 @@ async fn metrics_text(State(state): State<SharedState>) -> Response {
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode()).into_response()
 }
 
-fn aggregated_response(core: bool, version: &'static str) -> Response {
+fn aggregated_response(rows: Vec<&'static crate::resources::ResourceRow>, core: bool, version: &'static str) -> Response {
     let ct = if version == "v2" { discovery::AGGREGATED_CONTENT_TYPE } else { discovery::AGGREGATED_CONTENT_TYPE_V2BETA1 };
-    let body = serde_json::to_vec(&discovery::aggregated(core, version)).unwrap_or_default();
+    let body = serde_json::to_vec(&discovery::aggregated(&rows, core, version)).unwrap_or_default();
     ([(http::header::CONTENT_TYPE, ct), (http::header::VARY, "Accept")], body).into_response()
 }
 
 async fn api_root(State(state): State<SharedState>, headers: HeaderMap) -> Response {
     match discovery::wants_aggregated(&headers) {
-        Some(v) => aggregated_response(true, v),
+        Some(v) => aggregated_response(state.registry.rows(), true, v),
         None => codec::json_response(StatusCode::OK, &with_kind(&discovery::api_versions(&state.server_address), "APIVersions", None)),
     }
 }
 
-async fn apis_root(headers: HeaderMap) -> Response {
+async fn apis_root(State(state): State<SharedState>, headers: HeaderMap) -> Response {
     match discovery::wants_aggregated(&headers) {
-        Some(v) => aggregated_response(false, v),
-        None => codec::json_response(StatusCode::OK, &with_kind(&discovery::api_group_list(), "APIGroupList", Some("v1"))),
+        Some(v) => aggregated_response(state.registry.rows(), false, v),
+        None => codec::json_response(StatusCode::OK, &with_kind(&discovery::api_group_list(&state.registry.rows()), "APIGroupList", Some("v1"))),
     }
 }
 
@@ -73,24 +73,24 @@ async fn api_paths(state: State<SharedState>, req: axum::extract::Request) -> Re
     let parts: Vec<&str> = path.split('/').collect();
     if req.method() == http::Method::GET {
         match parts.as_slice() {
-            ["api", v] => return legacy_resources("", v),
-            ["apis", g] => return api_group(g),
-            ["apis", g, v] => return legacy_resources(g, v),
+            ["api", v] => return legacy_resources(&state, "", v),
+            ["apis", g] => return api_group(&state, g),
+            ["apis", g, v] => return legacy_resources(&state, g, v),
             _ => {}
         }
     }
     resource_handler(state, req).await
 }
 
-fn api_group(group: &str) -> Response {
-    match discovery::group(group) {
+fn api_group(state: &SharedState, group: &str) -> Response {
+    match discovery::group(&state.registry.rows(), group) {
         Some(g) => codec::json_response(StatusCode::OK, &with_kind(&g, "APIGroup", Some("v1"))),
         None => ApiError::NotFoundPath.into_response(),
     }
 }
 
-fn legacy_resources(group: &str, version: &str) -> Response {
-    match discovery::api_resource_list(group, version) {
+fn legacy_resources(state: &SharedState, group: &str, version: &str) -> Response {
+    match discovery::api_resource_list(&state.registry.rows(), group, version) {
         Some(l) => codec::json_response(StatusCode::OK, &with_kind(&l, "APIResourceList", Some("v1"))),
         None => ApiError::NotFoundPath.into_response(),
     }
@@ -106,12 +106,12 @@ fn with_kind<T: serde::Serialize>(v: &T, kind: &str, api_version: Option<&str>) 
     out
 }
 
-async fn openapi_index() -> Response {
-    codec::json_response(StatusCode::OK, &crate::openapi::v3_index(&crate::resources::infos()))
+async fn openapi_index(State(state): State<SharedState>) -> Response {
+    codec::json_response(StatusCode::OK, &crate::openapi::v3_index(&crate::resources::infos(&state.registry.rows())))
 }
 
-async fn openapi_gv(Path(path): Path<String>) -> Response {
-    match crate::openapi::v3_group_version(&crate::resources::infos(), &path) {
+async fn openapi_gv(State(state): State<SharedState>, Path(path): Path<String>) -> Response {
+    match crate::openapi::v3_group_version(&crate::resources::infos(&state.registry.rows()), &path) {
         Some(doc) => codec::json_response(StatusCode::OK, &doc),
         None => ApiError::NotFoundPath.into_response(),
     }

@@ -1,7 +1,7 @@
 //! Discovery documents: aggregated discovery v2 (APIGroupDiscoveryList, chosen by Accept) and
 //! the legacy APIVersions / APIGroupList / APIResourceList, all derived from the resource table.
 
-use crate::resources::{self, ResourceRow, RESOURCES};
+use crate::resources::{self, ResourceRow};
 use http::HeaderMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use serde_json::{json, Value};
@@ -64,12 +64,12 @@ fn resource_discovery(row: &ResourceRow) -> Value {
     r
 }
 
-fn group_discovery(group: &str) -> Value {
-    let versions: Vec<Value> = resources::group_versions()
+fn group_discovery(rows: &[&'static ResourceRow], group: &str) -> Value {
+    let versions: Vec<Value> = resources::group_versions(rows)
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(g, v)| {
-            let rs: Vec<Value> = RESOURCES.iter().filter(|r| r.info.group == g && r.info.version == v).map(resource_discovery).collect();
+            let rs: Vec<Value> = rows.iter().filter(|r| r.info.group == g && r.info.version == v).map(|r| resource_discovery(r)).collect();
             json!({"version": v, "resources": rs, "freshness": "Current"})
         })
         .collect();
@@ -77,9 +77,9 @@ fn group_discovery(group: &str) -> Value {
 }
 
 /// `/api` (core only) or `/apis` (every named group), aggregated.
-pub fn aggregated(core: bool, version: &str) -> Value {
+pub fn aggregated(rows: &[&'static ResourceRow], core: bool, version: &str) -> Value {
     let mut groups: Vec<&str> = Vec::new();
-    for (g, _) in resources::group_versions() {
+    for (g, _) in resources::group_versions(rows) {
         if (g.is_empty() == core) && !groups.contains(&g) {
             groups.push(g);
         }
@@ -88,7 +88,7 @@ pub fn aggregated(core: bool, version: &str) -> Value {
         "kind": "APIGroupDiscoveryList",
         "apiVersion": format!("apidiscovery.k8s.io/{version}"),
         "metadata": {},
-        "items": groups.into_iter().map(group_discovery).collect::<Vec<_>>(),
+        "items": groups.into_iter().map(|g| group_discovery(rows, g)).collect::<Vec<_>>(),
     })
 }
 
@@ -103,8 +103,8 @@ pub fn api_versions(server_address: &str) -> meta::APIVersions {
     }
 }
 
-fn api_group(group: &str) -> meta::APIGroup {
-    let versions: Vec<meta::GroupVersionForDiscovery> = resources::group_versions()
+fn api_group(rows: &[&'static ResourceRow], group: &str) -> meta::APIGroup {
+    let versions: Vec<meta::GroupVersionForDiscovery> = resources::group_versions(rows)
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(g, v)| meta::GroupVersionForDiscovery { group_version: format!("{g}/{v}"), version: v.into() })
@@ -118,24 +118,24 @@ fn api_group(group: &str) -> meta::APIGroup {
 }
 
 /// Legacy `/apis`.
-pub fn api_group_list() -> meta::APIGroupList {
+pub fn api_group_list(rows: &[&'static ResourceRow]) -> meta::APIGroupList {
     let mut groups: Vec<&str> = Vec::new();
-    for (g, _) in resources::group_versions() {
+    for (g, _) in resources::group_versions(rows) {
         if !g.is_empty() && !groups.contains(&g) {
             groups.push(g);
         }
     }
-    meta::APIGroupList { groups: groups.into_iter().map(api_group).collect() }
+    meta::APIGroupList { groups: groups.into_iter().map(|g| api_group(rows, g)).collect() }
 }
 
 /// Legacy `/apis/<group>`; None for an unknown group.
-pub fn group(group: &str) -> Option<meta::APIGroup> {
-    resources::group_versions().iter().any(|(g, _)| *g == group).then(|| api_group(group))
+pub fn group(rows: &[&'static ResourceRow], group: &str) -> Option<meta::APIGroup> {
+    resources::group_versions(rows).iter().any(|(g, _)| *g == group).then(|| api_group(rows, group))
 }
 
 /// Legacy `/api/v1` or `/apis/<group>/<version>`; None for an unknown group-version.
-pub fn api_resource_list(group: &str, version: &str) -> Option<meta::APIResourceList> {
-    let rows: Vec<&ResourceRow> = RESOURCES.iter().filter(|r| r.info.group == group && r.info.version == version).collect();
+pub fn api_resource_list(rows: &[&'static ResourceRow], group: &str, version: &str) -> Option<meta::APIResourceList> {
+    let rows: Vec<&ResourceRow> = rows.iter().copied().filter(|r| r.info.group == group && r.info.version == version).collect();
     if rows.is_empty() {
         return None;
     }
@@ -197,6 +197,10 @@ pub fn version() -> Value {
 mod tests {
     use super::*;
 
+    fn rows() -> Vec<&'static ResourceRow> {
+        crate::resources::RESOURCES.iter().collect()
+    }
+
     #[test]
     fn kubectl_accept_gets_aggregated_v2() {
         let mut h = HeaderMap::new();
@@ -211,13 +215,13 @@ mod tests {
 
     #[test]
     fn aggregated_core_has_pods_with_subresources() {
-        let d = aggregated(true, "v2");
+        let d = aggregated(&rows(), true, "v2");
         assert_eq!(d["items"][0]["metadata"]["name"], "");
         let pods = d["items"][0]["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap().clone();
         assert_eq!(pods["responseKind"]["kind"], "Pod");
         assert_eq!(pods["shortNames"][0], "po");
         assert!(pods["subresources"].as_array().unwrap().iter().any(|s| s["subresource"] == "status"));
-        let apis = aggregated(false, "v2");
+        let apis = aggregated(&rows(), false, "v2");
         let apps = apis["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == "apps").unwrap().clone();
         let deploy = apps["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "deployments").unwrap().clone();
         let scale = deploy["subresources"].as_array().unwrap().iter().find(|s| s["subresource"] == "scale").unwrap().clone();
@@ -226,9 +230,9 @@ mod tests {
 
     #[test]
     fn legacy_lists() {
-        let l = api_resource_list("", "v1").unwrap();
+        let l = api_resource_list(&rows(), "", "v1").unwrap();
         assert!(l.resources.iter().any(|r| r.name == "pods/status"));
-        assert!(api_resource_list("nope", "v1").is_none());
-        assert!(api_group_list().groups.iter().any(|g| g.name == "apps"));
+        assert!(api_resource_list(&rows(), "nope", "v1").is_none());
+        assert!(api_group_list(&rows()).groups.iter().any(|g| g.name == "apps"));
     }
 }

@@ -69,7 +69,7 @@ impl std::fmt::Debug for Chain {
 
 impl Chain {
     pub fn new(registry: &Arc<Registry>, config: &AdmissionConfig) -> Arc<Chain> {
-        let store = |g: &str, r: &str| registry.store(g, "v1", r).cloned();
+        let store = |g: &str, r: &str| registry.store(g, "v1", r);
         let mut plugins: Vec<Box<dyn Plugin>> = Vec::new();
         if let Some(namespaces) = store("", "namespaces") {
             plugins.push(Box::new(namespace_lifecycle::NamespaceLifecycle::new(namespaces)));

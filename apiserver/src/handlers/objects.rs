@@ -99,7 +99,7 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
     let path = req.uri().path().to_string();
     let q = Query::parse(req.uri().query())?;
     let info = request::parse(&path).ok_or(ApiError::NotFoundPath)?;
-    let store = state.registry.store(&info.group, &info.version, &info.resource).ok_or(ApiError::NotFoundPath)?.clone();
+    let store = state.registry.store(&info.group, &info.version, &info.resource).ok_or(ApiError::NotFoundPath)?;
     let row = store.row;
     if info.namespace.is_some() && !row.namespaced() {
         return Err(ApiError::NotFoundPath);

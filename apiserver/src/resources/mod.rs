@@ -102,9 +102,9 @@ pub static RESOURCES: &[ResourceRow] = &[
     row("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, NONE, &["pc"], NONE, "priorityclasses", &PriorityClasses),
 ];
 
-/// The `ResourceInfo`s, for the OpenAPI documents.
-pub fn infos() -> Vec<ResourceInfo> {
-    RESOURCES.iter().map(|r| r.info.clone()).collect()
+/// The `ResourceInfo`s of `rows`, for the OpenAPI documents.
+pub fn infos(rows: &[&ResourceRow]) -> Vec<ResourceInfo> {
+    rows.iter().map(|r| r.info.clone()).collect()
 }
 
 /// The row serving `plural` in `group`/`version`.
@@ -116,10 +116,10 @@ pub fn by_kind(group: &str, kind: &str) -> Option<&'static ResourceRow> {
     RESOURCES.iter().find(|r| r.info.group == group && r.info.kind == kind)
 }
 
-/// The served group-versions, core first, in the order of the table.
-pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+/// The group-versions of `rows`, in their order (the built-in table puts core first).
+pub fn group_versions(rows: &[&ResourceRow]) -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
-    for r in RESOURCES {
+    for r in rows {
         if !out.contains(&(r.info.group, r.info.version)) {
             out.push((r.info.group, r.info.version));
         }
