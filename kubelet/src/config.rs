@@ -104,7 +104,7 @@ impl Flags {
         if self.node_name.is_empty() {
             return Err("--node-name must not be empty".into());
         }
-        crate::image_ref::Mirrors::parse(&self.registry_mirror)?;
+        crate::runtime::image_ref::Mirrors::parse(&self.registry_mirror)?;
         parse_reserved(&self.system_reserved).map_err(|e| format!("--system-reserved: {e}"))?;
         parse_reserved(&self.kube_reserved).map_err(|e| format!("--kube-reserved: {e}"))?;
         Ok(())

@@ -33,8 +33,16 @@ impl Recorder {
         };
         let mut involved = object_reference(pod);
         involved.field_path = field;
-        let reporter = Reporter { component: "kubelet".into(), host: Some(self.node.clone()), instance: None };
-        let ty = if type_ == "Warning" { EventType::Warning } else { EventType::Normal };
+        let reporter = Reporter {
+            component: "kubelet".into(),
+            host: Some(self.node.clone()),
+            instance: None,
+        };
+        let ty = if type_ == "Warning" {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
         let ev = new_event(&reporter, involved, ty, reason, &message, Timestamp::now());
         let ns = ev.metadata.namespace.clone().unwrap_or_default();
         tokio::spawn(async move {

@@ -1,35 +1,32 @@
 //! ferrokube's kubelet: runs the pods bound to its node as containerd containers.
 //!
-//! Start at [`pod_worker`], which drives one pod through sync → terminating →
-//! terminated using the pure plan from [`pod_actions`] and the
+//! Start at [`pod::worker`], which drives one pod through sync → terminating →
+//! terminated using the pure plan from [`pod::actions`] and the
 //! [`runtime::Runtime`] boundary.
+//!
+//! The layers, each depending only on those listed before it:
+//! - [`ktime`], [`backoff`], [`events`], [`status_manager`]: small shared pieces;
+//! - [`runtime`]: the container runtime (containerd, or the fake for tests);
+//! - [`network`]: the pod sandbox's namespaces and its CNI network;
+//! - [`context`]: the kubelet's shared state, handed to everything above;
+//! - [`container`]: one container, from its spec to its OCI config, start, logs and exec;
+//! - [`prober`]: liveness, readiness and startup probes;
+//! - [`volume`]: a pod's volumes on the node;
+//! - [`pod`]: the pod source, the per-pod worker, its plan and the pod's status;
+//! - [`node`]: the Node object, its capacity and heartbeats;
+//! - [`config`], [`server`]: the kubelet's flags and its HTTPS API.
 
 pub mod backoff;
 pub mod config;
-pub mod container_spec;
-pub mod container_start;
+pub mod container;
 pub mod context;
-pub mod env;
-pub mod etc_hosts;
 pub mod events;
-pub mod exec;
-pub mod grpc_probe;
-pub mod http_get;
-pub mod image_ref;
 pub mod ktime;
-pub mod lifecycle;
-pub mod logs;
 pub mod network;
-pub mod node_status;
-pub mod pod_actions;
-pub mod pod_source;
-pub mod pod_status;
-pub mod pod_worker;
+pub mod node;
+pub mod pod;
 pub mod prober;
 pub mod runtime;
-pub mod security_context;
 pub mod server;
-pub mod service_env;
 pub mod status_manager;
-pub mod termination_message;
-pub mod volumes;
+pub mod volume;

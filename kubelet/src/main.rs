@@ -4,12 +4,14 @@ use std::sync::Arc;
 use clap::Parser;
 use kubelet::config::Flags;
 use kubelet::context::Kubelet;
-use kubelet::image_ref::Mirrors;
 use kubelet::network::{Cni, CniConfig};
+use kubelet::node::status as node_status;
+use kubelet::pod;
 use kubelet::runtime::containerd::Containerd;
+use kubelet::runtime::image_ref::Mirrors;
 use kubelet::runtime::Runtime;
+use kubelet::server;
 use kubelet::status_manager::{ApiStatusWriter, StatusManager};
-use kubelet::{node_status, pod_source, pod_worker, server};
 
 fn main() {
     // glibc gives each thread that allocates its own arena (up to 8 per core);
@@ -126,15 +128,15 @@ async fn run(flags: Flags) -> Result<(), String> {
         .map_err(|e| format!("kubelet server: {e}"))?;
     tokio::spawn(srv);
 
-    let workers = pod_worker::PodWorkers::new(k.clone());
+    let workers = pod::worker::PodWorkers::new(k.clone());
     let k2 = k.clone();
-    pod_source::run(
+    pod::source::run(
         client,
         flags.node_name.clone(),
         workers,
         move |live: HashSet<String>| {
             let k = k2.clone();
-            tokio::spawn(async move { pod_worker::remove_orphans(&k, &live).await });
+            tokio::spawn(async move { pod::worker::remove_orphans(&k, &live).await });
         },
     )
     .await;

@@ -18,8 +18,8 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Flags;
+use crate::container::logs::{self, LogOptions};
 use crate::context::Kubelet;
-use crate::logs::{self, LogOptions};
 use crate::runtime::{ContainerState, ExecConfig, ObservedContainer};
 
 #[derive(Debug, thiserror::Error)]
@@ -388,10 +388,11 @@ async fn exec_session(
     stderr: bool,
     tty: bool,
 ) -> Result<(), String> {
-    let exec_id = crate::exec::exec_id();
+    let exec_id = crate::container::exec::exec_id();
     // The shim needs both output paths (an empty one fails); unwanted output is discarded.
-    let fifos = crate::exec::make_fifos(&k.root_dir.join("exec"), &exec_id, stdin, true, !tty)
-        .map_err(|e| e.to_string())?;
+    let fifos =
+        crate::container::exec::make_fifos(&k.root_dir.join("exec"), &exec_id, stdin, true, !tty)
+            .map_err(|e| e.to_string())?;
     let (mut tx, mut rx) = socket.split();
     let open_rx = |p: &Option<std::path::PathBuf>| -> std::io::Result<
         Option<(
@@ -423,7 +424,12 @@ async fn exec_session(
         container_id: container_id.clone(),
         exec_id: exec_id.clone(),
         // As containerd's CRI does: the container's own user, env and cwd.
-        process: crate::exec::container_process_spec(&k.root_dir, &container_id, &command, tty),
+        process: crate::container::exec::container_process_spec(
+            &k.root_dir,
+            &container_id,
+            &command,
+            tty,
+        ),
         stdin: fifos.stdin.clone(),
         stdout: fifos.stdout.clone(),
         stderr: fifos.stderr.clone(),

@@ -11,7 +11,7 @@ use apimachinery::Quantity;
 pub trait Sources {
     fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>>;
     fn secret(&self, name: &str) -> Option<BTreeMap<String, String>>;
-    /// Service variables ([`crate::service_env`]): a source for `$(VAR)`
+    /// Service variables ([`crate::container::service_env`]): a source for `$(VAR)`
     /// after the declared ones, and added last where not declared.
     fn service_env(&self) -> Vec<(String, String)> {
         Vec::new()

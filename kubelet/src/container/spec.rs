@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::{Container, Pod, SecurityContext};
 use serde_json::{json, Value};
 
 use crate::network::PodNamespaces;
-use apimachinery::Quantity;
 use crate::runtime::ImageConfig;
+use apimachinery::Quantity;
 
 /// A bind mount into the container, already resolved to a host path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub fn argv(c: &Container, image: &ImageConfig, env: &[(String, String)]) -> Vec
     let expand = |v: &Option<Vec<String>>| -> Vec<String> {
         v.iter()
             .flatten()
-            .map(|a| crate::env::expand(a, env))
+            .map(|a| crate::container::env::expand(a, env))
             .collect()
     };
     let command = expand(&c.command);
@@ -136,7 +136,7 @@ pub fn merged_env(image: &ImageConfig, env: &[(String, String)]) -> Vec<String> 
 
 /// uid and gid: the effective securityContext (container over pod) over the image's USER.
 pub fn user(pod: &Pod, c: &Container, image: &ImageConfig) -> (i64, i64) {
-    let sc = crate::security_context::effective(pod, c);
+    let sc = crate::container::security_context::effective(pod, c);
     let (mut uid, mut gid) = (0i64, 0i64);
     if let Some((u, g)) = image.user.split_once(':') {
         uid = u.parse().unwrap_or(0);
@@ -212,12 +212,16 @@ pub fn cpu_resources(c: &Container) -> Value {
         .and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.milli_value()));
     let shares = req_cpu.map(|m| (m * 1024 / 1000).max(2)).unwrap_or(2);
     let mut cpu = json!({"shares": shares});
-    if let Some(lim) = get(limits, "cpu").and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.milli_value())) {
+    if let Some(lim) =
+        get(limits, "cpu").and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.milli_value()))
+    {
         cpu["quota"] = json!((lim * 100_000 / 1000).max(1000));
         cpu["period"] = json!(100_000);
     }
     let mut out = json!({"cpu": cpu});
-    if let Some(mem) = get(limits, "memory").and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.value())) {
+    if let Some(mem) =
+        get(limits, "memory").and_then(|q| Quantity::parse(q.trim()).ok().map(|q| q.value()))
+    {
         out["memory"] = json!({"limit": mem});
     }
     out
@@ -231,7 +235,7 @@ pub fn build(pod: &Pod, c: &Container, input: &SpecInput<'_>) -> Value {
     let privileged = sc.and_then(|s| s.privileged) == Some(true);
     let (uid, gid) = user(pod, c, input.image);
     let mut process_user = json!({"uid": uid, "gid": gid});
-    let extra = crate::security_context::supplemental_groups(pod);
+    let extra = crate::container::security_context::supplemental_groups(pod);
     if !extra.is_empty() {
         process_user["additionalGids"] = json!(extra);
     }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use crate::container_spec::{self, BindMount, SpecInput};
+use crate::container::logs;
+use crate::container::spec::{self as container_spec, BindMount, SpecInput};
+use crate::container::termination_message;
 use crate::context::Kubelet;
-use crate::logs;
 use crate::runtime::*;
-use crate::termination_message;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -45,7 +45,7 @@ pub fn field_path(pod: &Pod, name: &str) -> String {
 
 /// runAsNonRoot is in force for the container.
 fn refuses_root(pod: &Pod, c: &Container) -> bool {
-    crate::security_context::effective(pod, c).run_as_non_root == Some(true)
+    crate::container::security_context::effective(pod, c).run_as_non_root == Some(true)
 }
 
 /// A container ID unique per pod, container and attempt.
@@ -149,9 +149,11 @@ pub async fn start_container(
     // here, refuse it before pulling again (no registry trip, no Pulling event).
     if policy != PullPolicy::Never && refuses_root(pod, c) {
         if let Ok(local) = k.runtime.ensure_image(&image_name, PullPolicy::Never).await {
-            if let Err(e) =
-                crate::security_context::verify_run_as_non_root(pod, c, &local.config.user)
-            {
+            if let Err(e) = crate::container::security_context::verify_run_as_non_root(
+                pod,
+                c,
+                &local.config.user,
+            ) {
                 k.events
                     .pod_event(pod, "Warning", "Failed", format!("Error: {e}"), field);
                 return Err(StartError::Config(e.to_string()));
@@ -187,7 +189,9 @@ pub async fn start_container(
         None => pull_image(k, pod, &image_name, policy, field.clone()).await?,
     };
     // Checked against the pulled image's USER, as upstream does before creating.
-    if let Err(e) = crate::security_context::verify_run_as_non_root(pod, c, &image.config.user) {
+    if let Err(e) =
+        crate::container::security_context::verify_run_as_non_root(pod, c, &image.config.user)
+    {
         k.events
             .pod_event(pod, "Warning", "Failed", format!("Error: {e}"), field);
         return Err(StartError::Config(e.to_string()));
@@ -216,7 +220,7 @@ pub async fn start_container(
         },
     );
     // Execs into the container (probes, hooks, kubectl exec) run as its process does.
-    crate::exec::save_process(&k.pod_dir(&uid), &id, &spec["process"])
+    crate::container::exec::save_process(&k.pod_dir(&uid), &id, &spec["process"])
         .map_err(RuntimeError::from)?;
     let mut labels = HashMap::new();
     labels.insert(LABEL_POD_UID.to_string(), uid.clone());

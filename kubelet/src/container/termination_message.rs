@@ -10,8 +10,8 @@ use std::sync::{LazyLock, Mutex};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use crate::container_spec::BindMount;
-use crate::logs;
+use crate::container::logs;
+use crate::container::spec::BindMount;
 use crate::runtime::{ContainerState, ObservedContainer};
 
 /// The path the apiserver defaults `terminationMessagePath` to.

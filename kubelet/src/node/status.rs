@@ -33,7 +33,7 @@ fn read_trim(p: &str) -> String {
 }
 
 fn capacity(max_pods: i64) -> BTreeMap<String, Quantity> {
-    let (cpu_milli, mem) = crate::volumes::node_capacity();
+    let (cpu_milli, mem) = crate::node::capacity::node_capacity();
     let mut m = BTreeMap::new();
     m.insert("cpu".into(), Quantity(format!("{}", cpu_milli / 1000)));
     m.insert("memory".into(), Quantity(format!("{}Ki", mem / 1024)));
@@ -101,7 +101,7 @@ pub fn conditions(
 
 fn status(info: &NodeInfo, runtime_version: &str, conds: Vec<NodeCondition>) -> NodeStatus {
     let cap = capacity(info.max_pods);
-    let (cpu_milli, mem) = crate::volumes::node_capacity();
+    let (cpu_milli, mem) = crate::node::capacity::node_capacity();
     let mut alloc = cap.clone();
     alloc.insert(
         "cpu".into(),

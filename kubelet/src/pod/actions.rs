@@ -128,7 +128,7 @@ pub fn compute_pod_actions(
         .as_ref()
         .and_then(|s| s.start_time.as_ref())
         .map(crate::ktime::chrono);
-    if crate::pod_status::past_active_deadline(pod, start, now) {
+    if crate::pod::status::past_active_deadline(pod, start, now) {
         // Past activeDeadlineSeconds: nothing starts again, everything stops.
         plan.kill = observed
             .iter()

@@ -18,7 +18,7 @@ pub async fn run_handler(
         if let Some(e) = &h.exec {
             let cmd = e.command.clone().unwrap_or_default();
             let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-            let code = crate::exec::run_to_completion(k, uid, container_id, cmd)
+            let code = crate::container::exec::run_to_completion(k, uid, container_id, cmd)
                 .await
                 .map_err(|e| e.to_string())?;
             if code != 0 {
@@ -39,8 +39,13 @@ pub async fn run_handler(
                         .map(|s| s.pod_ip)
                 })
                 .unwrap_or_else(|| "127.0.0.1".into());
-            let get = crate::http_get::HttpGet::from_action(container, g, &ip, "kube-lifecycle/1.33")
-                .map_err(|e| e.to_string())?;
+            let get = crate::prober::http_get::HttpGet::from_action(
+                container,
+                g,
+                &ip,
+                "kube-lifecycle/1.33",
+            )
+            .map_err(|e| e.to_string())?;
             get.run(std::time::Duration::from_secs(10))
                 .await
                 .map(|_| ())
@@ -78,7 +83,7 @@ pub async fn run_pre_stop(
                 "Warning",
                 "FailedPreStopHook",
                 format!("PreStopHook failed: {e}"),
-                Some(crate::container_start::field_path(pod, name)),
+                Some(crate::container::start::field_path(pod, name)),
             );
         }
     });

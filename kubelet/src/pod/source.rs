@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 
-use crate::pod_worker::PodWorkers;
+use crate::pod::worker::PodWorkers;
 
 /// Runs forever; the watcher relists and rewatches on its own.
 pub async fn run(

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::pod_actions::{attempts, init_progress, restart_policy, InitProgress};
+use crate::pod::actions::{attempts, init_progress, restart_policy, InitProgress};
 use crate::runtime::{ContainerState, ObservedContainer};
 
 /// Facts about a pod that the runtime alone doesn't know.
@@ -59,7 +59,8 @@ fn terminated(
                 "Error"
             };
             // The runtime's message first, then what the container left, as upstream joins them.
-            let left = crate::termination_message::message(pod, spec, c, start_error.is_some());
+            let left =
+                crate::container::termination_message::message(pod, spec, c, start_error.is_some());
             let message = match (start_error, left) {
                 (Some(e), Some(m)) => Some(format!("{e}: {m}")),
                 (e, m) => e.cloned().or(m),
@@ -131,7 +132,7 @@ fn container_status(
                     });
                     st.started = Some(facts.started.get(&c.name).copied().unwrap_or(true));
                     // A running sidecar counts towards readiness; a finished init container does not.
-                    let counts = !init || crate::pod_actions::is_sidecar(c);
+                    let counts = !init || crate::pod::actions::is_sidecar(c);
                     st.ready = counts && facts.ready.get(&c.name).copied().unwrap_or(true);
                     if let Some(p) = prev {
                         st.last_state = terminated(pod, c, p, facts).map(|tt| KState {
@@ -305,7 +306,7 @@ pub fn generate(
         .iter()
         .flatten()
         .zip(&init_statuses)
-        .filter(|(c, _)| crate::pod_actions::is_sidecar(c))
+        .filter(|(c, _)| crate::pod::actions::is_sidecar(c))
         .all(|(_, s)| s.ready);
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready) && sidecars_ready;
     let terminal = is_pod_phase_terminal(&phase);

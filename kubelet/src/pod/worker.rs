@@ -10,13 +10,13 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Preconditions};
 use tokio::sync::{watch, Mutex};
 
-use crate::container_start::{start_container, StartError};
+use crate::container::start::{start_container, StartError};
 use crate::context::{Kubelet, SandboxState};
 use crate::network::PortMapping;
-use crate::pod_actions::{backoff_key, compute_pod_actions};
-use crate::pod_status::{self, PodFacts};
+use crate::pod::actions::{backoff_key, compute_pod_actions};
+use crate::pod::status::{self as pod_status, PodFacts};
 use crate::runtime::{ContainerState, ObservedContainer};
-use crate::volumes;
+use crate::volume;
 
 /// How often a worker re-checks its pod without being told: exits and back-offs.
 const RESYNC: Duration = Duration::from_secs(1);
@@ -261,7 +261,6 @@ async fn wire_network(
     Ok(st)
 }
 
-
 async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), SyncError> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
@@ -305,9 +304,12 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     }
     // ConfigMap, Secret and downward-API volumes follow their sources, as upstream's
     // volume manager resyncs them about once a minute.
-    if state.volumes_refreshed.is_none_or(|t| t.elapsed() >= VOLUME_RESYNC) {
+    if state
+        .volumes_refreshed
+        .is_none_or(|t| t.elapsed() >= VOLUME_RESYNC)
+    {
         if state.volumes_refreshed.is_some() {
-            crate::volumes::refresh(k, pod).await;
+            crate::volume::refresh(k, pod).await;
         }
         state.volumes_refreshed = Some(std::time::Instant::now());
     }
@@ -393,7 +395,7 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
     {
         if state.logging.insert(c.id.clone()) {
             if let Err(e) =
-                crate::container_start::attach_logs(k, &uid, &c.name, c.restart_count, &c.id).await
+                crate::container::start::attach_logs(k, &uid, &c.name, c.restart_count, &c.id).await
             {
                 tracing::debug!(id = %c.id, error = %e, "reattaching logs");
             }
@@ -437,7 +439,7 @@ async fn start_containers(
     k: &Kubelet,
     pod: &Pod,
     spec: &k8s_openapi::api::core::v1::PodSpec,
-    plan: &crate::pod_actions::PodActions,
+    plan: &crate::pod::actions::PodActions,
     state: &mut WorkerState,
 ) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -464,7 +466,7 @@ async fn start_containers(
                 continue;
             }
         }
-        let resolved = match volumes::resolve(k, pod, c).await {
+        let resolved = match volume::resolve(k, pod, c).await {
             Ok(r) => r,
             Err(e) => {
                 let msg = e.to_string();
@@ -494,7 +496,9 @@ async fn start_containers(
                 state.logging.insert(id.clone());
                 if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-                    if let Err(e) = crate::lifecycle::run_handler(k, pod, c, &id, h, deadline).await {
+                    if let Err(e) =
+                        crate::pod::lifecycle::run_handler(k, pod, c, &id, h, deadline).await
+                    {
                         let field = Some(format!("spec.containers{{{}}}", c.name));
                         k.events.pod_event(
                             pod,
@@ -689,7 +693,7 @@ pub async fn cleanup(k: &Kubelet, uid: &str, observed: &[ObservedContainer]) {
         }
     }
     release_network(k, uid).await;
-    volumes::teardown(k, uid).await;
+    volume::teardown(k, uid).await;
     let _ = tokio::fs::remove_dir_all(k.pod_dir(uid)).await;
 }
 
@@ -717,7 +721,7 @@ async fn terminate(k: &Kubelet, pod: &Pod, state: &mut WorkerState, delete_from_
             Some(format!("spec.containers{{{}}}", c.name)),
         );
     }
-    crate::lifecycle::run_pre_stop(k, pod, &running, deadline).await;
+    crate::pod::lifecycle::run_pre_stop(k, pod, &running, deadline).await;
     for c in &running {
         let _ = k.runtime.kill_container(&c.id, 15).await;
     }

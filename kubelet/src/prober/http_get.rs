@@ -225,7 +225,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn container() -> Container {
-        serde_json::from_value(serde_json::json!({"name": "c", "ports": [{"name": "web", "containerPort": 8443}]})).unwrap()
+        serde_json::from_value(
+            serde_json::json!({"name": "c", "ports": [{"name": "web", "containerPort": 8443}]}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -338,13 +341,15 @@ mod tests {
     #[tokio::test]
     async fn http_get_sends_headers_and_judges_the_status() {
         let (port, h) = serve_once(None, 204).await;
-        let g = HttpGet::from_action(&container(), &action("HTTP", port), "127.0.0.1", "ua").unwrap();
+        let g =
+            HttpGet::from_action(&container(), &action("HTTP", port), "127.0.0.1", "ua").unwrap();
         assert_eq!(g.run(Duration::from_secs(5)).await, Ok(204));
         let req = h.await.unwrap();
         assert!(req.starts_with("GET /ready HTTP/1.1\r\n"), "{req}");
         assert!(req.contains("X-Probe: yes\r\n"), "{req}");
         let (port, _h) = serve_once(None, 500).await;
-        let g = HttpGet::from_action(&container(), &action("HTTP", port), "127.0.0.1", "ua").unwrap();
+        let g =
+            HttpGet::from_action(&container(), &action("HTTP", port), "127.0.0.1", "ua").unwrap();
         assert_eq!(
             g.run(Duration::from_secs(5)).await,
             Err(HttpGetError::Status(500))
@@ -371,7 +376,8 @@ mod tests {
         .unwrap();
         let acc = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
         let (port, h) = serve_once(Some(acc), 200).await;
-        let g = HttpGet::from_action(&container(), &action("HTTPS", port), "127.0.0.1", "ua").unwrap();
+        let g =
+            HttpGet::from_action(&container(), &action("HTTPS", port), "127.0.0.1", "ua").unwrap();
         assert_eq!(g.run(Duration::from_secs(5)).await, Ok(200));
         assert!(h.await.unwrap().contains("X-Probe: yes\r\n"));
     }

@@ -7,6 +7,9 @@ use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 
 use crate::context::Kubelet;
 
+pub mod grpc;
+pub mod http_get;
+
 pub async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
     tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port)))
         .await
@@ -36,7 +39,7 @@ pub async fn probe_once(
         let cmd = e.command.clone().unwrap_or_default();
         let code = tokio::time::timeout(
             timeout,
-            crate::exec::run_to_completion(
+            crate::container::exec::run_to_completion(
                 k,
                 pod.metadata.uid.as_deref().unwrap_or_default(),
                 container_id,
@@ -52,8 +55,9 @@ pub async fn probe_once(
             Err(format!("command failed with exit code {code}"))
         }
     } else if let Some(g) = &p.http_get {
-        let get = crate::http_get::HttpGet::from_action(container, g, &ip, PROBE_USER_AGENT)
-            .map_err(|e| e.to_string())?;
+        let get =
+            crate::prober::http_get::HttpGet::from_action(container, g, &ip, PROBE_USER_AGENT)
+                .map_err(|e| e.to_string())?;
         get.run(timeout)
             .await
             .map(|_| ())
@@ -63,12 +67,13 @@ pub async fn probe_once(
             .ok()
             .filter(|p| *p > 0)
             .ok_or("invalid port")?;
-        crate::grpc_probe::check(&ip, port, g.service.as_deref().unwrap_or(""), timeout)
+        crate::prober::grpc::check(&ip, port, g.service.as_deref().unwrap_or(""), timeout)
             .await
             .map_err(|e| e.to_string())
     } else if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or(ip);
-        let port = apimachinery::ports::container_port(container, &t.port).map_err(|e| e.to_string())?;
+        let port =
+            apimachinery::ports::container_port(container, &t.port).map_err(|e| e.to_string())?;
         tcp(&host, port, timeout).await
     } else {
         Ok(())
@@ -185,7 +190,7 @@ impl PodProber {
         if let Some(uid) = pod.metadata.uid.as_deref() {
             // Every sync passes here, adopted pods included: status generation
             // finds their termination messages through this.
-            crate::termination_message::register(uid, k.pod_dir(uid), k.log_dir(uid));
+            crate::container::termination_message::register(uid, k.pod_dir(uid), k.log_dir(uid));
         }
         let now = tokio::time::Instant::now();
         self.containers

@@ -27,7 +27,7 @@ use super::image_pull::{self, ns, SNAPSHOTTER};
 use super::network_gate::NetworkGate;
 use super::runtime_cache::RuntimeCache;
 use super::*;
-use crate::image_ref::Mirrors;
+use crate::runtime::image_ref::Mirrors;
 
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 
 use super::{ImageConfig, ImageInfo, Result, RuntimeError};
-use crate::image_ref::{ImageRef, Mirrors};
+use crate::runtime::image_ref::{ImageRef, Mirrors};
 
 pub const SNAPSHOTTER: &str = "overlayfs";
 

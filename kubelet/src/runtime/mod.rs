@@ -4,6 +4,7 @@
 pub mod containerd;
 pub mod fake;
 pub mod image_pull;
+pub mod image_ref;
 pub mod network_gate;
 pub mod runtime_cache;
 

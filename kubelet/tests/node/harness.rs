@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kubelet::context::Kubelet;
-use kubelet::image_ref::Mirrors;
 use kubelet::network::{Cni, CniConfig};
-use kubelet::pod_worker::PodWorkers;
+use kubelet::pod::worker::PodWorkers;
 use kubelet::runtime::containerd::Containerd as ContainerdRuntime;
+use kubelet::runtime::image_ref::Mirrors;
 use kubelet::runtime::Runtime;
 use kubelet::status_manager::{StatusError, StatusManager, StatusWriter};
 use testkit::{wait_for_or, Containerd, Registry};
@@ -208,7 +208,11 @@ impl Drop for NodeEnv {
 fn remove_hostport_rules(subnet: &str) {
     let common = testkit::repo_root().join("hack/lib/cluster-common.sh");
     let _ = std::process::Command::new("bash")
-        .args(["-c", r#"source "$1" && POD_CIDR_PREFIX="$2" remove_hostport_rules"#, "bash"])
+        .args([
+            "-c",
+            r#"source "$1" && POD_CIDR_PREFIX="$2" remove_hostport_rules"#,
+            "bash",
+        ])
         .arg(&common)
         .arg(subnet)
         .stderr(std::process::Stdio::null())

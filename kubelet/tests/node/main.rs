@@ -343,7 +343,10 @@ spec:
         .await;
     let cs = st.container_statuses.as_ref().unwrap();
     assert_eq!(cs[1].started, Some(true));
-    assert!(!cs[2].ready, "a readiness probe on a closed port passed: {st:?}");
+    assert!(
+        !cs[2].ready,
+        "a readiness probe on a closed port passed: {st:?}"
+    );
     let ready = st
         .conditions
         .as_ref()
@@ -462,7 +465,7 @@ spec:
     .await;
     let node = node.restart_kubelet();
     let live: std::collections::HashSet<String> = [keep.metadata.uid.clone().unwrap()].into();
-    kubelet::pod_worker::remove_orphans(&node.k, &live).await;
+    kubelet::pod::worker::remove_orphans(&node.k, &live).await;
     node.run(&keep).await;
     let after = node
         .wait_status("keep", 30, "status after restart", |s| {

@@ -1,0 +1,12 @@
+//! One container of a pod: its OCI spec, environment, security context and
+//! `/etc/hosts`, how it is started, its logs, exec sessions and termination message.
+
+pub mod env;
+pub mod etc_hosts;
+pub mod exec;
+pub mod logs;
+pub mod security_context;
+pub mod service_env;
+pub mod spec;
+pub mod start;
+pub mod termination_message;
