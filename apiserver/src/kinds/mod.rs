@@ -4,28 +4,34 @@
 
 mod config;
 mod jobs;
+mod misc;
 mod coordination;
 mod endpoints;
 mod events;
 mod namespaces;
+mod networking;
 mod nodes;
 mod pods;
 mod scheduling;
 mod serviceaccounts;
 mod services;
+mod storage;
 mod workloads;
 
 pub use config::{ConfigMaps, Secrets};
 pub use coordination::Leases;
 pub use jobs::Jobs;
+pub use misc::{PodTemplates, RuntimeClasses};
 pub use endpoints::{EndpointSlices, Endpoints};
 pub use events::{Events, EventsV1};
 pub use namespaces::Namespaces;
+pub use networking::{IngressClasses, Ingresses, NetworkPolicies};
 pub use nodes::Nodes;
 pub use pods::Pods;
 pub use scheduling::PriorityClasses;
 pub use serviceaccounts::ServiceAccounts;
 pub use services::Services;
+pub use storage::{CsiDrivers, CsiNodes, StorageClasses};
 pub use workloads::{DaemonSets, Deployments, PodDisruptionBudgets, ReplicaSets, StatefulSets};
 
 /// A kind with no rules of its own: defaults, printing and deletion as every kind has them.

@@ -100,6 +100,14 @@ pub static RESOURCES: &[ResourceRow] = &[
     row("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE, NONE, NONE, "endpointslices", &EndpointSlices),
     row("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["status"], &["pdb"], NONE, "poddisruptionbudgets", &PodDisruptionBudgets),
     row("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, NONE, &["pc"], NONE, "priorityclasses", &PriorityClasses),
+    row("", "v1", "PodTemplate", "podtemplates", "podtemplate", true, NONE, NONE, NONE, "podtemplates", &PodTemplates),
+    row("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, &["status"], &["ing"], NONE, "ingress", &Ingresses),
+    row("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false, NONE, NONE, NONE, "ingressclasses", &IngressClasses),
+    row("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, NONE, &["netpol"], NONE, "networkpolicies", &NetworkPolicies),
+    row("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", false, NONE, NONE, NONE, "runtimeclasses", &RuntimeClasses),
+    row("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", false, NONE, &["sc"], NONE, "storageclasses", &StorageClasses),
+    row("storage.k8s.io", "v1", "CSIDriver", "csidrivers", "csidriver", false, NONE, NONE, NONE, "csidrivers", &CsiDrivers),
+    row("storage.k8s.io", "v1", "CSINode", "csinodes", "csinode", false, NONE, NONE, NONE, "csinodes", &CsiNodes),
 ];
 
 /// The `ResourceInfo`s of `rows`, for the OpenAPI documents.
