@@ -192,6 +192,7 @@ mod json_names {
         "api.core.v1.PodStatus.extendedResourceClaimStatus",
         "api.core.v1.PodStatus.resources",
         "api.core.v1.VolumeProjection.podCertificate",
+        "api.storage.v1.CSIDriverSpec.serviceAccountTokenInSecrets",
     ];
 
     #[test]
