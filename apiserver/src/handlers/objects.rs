@@ -69,10 +69,10 @@ fn check_duplicate_fields(store: &Store, headers: &HeaderMap, body: &[u8], opts:
     if opts.field_validation == FieldValidation::Ignore || !codec::content_type(headers).starts_with("application/json") {
         return Ok(());
     }
-    let errs = validation::strict_decoding_errors(&store.row.gvk(), body);
-    if !errs.iter().any(|e| e.starts_with("duplicate field")) {
+    if !validation::has_duplicate_fields(body) {
         return Ok(());
     }
+    let errs = validation::strict_decoding_errors(&store.row.gvk(), body);
     if opts.field_validation == FieldValidation::Strict {
         return Err(ApiError::BadRequest(format!("strict decoding error: {}", errs.join(", "))));
     }

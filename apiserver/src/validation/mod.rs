@@ -22,3 +22,8 @@ use crate::types::Gvk;
 pub fn strict_decoding_errors(gvk: &Gvk, body: &[u8]) -> Vec<String> {
     strict::strict_decoding_errors(gvk, body)
 }
+
+/// Whether a JSON body repeats a key anywhere (cheap; see `strict::has_duplicate_fields`).
+pub fn has_duplicate_fields(body: &[u8]) -> bool {
+    strict::has_duplicate_fields(body)
+}

@@ -137,6 +137,72 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
+/// Whether a JSON body repeats a key in any object. Cheap enough for every write: keys are
+/// borrowed where they have no escapes, values are skipped, and no path is built; the full
+/// `strict_decoding_errors` runs only when this finds something.
+pub fn has_duplicate_fields(body: &[u8]) -> bool {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    matches!(DupScan.deserialize(&mut de), Ok(true))
+}
+
+struct DupScan;
+
+impl<'de> DeserializeSeed<'de> for DupScan {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DupScan {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_none<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        // Objects are small: a linear scan beats hashing.
+        let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut dup = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            dup |= seen.contains(&key);
+            seen.push(key);
+            dup |= map.next_value_seed(DupScan)?;
+        }
+        Ok(dup)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let mut dup = false;
+        while let Some(d) = seq.next_element_seed(DupScan)? {
+            dup |= d;
+        }
+        Ok(dup)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +250,11 @@ mod tests {
             ]
         );
         assert!(strict_decoding_errors(&Gvk::new("", "v1", "Pod"), b"{not json").is_empty());
+        assert!(has_duplicate_fields(body));
+        // Escaped keys compare as decoded: "c\u0041" is "cA".
+        assert!(has_duplicate_fields(br#"{"c\u0041": 1, "cA": 2}"#));
+        assert!(!has_duplicate_fields(br#"{"a": {"b": 1}, "b": [{"a": 1}, {"a": 2}]}"#));
+        assert!(!has_duplicate_fields(b"{not json"));
         assert!(strict_decoding_errors(
             &Gvk::new("", "v1", "Pod"),
             br#"{"metadata": {"managedFields": [{"fieldsV1": {"f:x": {}}}]}}"#
