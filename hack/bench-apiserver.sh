@@ -10,6 +10,9 @@
 # SKIP_BUILD=1 uses the binaries as last built (no cargo at all, so nothing compiles while a
 # caller holds the benchmark lock), BENCH_SCALE (1), BENCH_WATCHERS (1000),
 # BENCH_PHASES (creates,paced,watch; the list phase always runs), KEEP=1.
+# BASELINE_REV=<git rev> also builds the apiserver of that revision (in a worktree, its own
+# target dir) and runs the same phases against it first, then prints the apiserver's CPU per
+# create of both side by side: "before and after" measured in one run on one machine.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,28 +51,62 @@ if [ -z "$DRIVER" ] || [ ! -x "$DRIVER" ]; then
 fi
 BIN=$ROOT/target/$PROFILE/ferrokube-apiserver
 
-ETCD_PORT=$(free_port); PEER_PORT=$(free_port); API_PORT=$(free_port)
-etcd --data-dir "$WORK/etcd" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
-  --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" --listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
-  --quota-backend-bytes 8589934592 >"$WORK/etcd.log" 2>&1 &
-ETCD_PID=$!
-PIDS+=($ETCD_PID)
-TOKEN=bench-$RANDOM$RANDOM
-echo "$TOKEN,bench,bench-uid,\"system:masters\"" >"$WORK/tokens.csv"
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$ETCD_PORT/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-RUST_LOG=warn "$BIN" --etcd-servers "http://127.0.0.1:$ETCD_PORT" --secure-port "$API_PORT" \
-  --cert-dir "$WORK/pki" --token-auth-file "$WORK/tokens.csv" >"$WORK/apiserver.log" 2>&1 &
-API_PID=$!
-PIDS+=($API_PID)
-for _ in $(seq 1 100); do
-  curl -sfk "https://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-echo "etcd 127.0.0.1:$ETCD_PORT  apiserver https://127.0.0.1:$API_PORT (pid $API_PID)  apiserver $PROFILE, driver $DRIVER_PROFILE"
+BASELINE_BIN=""
+if [ -n "${BASELINE_REV:-}" ]; then
+  BASELINE_BIN=$ROOT/target/baseline/$PROFILE/ferrokube-apiserver
+  if [ "${SKIP_BUILD:-}" != 1 ]; then
+    git -C "$ROOT" worktree add --detach "$WORK/baseline-src" "$BASELINE_REV" >/dev/null
+    (cd "$WORK/baseline-src" && cargo build --profile "$([ "$PROFILE" = release ] && echo release || echo dev)" \
+      -p apiserver --bin ferrokube-apiserver --target-dir "$ROOT/target/baseline")
+    git -C "$ROOT" worktree remove --force "$WORK/baseline-src"
+  fi
+fi
 
-BENCH_ETCD="http://127.0.0.1:$ETCD_PORT" BENCH_URL="https://127.0.0.1:$API_PORT" BENCH_TOKEN="$TOKEN" \
-BENCH_CA="$WORK/pki/ca.crt" BENCH_PID="$API_PID" BENCH_ETCD_PID="$ETCD_PID" "$DRIVER" --bench
+# run_bench BIN LABEL: a fresh etcd and apiserver on free ports, then the driver.
+run_bench() {
+  local bin=$1 label=$2 dir=$WORK/$2
+  mkdir -p "$dir"
+  local etcd_port peer_port api_port
+  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
+  etcd --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+    --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
+    --quota-backend-bytes 8589934592 >"$dir/etcd.log" 2>&1 &
+  local etcd_pid=$!
+  PIDS+=($etcd_pid)
+  local token=bench-$RANDOM$RANDOM
+  echo "$token,bench,bench-uid,\"system:masters\"" >"$dir/tokens.csv"
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  RUST_LOG=warn "$bin" --etcd-servers "http://127.0.0.1:$etcd_port" --secure-port "$api_port" \
+    --cert-dir "$dir/pki" --token-auth-file "$dir/tokens.csv" >"$dir/apiserver.log" 2>&1 &
+  local api_pid=$!
+  PIDS+=($api_pid)
+  for _ in $(seq 1 100); do
+    curl -sfk "https://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  echo "== $label: etcd 127.0.0.1:$etcd_port  apiserver https://127.0.0.1:$api_port (pid $api_pid)  apiserver $PROFILE, driver $DRIVER_PROFILE"
+  BENCH_ETCD="http://127.0.0.1:$etcd_port" BENCH_URL="https://127.0.0.1:$api_port" BENCH_TOKEN="$token" \
+  BENCH_CA="$dir/pki/ca.crt" BENCH_PID="$api_pid" BENCH_ETCD_PID="$etcd_pid" "$DRIVER" --bench | tee "$dir/out.txt"
+  kill "$api_pid" "$etcd_pid" 2>/dev/null || true
+  wait "$api_pid" "$etcd_pid" 2>/dev/null || true
+}
+
+if [ -n "$BASELINE_BIN" ]; then
+  run_bench "$BASELINE_BIN" "baseline-$BASELINE_REV"
+fi
+run_bench "$BIN" current
+if [ -n "$BASELINE_BIN" ]; then
+  echo
+  echo "apiserver CPU per create (us), baseline $BASELINE_REV vs current, same run:"
+  for clients in " 1" "16" "64"; do
+    before=$(grep "api    $clients clients" "$WORK/baseline-$BASELINE_REV/out.txt" | sed -n 's/.*cpu\/op: apiserver *\([0-9]*\) us.*/\1/p')
+    after=$(grep "api    $clients clients" "$WORK/current/out.txt" | sed -n 's/.*cpu\/op: apiserver *\([0-9]*\) us.*/\1/p')
+    [ -n "$before" ] && [ -n "$after" ] && \
+      python3 -c "b,a=$before,$after; print(f'  {\"$clients\".strip():>2} clients: {b:>5} -> {a:>5} us  ({(a-b)/b*100:+.1f}%)')"
+  done
+  printf '  idle RSS (kB): %s -> %s\n' "$(grep -i 'rss idle' "$WORK/baseline-$BASELINE_REV/out.txt" | head -1)" "$(grep -i 'rss idle' "$WORK/current/out.txt" | head -1)"
+fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
