@@ -10,9 +10,11 @@
 //! - [`ports`]: named container ports for probes and Service targetPorts;
 //! - [`phase`]: terminal pod phases;
 //! - [`duration`]: Go `time.ParseDuration` for flags;
+//! - [`cron`]: CronJob schedules (robfig/cron's syntax) and `spec.timeZone`;
 //! - [`events`]: core/v1 Events as upstream's recorder writes them;
 //! - [`kubeconfig`] (feature `client`): a `kube::Client` from a kubeconfig file.
 
+pub mod cron;
 pub mod duration;
 pub mod events;
 pub mod fields;
