@@ -7,6 +7,7 @@ mod support;
 
 use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core};
 use k8s_openapi::api::{discovery::v1 as discovery, events::v1 as events, policy::v1 as policy, scheduling::v1 as scheduling};
+use k8s_openapi::api::{autoscaling::v2 as autoscaling, networking::v1 as networking, node::v1 as node, storage::v1 as storage};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -234,6 +235,21 @@ fn kinds() -> Vec<(&'static str, Decode, Value)> {
         ("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", typed::<discovery::EndpointSlice>, json!({"metadata": {"name": "n"}, "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}], "ports": [{"port": 80}]})),
         ("/apis/policy/v1/namespaces/default/poddisruptionbudgets", typed::<policy::PodDisruptionBudget>, json!({"metadata": {"name": "n"}, "spec": {"minAvailable": 1, "selector": selector}})),
         ("/apis/scheduling.k8s.io/v1/priorityclasses", typed::<scheduling::PriorityClass>, json!({"metadata": {"name": "n"}, "value": 10, "description": "d"})),
+        ("/api/v1/namespaces/default/replicationcontrollers", typed::<core::ReplicationController>, json!({"metadata": {"name": "n"}, "spec": {"replicas": 1, "selector": {"app": "x"}, "template": template}})),
+        ("/apis/batch/v1/namespaces/default/cronjobs", typed::<batch::CronJob>, json!({"metadata": {"name": "n"}, "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}})),
+        ("/api/v1/persistentvolumes", typed::<core::PersistentVolume>, json!({"metadata": {"name": "n"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/x"}}})),
+        ("/api/v1/namespaces/default/persistentvolumeclaims", typed::<core::PersistentVolumeClaim>, json!({"metadata": {"name": "n"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})),
+        ("/api/v1/namespaces/default/resourcequotas", typed::<core::ResourceQuota>, json!({"metadata": {"name": "n"}, "spec": {"hard": {"pods": "100", "requests.cpu": "100"}}})),
+        ("/api/v1/namespaces/default/limitranges", typed::<core::LimitRange>, json!({"metadata": {"name": "n"}, "spec": {"limits": [{"type": "Container", "max": {"cpu": "100"}}]}})),
+        ("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers", typed::<autoscaling::HorizontalPodAutoscaler>, json!({"metadata": {"name": "n"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "d"}, "maxReplicas": 3}})),
+        ("/api/v1/namespaces/default/podtemplates", typed::<core::PodTemplate>, json!({"metadata": {"name": "n"}, "template": template})),
+        ("/apis/networking.k8s.io/v1/namespaces/default/ingresses", typed::<networking::Ingress>, json!({"metadata": {"name": "n"}, "spec": {"defaultBackend": {"service": {"name": "s", "port": {"number": 80}}}}})),
+        ("/apis/networking.k8s.io/v1/ingressclasses", typed::<networking::IngressClass>, json!({"metadata": {"name": "n"}, "spec": {"controller": "example.com/c"}})),
+        ("/apis/networking.k8s.io/v1/namespaces/default/networkpolicies", typed::<networking::NetworkPolicy>, json!({"metadata": {"name": "n"}, "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 80}]}]}})),
+        ("/apis/node.k8s.io/v1/runtimeclasses", typed::<node::RuntimeClass>, json!({"metadata": {"name": "n"}, "handler": "runc"})),
+        ("/apis/storage.k8s.io/v1/storageclasses", typed::<storage::StorageClass>, json!({"metadata": {"name": "n"}, "provisioner": "p"})),
+        ("/apis/storage.k8s.io/v1/csidrivers", typed::<storage::CSIDriver>, json!({"metadata": {"name": "n"}, "spec": {}})),
+        ("/apis/storage.k8s.io/v1/csinodes", typed::<storage::CSINode>, json!({"metadata": {"name": "n"}, "spec": {"drivers": [{"name": "d", "nodeID": "n"}]}})),
     ]
 }
 
@@ -311,9 +327,12 @@ async fn every_accepted_mutation_decodes_as_its_type(h: &Harness) {
             }
         }
     }
-    eprintln!("mutations: {accepted} accepted, {refused} refused");
+    eprintln!("mutations: {accepted} accepted, {refused} refused, over {} kinds", kinds().len());
     assert!(accepted > 0 && refused > 0, "the mutations should both pass and fail");
     typed_clients_read_every_list(h).await;
-    // And the server still works.
-    assert_eq!(h.post(PODS, &pod("after-the-storm")).await.status, StatusCode::CREATED);
+    // And the server still works (in a namespace of its own: the mutated quotas and limit
+    // ranges of `default` may rightly refuse a plain pod).
+    assert_eq!(h.post("/api/v1/namespaces", &json!({"metadata": {"name": "after"}})).await.status, StatusCode::CREATED);
+    let r = h.post("/api/v1/namespaces/after/pods", &pod("after-the-storm")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
 }

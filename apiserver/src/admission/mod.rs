@@ -1,12 +1,15 @@
 //! The admission chain, as upstream's: the handlers pass it to the Store through the write's
 //! options, and the Store runs it on a create after decoding and before defaults and
 //! validation. Each plugin is a file named after its upstream counterpart and decides for
-//! itself which resources it acts on. Later plugins (LimitRanger, ResourceQuota, webhooks)
-//! join the list in `Chain::new`.
+//! itself which resources it acts on. Later plugins (webhooks, policies) join the list in
+//! `Chain::new`.
 
+mod default_storage_class;
 mod default_toleration_seconds;
+mod limit_ranger;
 mod namespace_lifecycle;
 mod priority;
+mod resource_quota;
 mod service_account;
 
 use crate::registry::Registry;
@@ -74,11 +77,21 @@ impl Chain {
         if let Some(namespaces) = store("", "namespaces") {
             plugins.push(Box::new(namespace_lifecycle::NamespaceLifecycle::new(namespaces)));
         }
+        if let Some(ranges) = store("", "limitranges") {
+            plugins.push(Box::new(limit_ranger::LimitRanger::new(ranges)));
+        }
         plugins.push(Box::new(service_account::ServiceAccount));
         if let Some(classes) = store("scheduling.k8s.io", "priorityclasses") {
             plugins.push(Box::new(priority::Priority::new(classes)));
         }
         plugins.push(Box::new(default_toleration_seconds::DefaultTolerationSeconds::new(config)));
+        if let Some(classes) = registry.store("storage.k8s.io", "v1", "storageclasses") {
+            plugins.push(Box::new(default_storage_class::DefaultStorageClass::new(classes)));
+        }
+        // Last, as upstream: quota charges what the plugins before it admitted.
+        if let Some(quotas) = store("", "resourcequotas") {
+            plugins.push(Box::new(resource_quota::ResourceQuotaAdmission::new(quotas, Arc::downgrade(registry))));
+        }
         Arc::new(Chain { plugins })
     }
 

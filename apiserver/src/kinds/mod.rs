@@ -2,24 +2,31 @@
 //! defaults, what create resets, validation, delete semantics and `kubectl get` columns. A row
 //! of the resource table (`crate::resources`) names its strategy; nothing else chooses by kind.
 
+mod autoscaling;
 mod config;
 mod jobs;
 mod misc;
 mod coordination;
+mod cronjobs;
 mod endpoints;
 mod events;
 mod namespaces;
 mod networking;
 mod nodes;
 mod pods;
+mod quotas;
+mod replicationcontrollers;
 mod scheduling;
 mod serviceaccounts;
 mod services;
 mod storage;
+mod volumes;
 mod workloads;
 
+pub use autoscaling::HorizontalPodAutoscalers;
 pub use config::{ConfigMaps, Secrets};
 pub use coordination::Leases;
+pub use cronjobs::CronJobs;
 pub use jobs::Jobs;
 pub use misc::{PodTemplates, RuntimeClasses};
 pub use endpoints::{EndpointSlices, Endpoints};
@@ -28,10 +35,13 @@ pub use namespaces::Namespaces;
 pub use networking::{IngressClasses, Ingresses, NetworkPolicies};
 pub use nodes::Nodes;
 pub use pods::Pods;
+pub use quotas::{LimitRanges, ResourceQuotas};
+pub use replicationcontrollers::ReplicationControllers;
 pub use scheduling::PriorityClasses;
 pub use serviceaccounts::ServiceAccounts;
 pub use services::Services;
 pub use storage::{CsiDrivers, CsiNodes, StorageClasses};
+pub use volumes::{PersistentVolumeClaims, PersistentVolumes};
 pub use workloads::{DaemonSets, Deployments, PodDisruptionBudgets, ReplicaSets, StatefulSets};
 
 /// A kind with no rules of its own: defaults, printing and deletion as every kind has them.

@@ -11,8 +11,10 @@ use serde_json::{json, Value};
 
 /// The Scale view of a workload.
 pub fn scale_of(obj: &Value) -> Value {
+    // A ReplicationController's selector is the label map itself.
     let selector = obj
         .pointer("/spec/selector/matchLabels")
+        .or_else(|| obj.pointer("/spec/selector").filter(|s| s.get("matchLabels").is_none() && s.get("matchExpressions").is_none()))
         .and_then(Value::as_object)
         .map(|m| {
             let mut parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();

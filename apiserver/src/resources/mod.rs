@@ -81,7 +81,7 @@ const fn row(
 /// Every served resource, in discovery order.
 pub static RESOURCES: &[ResourceRow] = &[
     row("", "v1", "Namespace", "namespaces", "namespace", false, &["status", "finalize"], &["ns"], NONE, "namespaces", &Namespaces),
-    row("", "v1", "Pod", "pods", "pod", true, &["status", "binding", "log", "exec"], &["po"], ALL, "pods", &Pods),
+    row("", "v1", "Pod", "pods", "pod", true, &["status", "binding", "eviction", "log", "exec"], &["po"], ALL, "pods", &Pods),
     row("", "v1", "Node", "nodes", "node", false, &["status"], &["no"], NONE, "nodes", &Nodes),
     row("", "v1", "Event", "events", "event", true, NONE, &["ev"], NONE, "events", &Events),
     row("", "v1", "ConfigMap", "configmaps", "configmap", true, NONE, &["cm"], NONE, "configmaps", &ConfigMaps),
@@ -100,6 +100,13 @@ pub static RESOURCES: &[ResourceRow] = &[
     row("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE, NONE, NONE, "endpointslices", &EndpointSlices),
     row("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["status"], &["pdb"], NONE, "poddisruptionbudgets", &PodDisruptionBudgets),
     row("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, NONE, &["pc"], NONE, "priorityclasses", &PriorityClasses),
+    row("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true, &["status", "scale"], &["rc"], ALL, "controllers", &ReplicationControllers),
+    row("batch", "v1", "CronJob", "cronjobs", "cronjob", true, &["status"], &["cj"], ALL, "cronjobs", &CronJobs),
+    row("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, &["status"], &["pv"], NONE, "persistentvolumes", &PersistentVolumes),
+    row("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, &["status"], &["pvc"], NONE, "persistentvolumeclaims", &PersistentVolumeClaims),
+    row("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true, &["status"], &["quota"], NONE, "resourcequotas", &ResourceQuotas),
+    row("", "v1", "LimitRange", "limitranges", "limitrange", true, NONE, &["limits"], NONE, "limitranges", &LimitRanges),
+    row("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["status"], &["hpa"], ALL, "horizontalpodautoscalers", &HorizontalPodAutoscalers),
     row("", "v1", "PodTemplate", "podtemplates", "podtemplate", true, NONE, NONE, NONE, "podtemplates", &PodTemplates),
     row("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, &["status"], &["ing"], NONE, "ingress", &Ingresses),
     row("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false, NONE, NONE, NONE, "ingressclasses", &IngressClasses),
@@ -140,7 +147,7 @@ pub fn verbs(row: &ResourceRow, sub: Option<&str>) -> &'static [&'static str] {
     match sub {
         None => &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
         Some("status") | Some("scale") => &["get", "patch", "update"],
-        Some("binding") => &["create"],
+        Some("binding") | Some("eviction") => &["create"],
         Some("finalize") => &["update"],
         Some("log") => &["get"],
         Some("exec") => &["create", "get"],

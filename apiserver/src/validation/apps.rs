@@ -58,7 +58,7 @@ pub fn validate_selector_and_template(spec: &Value, kind_word: &str, errs: &mut 
     ));
 }
 
-fn non_negative(spec: &Value, key: &str, errs: &mut Vec<FieldCause>) {
+pub fn non_negative(spec: &Value, key: &str, errs: &mut Vec<FieldCause>) {
     if let Some(v) = spec.get(key) {
         if v.as_i64().is_none_or(|n| n < 0) {
             errs.push(field::invalid(
@@ -71,7 +71,7 @@ fn non_negative(spec: &Value, key: &str, errs: &mut Vec<FieldCause>) {
 }
 
 /// Controllers that restart pods forever require `restartPolicy: Always` in the template.
-fn restart_always(spec: &Value, errs: &mut Vec<FieldCause>) {
+pub fn restart_always(spec: &Value, errs: &mut Vec<FieldCause>) {
     if let Some(v) = spec.pointer("/template/spec/restartPolicy") {
         if v.as_str() != Some("Always") {
             errs.push(field::not_supported(

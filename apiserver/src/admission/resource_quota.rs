@@ -1,0 +1,193 @@
+//! ResourceQuota: a create that would take a namespace past one of its quotas is refused with
+//! upstream's 403 (`exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2`), and a
+//! pod that a quota on cpu or memory constrains must state those requests or limits.
+//!
+//! Usage is counted from the watch caches at admission time. Upstream instead charges the
+//! request to each quota's status.used in the same step (which closes the race between two
+//! concurrent creates); here two racing creates can both pass.
+
+use super::{Attributes, Operation, Plugin};
+use crate::registry::{Registry, Store};
+use crate::status::ApiError;
+use crate::validation::quantity::Quantity;
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::sync::{Arc, Weak};
+
+pub struct ResourceQuotaAdmission {
+    quotas: Arc<Store>,
+    /// Other resources' caches, for `count/<resource>` and the usage of pods and claims. Weak:
+    /// the registry owns the admission chain's stores, not the other way round.
+    registry: Weak<Registry>,
+}
+
+/// What one object adds to a namespace's usage, by quota resource name.
+fn usage_of(resource: &str, group: &str, obj: &Value) -> Vec<(String, Quantity)> {
+    let count_name = if group.is_empty() { format!("count/{resource}") } else { format!("count/{resource}.{group}") };
+    let one = Quantity::parse("1").expect("1 parses");
+    let mut out = vec![(count_name, one)];
+    match (group, resource) {
+        ("", "pods") => {
+            if matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")) {
+                return Vec::new();
+            }
+            out.push(("pods".into(), one));
+            for kind in ["requests", "limits"] {
+                for (r, q) in pod_resources(obj, kind) {
+                    if kind == "requests" && (r == "cpu" || r == "memory" || r == "ephemeral-storage") {
+                        out.push((r.clone(), q));
+                    }
+                    out.push((format!("{kind}.{r}"), q));
+                }
+            }
+        }
+        ("", "persistentvolumeclaims") => {
+            out.push(("persistentvolumeclaims".into(), one));
+            if let Some(q) = obj.pointer("/spec/resources/requests/storage").and_then(Quantity::from_json) {
+                out.push(("requests.storage".into(), q));
+                if let Some(class) = obj.pointer("/spec/storageClassName").and_then(Value::as_str) {
+                    out.push((format!("{class}.storageclass.storage.k8s.io/requests.storage"), q));
+                    out.push((format!("{class}.storageclass.storage.k8s.io/persistentvolumeclaims"), one));
+                }
+            }
+        }
+        ("", r @ ("services" | "configmaps" | "secrets" | "replicationcontrollers" | "resourcequotas")) => out.push((r.into(), one)),
+        _ => {}
+    }
+    if (group, resource) == ("", "services") {
+        match obj.pointer("/spec/type").and_then(Value::as_str) {
+            Some("NodePort") => out.push(("services.nodeports".into(), one)),
+            Some("LoadBalancer") => out.push(("services.loadbalancers".into(), one)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A pod's effective requests or limits: the containers' sum, or the largest init container's
+/// when that is more (upstream's PodRequests).
+fn pod_resources(pod: &Value, kind: &str) -> Vec<(String, Quantity)> {
+    let mut sums: Vec<(String, Quantity)> = Vec::new();
+    let each = |list: &str| -> Vec<Vec<(String, Quantity)>> {
+        pod.pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                c.pointer(&format!("/resources/{kind}"))
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(r, v)| Some((r.clone(), Quantity::from_json(v)?)))
+                    .collect()
+            })
+            .collect()
+    };
+    for c in each("containers") {
+        for (r, q) in c {
+            match sums.iter_mut().find(|(k, _)| *k == r) {
+                Some((_, s)) => *s = Quantity(s.checked_add(&q).unwrap_or(**s)),
+                None => sums.push((r, q)),
+            }
+        }
+    }
+    for c in each("initContainers") {
+        for (r, q) in c {
+            match sums.iter_mut().find(|(k, _)| *k == r) {
+                Some((_, s)) if q > *s => *s = q,
+                Some(_) => {}
+                None => sums.push((r, q)),
+            }
+        }
+    }
+    sums
+}
+
+fn add(total: &mut Vec<(String, Quantity)>, items: Vec<(String, Quantity)>) {
+    for (r, q) in items {
+        match total.iter_mut().find(|(k, _)| *k == r) {
+            Some((_, s)) => *s = Quantity(s.checked_add(&q).unwrap_or(**s)),
+            None => total.push((r, q)),
+        }
+    }
+}
+
+impl ResourceQuotaAdmission {
+    pub fn new(quotas: Arc<Store>, registry: Weak<Registry>) -> Self {
+        ResourceQuotaAdmission { quotas, registry }
+    }
+
+    fn check(&self, attrs: &Attributes<'_>, ns: &str, obj: &Value) -> Result<(), ApiError> {
+        let (quotas, _) = self.quotas.cache.snapshot(&self.quotas.prefix(Some(ns)));
+        if quotas.is_empty() {
+            return Ok(());
+        }
+        let (group, resource) = (attrs.row.group(), attrs.row.plural());
+        let requested = usage_of(resource, group, obj);
+        let Some(registry) = self.registry.upgrade() else { return Ok(()) };
+        // The namespace's current usage of this resource, from its cache.
+        let mut used: Vec<(String, Quantity)> = Vec::new();
+        if let Some(store) = registry.store(group, attrs.row.info.version, resource) {
+            let (objs, _) = store.cache.snapshot(&store.prefix(Some(ns)));
+            for o in objs {
+                add(&mut used, usage_of(resource, group, &o.value()));
+            }
+        }
+        for quota in quotas {
+            let quota = quota.value();
+            let qname = quota.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let Some(hard) = quota.pointer("/spec/hard").and_then(Value::as_object) else { continue };
+            // A pod must state what a compute quota constrains.
+            if (group, resource) == ("", "pods") {
+                let missing: Vec<&str> = ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "cpu", "memory"]
+                    .into_iter()
+                    .filter(|r| hard.contains_key(*r) && !requested.iter().any(|(k, _)| k == r))
+                    .collect();
+                if let Some(r) = missing.first() {
+                    let containers: Vec<&str> = obj.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
+                    return Err(ApiError::Forbidden(format!(
+                        "{resource} \"{}\" is forbidden: failed quota: {qname}: must specify {}",
+                        attrs.name,
+                        if r.contains('.') { format!("{r} for: {}", containers.join(",")) } else { r.to_string() }
+                    )));
+                }
+            }
+            let mut over: Vec<(String, Quantity, Quantity, Quantity)> = Vec::new();
+            for (r, req) in &requested {
+                let Some(limit) = hard.get(r).and_then(Quantity::from_json) else { continue };
+                let now = used.iter().find(|(k, _)| k == r).map(|(_, q)| *q).unwrap_or(Quantity::parse("0").expect("0 parses"));
+                let after = Quantity(now.checked_add(req).unwrap_or(*now));
+                if after > limit {
+                    over.push((r.clone(), *req, now, limit));
+                }
+            }
+            if !over.is_empty() {
+                over.sort_by(|a, b| a.0.cmp(&b.0));
+                let list = |f: fn(&(String, Quantity, Quantity, Quantity)) -> Quantity| {
+                    over.iter().map(|o| format!("{}={}", o.0, f(o).canonical())).collect::<Vec<_>>().join(",")
+                };
+                return Err(ApiError::Forbidden(format!(
+                    "{resource} \"{}\" is forbidden: exceeded quota: {qname}, requested: {}, used: {}, limited: {}",
+                    attrs.name,
+                    list(|o| o.1),
+                    list(|o| o.2),
+                    list(|o| o.3)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plugin for ResourceQuotaAdmission {
+    fn name(&self) -> &'static str {
+        "ResourceQuota"
+    }
+    fn admit<'a>(&'a self, attrs: &'a Attributes<'a>, obj: &'a mut Value) -> BoxFuture<'a, Result<(), ApiError>> {
+        let result = match attrs.namespace.filter(|_| attrs.operation == Operation::Create && attrs.row.namespaced()) {
+            Some(ns) => self.check(attrs, ns, obj),
+            None => Ok(()),
+        };
+        Box::pin(async move { result })
+    }
+}
