@@ -62,6 +62,9 @@ pub enum ApiError {
     Internal(String),
     #[error("{0}")]
     Timeout(String),
+    /// 429, e.g. an eviction that a PodDisruptionBudget forbids for now.
+    #[error("{message}")]
+    TooManyRequests { message: String, causes: Vec<FieldCause> },
 }
 
 fn summarize(causes: &[FieldCause]) -> String {
@@ -92,6 +95,7 @@ impl ApiError {
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -112,6 +116,7 @@ impl ApiError {
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
             ApiError::Timeout(_) => "Timeout",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
         }
     }
 
@@ -129,6 +134,7 @@ impl ApiError {
         let details = match self {
             ApiError::NotFound(t) | ApiError::AlreadyExists(t) => Some(details(t, &[])),
             ApiError::Conflict { target, causes, .. } => Some(details(target, causes)),
+            ApiError::TooManyRequests { causes, .. } if !causes.is_empty() => Some(json!({"causes": causes})),
             ApiError::Invalid { target, kind, causes, .. } => {
                 let mut d = details(target, causes);
                 d["kind"] = json!(kind);

@@ -136,6 +136,18 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
             let created = store.create(ns.or(row.namespaced().then_some("default")), obj, &opts).await?;
             Ok(codec::object_response(StatusCode::CREATED, &created, format, &opts.warnings.take()))
         }
+        (Method::POST, Some(name), Some("eviction")) => {
+            let body = read_body(req.into_body()).await?;
+            let mut eviction = codec::decode_body(&headers, &body)?;
+            crate::validation::decode::decode(&crate::types::Gvk::new("policy", "v1", "Eviction"), &mut eviction)
+                .map_err(|e| ApiError::BadRequest(format!("Eviction in version \"v1\" cannot be handled as a Eviction: {e}")))?;
+            if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str).filter(|n| *n != name) {
+                return Err(ApiError::BadRequest(format!("name in URL does not match name in Eviction object: {name} != {n}")));
+            }
+            let opts = crate::registry::eviction::delete_options_of(&eviction)?;
+            crate::registry::eviction::evict(&state.registry, &store, ns.unwrap_or("default"), name, opts).await?;
+            Ok(codec::json_response(StatusCode::CREATED, &status::success(None)))
+        }
         (Method::POST, Some(name), Some("binding")) => {
             let body = read_body(req.into_body()).await?;
             let binding = codec::decode_body(&headers, &body)?;

@@ -1,6 +1,7 @@
 //! The registry: one generic `Store` per resource row, all over one storage backend.
 
 pub mod decoding;
+pub mod eviction;
 pub mod list;
 pub mod store;
 pub mod strategy;
