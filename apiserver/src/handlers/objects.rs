@@ -87,12 +87,28 @@ fn list_params(store: &Store, q: &Query) -> Result<ListParams, ApiError> {
         None | Some("") => None,
         Some(v) => Some(v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v}")))?),
     };
+    validate_resource_version_match(q.get("resourceVersionMatch"), q.get("resourceVersion"))?;
     let limit = q.int("limit")?.unwrap_or(0);
     let continue_token = q.get("continue").filter(|c| !c.is_empty()).map(String::from);
     if continue_token.is_some() && resource_version.is_some_and(|rv| rv != 0) {
         return Err(ApiError::BadRequest("specifying resource version is not allowed when using continue".into()));
     }
     Ok(ListParams { label, field, limit, continue_token, resource_version })
+}
+
+/// Upstream's ValidateListOptions for resourceVersionMatch: 422 on ListOptions.
+fn validate_resource_version_match(rvm: Option<&str>, rv: Option<&str>) -> Result<(), ApiError> {
+    let invalid = |message: String| {
+        let cause = crate::types::FieldCause { reason: "FieldValueInvalid".into(), message, field: "resourceVersionMatch".into() };
+        ApiError::Invalid { target: Default::default(), kind: "ListOptions.meta.k8s.io".into(), name: String::new(), causes: vec![cause] }
+    };
+    match (rvm.filter(|m| !m.is_empty()), rv.filter(|v| !v.is_empty())) {
+        (None, _) => Ok(()),
+        (Some(m @ ("Exact" | "NotOlderThan")), None) => Err(invalid(format!("Forbidden: resourceVersionMatch \"{m}\" is forbidden unless resourceVersion is provided"))),
+        (Some("Exact"), Some("0")) => Err(invalid("Forbidden: resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"".into())),
+        (Some("Exact" | "NotOlderThan"), Some(_)) => Ok(()),
+        (Some(m), _) => Err(invalid(format!("Unsupported value: \"{m}\": supported values: \"Exact\", \"NotOlderThan\""))),
+    }
 }
 
 pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response, ApiError> {
@@ -109,9 +125,13 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
             return Err(ApiError::NotFoundPath);
         }
     }
-    // Namespaced objects named without a namespace are not addressable.
+    // Namespaced objects named without a namespace are not addressable, and the all-namespaces
+    // path only lists and watches.
     if row.namespaced() && info.namespace.is_none() && info.name.is_some() {
         return Err(ApiError::NotFoundPath);
+    }
+    if row.namespaced() && info.namespace.is_none() && req.method() != Method::GET {
+        return Err(ApiError::MethodNotSupported);
     }
     let ns = info.namespace.as_deref();
     let format = codec::negotiate(req.headers());

@@ -62,6 +62,10 @@ impl Store {
         let all_prefix = self.prefix(None);
         if let Some(token) = &p.continue_token {
             let (rv, start) = decode_continue(token)?;
+            // A token can only name a revision that was current when it was made.
+            if self.storage.current_revision().await.is_ok_and(|cur| rv > cur) {
+                return Err(ApiError::BadRequest(format!("continue key is not valid: resource version {rv} is newer than the current one")));
+            }
             return self.list_from_storage(&prefix, &all_prefix, p, rv, Some(format!("{all_prefix}{start}"))).await;
         }
         let cache_ok = match p.resource_version {

@@ -434,6 +434,12 @@ impl Store {
             if !v.is_object() {
                 return Err(ApiError::BadRequest("apply patch must be an object".into()));
             }
+            // Upstream decodes the apply configuration as unstructured, which needs both.
+            for (key, word) in [("kind", "Kind"), ("apiVersion", "Version")] {
+                if v.get(key).and_then(Value::as_str).is_none_or(str::is_empty) {
+                    return Err(ApiError::BadRequest(format!("Object '{word}' is missing in '{}'", String::from_utf8_lossy(body))));
+                }
+            }
             // The apply configuration is typed too: its unknown fields meet fieldValidation here.
             for w in decode_for_write(self.row, &mut v, Verb::Update, opts.field_validation)? {
                 opts.warnings.add(w);
@@ -459,8 +465,14 @@ impl Store {
                 if applied.get("metadata").is_none_or(Value::is_null) {
                     applied["metadata"] = json!({});
                 }
-                if current.is_none() {
-                    meta_mut(&mut applied).insert("name".into(), json!(name));
+                // The apply configuration names the object it is about: it must be the URL's.
+                match meta_str(&applied, "name") {
+                    Some(n) if !n.is_empty() && n != name => {
+                        return Err(ApiError::BadRequest(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+                    }
+                    _ => {
+                        meta_mut(&mut applied).insert("name".into(), json!(name));
+                    }
                 }
                 patch::server_side_apply(&gvk, current, &applied, manager.as_deref().unwrap_or(""), force, &now())
                     .map_err(|e| patch_error(e, &target))

@@ -170,8 +170,11 @@ where
         Some(kv) => (Some(kv), false),
         None => (storage.get(key).await?, true),
     };
-    // Bounded: a hot key under constant contention still terminates with a Conflict.
-    for _ in 0..32 {
+    // As upstream's GuaranteedUpdate: a write without a precondition retries its conflicts
+    // until the request's deadline (the default request timeout, 60 s), so under contention
+    // it waits instead of failing; only then does it give up with a Conflict.
+    let deadline = std::time::Instant::now() + GUARANTEED_UPDATE_DEADLINE;
+    while std::time::Instant::now() < deadline {
         let decision = match try_update(current.as_ref()) {
             Ok(d) => d,
             Err(_) if !is_current => {
@@ -225,6 +228,9 @@ where
     }
     Err(StorageError::Conflict { key: key.into(), current: None }.into())
 }
+
+/// How long an update keeps retrying its conflicts (upstream's `--request-timeout`).
+pub const GUARANTEED_UPDATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The end of a prefix range: the prefix with its last byte incremented.
 pub fn prefix_end(prefix: &str) -> Vec<u8> {
