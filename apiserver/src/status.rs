@@ -135,6 +135,7 @@ impl ApiError {
             ApiError::NotFound(t) | ApiError::AlreadyExists(t) => Some(details(t, &[])),
             ApiError::Conflict { target, causes, .. } => Some(details(target, causes)),
             ApiError::TooManyRequests { causes, .. } if !causes.is_empty() => Some(json!({"causes": causes})),
+            ApiError::ServiceUnavailable(_) => Some(json!({"retryAfterSeconds": 1})),
             ApiError::Invalid { target, kind, causes, .. } => {
                 let mut d = details(target, causes);
                 d["kind"] = json!(kind);
@@ -176,7 +177,12 @@ fn details(t: &Target, causes: &[FieldCause]) -> Value {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
-        (self.code(), [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut resp = (self.code(), [(http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        // A 503 is a refusal before anything happened: say when to come back.
+        if matches!(self, ApiError::ServiceUnavailable(_)) {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        resp
     }
 }
 

@@ -481,6 +481,9 @@ async fn etcd_outage_is_503_and_recovers() {
     let r = h.post(base, &configmap("during", json!({}))).await;
     assert!(r.status == StatusCode::SERVICE_UNAVAILABLE || r.status == StatusCode::INTERNAL_SERVER_ERROR, "{} {}", r.status, r.text());
     assert_eq!(r.json()["kind"], "Status");
+    if r.status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_eq!(r.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"), "a 503 says when to retry");
+    }
     let r = h.get(&format!("{base}/before")).await;
     assert!(r.status.is_server_error(), "{}", r.status);
     assert_eq!(h.get("/readyz").await.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -724,4 +727,24 @@ async fn watch_cache_loses_no_event_under_a_burst_with_consistent_reads() {
     }
     assert_eq!(cache.snapshot("/registry/pods/").0.len(), WRITERS * EACH);
     assert_eq!(stale, 0, "consistent reads that missed the caller's own create");
+}
+
+/// A write whose outcome is unknown (etcd frozen after the request went out) is answered 504
+/// Timeout, never 503: a 503 tells the client nothing happened, and etcd may still commit it.
+#[tokio::test]
+async fn a_write_that_may_have_committed_is_a_504_not_a_503() {
+    let mut h = Harness::start().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    assert_eq!(h.post(base, &configmap("warm", json!({}))).await.status, StatusCode::CREATED);
+    h.etcd.pause();
+    let r = h.post(base, &configmap("frozen", json!({}))).await;
+    h.etcd.resume();
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text());
+    assert_eq!(r.json()["reason"], "Timeout");
+    // Whatever etcd did with it, the server answers again and the object is there at most once.
+    testkit::wait_for(Duration::from_secs(60), || async { (h.get("/readyz").await.status == StatusCode::OK).then_some(()) })
+        .await
+        .expect("readyz after etcd resumes");
+    let names: Vec<String> = h.get(base).await.json()["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    assert!(names.iter().filter(|n| *n == "frozen").count() <= 1, "{names:?}");
 }

@@ -101,6 +101,22 @@ impl Etcd {
         self.process.kill();
     }
 
+    /// Freeze etcd (SIGSTOP) without closing its sockets: requests go out and get no answer.
+    pub fn pause(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Let a paused etcd run again (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&mut self, sig: nix::sys::signal::Signal) {
+        if let Some(pid) = self.process.pid() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
+    }
+
     /// Stop if running, then start again on the same ports and data.
     pub async fn restart(&mut self) -> Result<(), Error> {
         self.process.kill();

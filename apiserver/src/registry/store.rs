@@ -84,6 +84,8 @@ pub fn storage_error(target: Target, e: StorageError) -> ApiError {
             ApiError::Expired(format!("too old resource version: {requested} ({compacted})"))
         }
         StorageError::Unavailable(m) => ApiError::ServiceUnavailable(format!("etcd unavailable: {m}")),
+        // Upstream answers an unknown outcome with a 504, never a 503 that would say nothing happened.
+        StorageError::Timeout(_) => ApiError::Timeout("Timeout: request did not complete within requested timeout - context deadline exceeded".into()),
         StorageError::Internal(m) => ApiError::Internal(m),
     }
 }

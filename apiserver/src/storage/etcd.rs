@@ -18,9 +18,9 @@ fn map_err(e: etcd_client::Error) -> StorageError {
                 return StorageError::Compacted { requested: 0, compacted: 0 };
             }
             match s.code() {
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-                    StorageError::Unavailable(msg.to_string())
-                }
+                tonic::Code::Unavailable => StorageError::Unavailable(msg.to_string()),
+                // A deadline hit after the request left: etcd may still commit it.
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => StorageError::Timeout(msg.to_string()),
                 _ => StorageError::Internal(msg.to_string()),
             }
         }

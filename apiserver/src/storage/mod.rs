@@ -84,8 +84,12 @@ pub enum StorageError {
     Conflict { key: String, current: Option<Box<KeyValue>> },
     #[error("required revision {requested} has been compacted (compacted up to {compacted})")]
     Compacted { requested: i64, compacted: i64 },
+    /// Nothing was sent, or nothing could have taken effect: the caller may retry at once.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The request went out and no answer came in time: it may or may not have taken effect.
+    #[error("storage request timed out: {0}")]
+    Timeout(String),
     #[error("storage error: {0}")]
     Internal(String),
 }
