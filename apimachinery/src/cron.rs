@@ -17,7 +17,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
-use chrono_tz::Tz;
+/// The zones `spec.timeZone` names; re-exported so callers share one version.
+pub use chrono_tz::Tz;
 
 /// Why a schedule or a time zone was refused. Each message is robfig's or
 /// Kubernetes' where they have one: the `<error>` in

@@ -57,6 +57,8 @@ pub fn start_controllers(ctx: &Ctx, enabled: &[&str]) {
             "endpoints-controller" => controllers::endpoints::register,
             "endpointslice-controller" => controllers::endpointslice::register,
             "pod-garbage-collector-controller" => controllers::podgc::register,
+            "cronjob-controller" => controllers::cronjob::register,
+            "replicationcontroller-controller" => controllers::replicationcontroller::register,
             _ => continue,
         };
         tracing::info!(controller = name, "starting");

@@ -67,6 +67,8 @@ pub const KNOWN_CONTROLLERS: &[(&str, &str)] = &[
     ("endpoints-controller", "endpoint"),
     ("endpointslice-controller", "endpointslice"),
     ("pod-garbage-collector-controller", "podgc"),
+    ("cronjob-controller", "cronjob"),
+    ("replicationcontroller-controller", "replicationcontroller"),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -2,6 +2,7 @@
 //! `plan` from observed state to actions, with tests beside it, and a thin
 //! `register` that wires informers, a work queue and the kube client.
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -12,6 +13,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod replicationcontroller;
 pub mod serviceaccount;
 pub mod statefulset;
 

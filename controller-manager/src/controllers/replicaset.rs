@@ -1,5 +1,9 @@
 //! The ReplicaSet controller: keep `spec.replicas` active pods that match
 //! the selector and are controlled by the ReplicaSet.
+//!
+//! The ReplicationController controller is this one too, as upstream's:
+//! [`Replicated`] converts an RC to a ReplicaSet for [`plan`] and converts
+//! the status back (see `replicationcontroller`).
 
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -12,7 +16,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{Ctx, Result, SyncError};
@@ -145,9 +150,40 @@ pub fn next_availability_check(rs: &ReplicaSet, pods: &[Arc<Pod>], now: Timestam
         .map(|d| d + Duration::from_millis(100))
 }
 
-struct State {
+/// A kind this controller keeps replicas of: ReplicaSet itself, or one it
+/// converts to a ReplicaSet (ReplicationController).
+pub trait Replicated:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The controller's name: event source, queue and metrics label.
+    const CONTROLLER: &'static str;
+    /// The object as a ReplicaSet: metadata, spec and status.
+    fn to_replicaset(&self) -> ReplicaSet;
+    /// The status subresource body for a ReplicaSet status.
+    fn status_json(status: &ReplicaSetStatus) -> std::result::Result<serde_json::Value, serde_json::Error>;
+}
+
+impl Replicated for ReplicaSet {
+    const CONTROLLER: &'static str = NAME;
+    fn to_replicaset(&self) -> ReplicaSet {
+        self.clone()
+    }
+    fn status_json(status: &ReplicaSetStatus) -> std::result::Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(status)
+    }
+}
+
+struct State<R: Replicated> {
     ctx: Ctx,
-    replicasets: Store<ReplicaSet>,
+    replicasets: Store<R>,
     pods: Store<Pod>,
     expectations: Expectations<Key>,
     recorder: Recorder,
@@ -155,14 +191,15 @@ struct State {
 
 /// Queue the ReplicaSets a pod change concerns: its controller, or for an
 /// orphan every ReplicaSet whose selector matches it (for adoption).
-fn pod_owners(rs_store: &Store<ReplicaSet>, pod: &Pod) -> Vec<Key> {
+fn pod_owners<R: Replicated>(rs_store: &Store<R>, pod: &Pod) -> Vec<Key> {
     let ns = pod.namespace().unwrap_or_default();
     match controller_of(&pod.metadata) {
-        Some(c) if c.kind == "ReplicaSet" => vec![Key::namespaced(&ns, &c.name)],
+        Some(c) if c.kind == R::KIND => vec![Key::namespaced(&ns, &c.name)],
         Some(_) => vec![],
         None => rs_store
             .state()
             .iter()
+            .map(|r| r.to_replicaset())
             .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
             .filter(|rs| podutil::selector_matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref()))
             .map(|rs| Key::of(&rs.metadata))
@@ -171,10 +208,15 @@ fn pod_owners(rs_store: &Store<ReplicaSet>, pod: &Pod) -> Vec<Key> {
 }
 
 pub fn register(inf: &mut Informers, ctx: &Ctx) {
+    register_for::<ReplicaSet>(inf, ctx)
+}
+
+/// Wire the controller for one replicated kind.
+pub fn register_for<R: Replicated>(inf: &mut Informers, ctx: &Ctx) {
     let queue: WorkQueue<Key> = WorkQueue::default();
-    let replicasets = inf.store::<ReplicaSet>();
+    let replicasets = inf.store::<R>();
     let pods = inf.store::<Pod>();
-    inf.get::<ReplicaSet>().enqueue_self(&queue);
+    inf.get::<R>().enqueue_self(&queue);
     {
         let q = queue.clone();
         let rs_store = replicasets.clone();
@@ -191,22 +233,23 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         replicasets,
         pods,
         expectations: Expectations::with_relister(inf.relister::<Pod>()),
-        recorder: Recorder::new(ctx.client.clone(), NAME),
+        recorder: Recorder::new(ctx.client.clone(), R::CONTROLLER),
     });
     let metrics = ctx.metrics.clone();
     let workers = ctx.opts.concurrent_syncs;
-    let synced = vec![inf.synced::<ReplicaSet>(), inf.synced::<Pod>()];
-    run_workers(NAME, queue, workers, metrics, synced, move |key| {
+    let synced = vec![inf.synced::<R>(), inf.synced::<Pod>()];
+    run_workers(R::CONTROLLER, queue, workers, metrics, synced, move |key| {
         let state = state.clone();
         async move { sync(&state, &key).await }
     });
 }
 
-async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
-    let Some(rs) = st.replicasets.get(&ObjectRef::new(&key.name).within(key.ns())) else {
+async fn sync<R: Replicated>(st: &State<R>, key: &Key) -> Result<Option<Duration>> {
+    let Some(owner) = st.replicasets.get(&ObjectRef::new(&key.name).within(key.ns())) else {
         st.expectations.forget(key);
         return Ok(None);
     };
+    let rs = owner.to_replicaset();
     let ns = key.ns().to_string();
     let pods: Vec<Arc<Pod>> = st
         .pods
@@ -232,7 +275,7 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     let pod_api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
     let mut create_error = None;
     if satisfied {
-        let my_ref = podutil::controller_ref(rs.as_ref());
+        let my_ref = podutil::controller_ref(owner.as_ref());
         for p in &plan.adopt {
             adopt(&pod_api, p, &my_ref).await?;
         }
@@ -240,15 +283,15 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
             release(&pod_api, p, &my_ref.uid).await?;
         }
         if plan.create > 0 {
-            create_error = create_pods(st, key, &rs, &pod_api, plan.create).await.err();
+            create_error = create_pods(st, key, owner.as_ref(), &rs, &pod_api, plan.create).await.err();
         }
         if !plan.delete.is_empty() {
-            delete_pods(st, key, &rs, &pod_api, &plan.delete).await?;
+            delete_pods(st, key, owner.as_ref(), &pod_api, &plan.delete).await?;
         }
     }
     let mut status = plan.status.clone();
     status.conditions = replica_failure(status.conditions.take(), create_error.as_ref(), now);
-    update_status(&st.ctx, &rs, status).await?;
+    update_status::<R>(&st.ctx, &rs, status).await?;
     if let Some(e) = create_error {
         return Err(e);
     }
@@ -312,11 +355,11 @@ async fn release(api: &Api<Pod>, pod: &Pod, uid: &str) -> Result<()> {
     }
 }
 
-async fn create_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, n: usize) -> Result<()> {
+async fn create_pods<R: Replicated>(st: &State<R>, key: &Key, owner: &R, rs: &ReplicaSet, api: &Api<Pod>, n: usize) -> Result<()> {
     let Some(template) = rs.spec.as_ref().and_then(|s| s.template.as_ref()) else {
-        return Err(SyncError::Invalid("replicaset has no pod template".into()));
+        return Err(SyncError::Invalid(format!("{} has no pod template", R::KIND)));
     };
-    let pod = podutil::pod_from_template(template, key.ns(), podutil::controller_ref(rs), &format!("{}-", key.name));
+    let pod = podutil::pod_from_template(template, key.ns(), podutil::controller_ref(owner), &format!("{}-", key.name));
     for batch in super::slow_start_batches(n) {
         let pp = PostParams::default();
         let results = join_all((0..batch).map(|_| super::timed(api.create(&pp, &pod)))).await;
@@ -326,13 +369,13 @@ async fn create_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, n: 
             match r.and_then(|r| r.map_err(SyncError::from)) {
                 Ok(p) => {
                     st.recorder
-                        .record(rs, EventType::Normal, "SuccessfulCreate", &format!("Created pod: {}", p.name_any()));
+                        .record(owner, EventType::Normal, "SuccessfulCreate", &format!("Created pod: {}", p.name_any()));
                     created.push(p.name_any());
                 }
                 Err(e) => {
                     if first_err.is_none() {
                         st.recorder
-                            .record(rs, EventType::Warning, "FailedCreate", &format!("Error creating: {e}"));
+                            .record(owner, EventType::Warning, "FailedCreate", &format!("Error creating: {e}"));
                         first_err = Some(e);
                     }
                 }
@@ -346,7 +389,7 @@ async fn create_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, n: 
     Ok(())
 }
 
-async fn delete_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, pods: &[Arc<Pod>]) -> Result<()> {
+async fn delete_pods<R: Replicated>(st: &State<R>, key: &Key, rs: &R, api: &Api<Pod>, pods: &[Arc<Pod>]) -> Result<()> {
     let results = join_all(
         pods.iter()
             .map(|p| async move { (p, super::timed(api.delete(&p.name_any(), &DeleteParams::default())).await) }),
@@ -371,18 +414,18 @@ async fn delete_pods(st: &State, key: &Key, rs: &ReplicaSet, api: &Api<Pod>, pod
 }
 
 /// Write the status only when it changed; a merge patch, so no conflicts.
-pub async fn update_status(ctx: &Ctx, rs: &ReplicaSet, status: ReplicaSetStatus) -> Result<()> {
+pub async fn update_status<R: Replicated>(ctx: &Ctx, rs: &ReplicaSet, status: ReplicaSetStatus) -> Result<()> {
     if rs.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let mut v = serde_json::to_value(&status).map_err(|source| SyncError::Encode {
+    let mut v = R::status_json(&status).map_err(|source| SyncError::Encode {
         what: "replicaset status",
         source,
     })?;
     if status.conditions.is_none() {
         v["conditions"] = serde_json::Value::Null;
     }
-    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &rs.namespace().unwrap_or_default());
+    let api: Api<R> = Api::namespaced(ctx.client.clone(), &rs.namespace().unwrap_or_default());
     match api
         .patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&json!({ "status": v })))
         .await
