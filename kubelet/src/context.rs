@@ -9,7 +9,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::backoff::Backoff;
 use crate::events::Recorder;
-use crate::network::{Cni, PodNamespaces};
+use crate::network::{PodNamespaces, PodNetwork};
 use crate::runtime::Runtime;
 use crate::status_manager::StatusManager;
 
@@ -18,7 +18,8 @@ pub struct Kubelet {
     pub node_ip: String,
     pub root_dir: PathBuf,
     pub runtime: Arc<dyn Runtime>,
-    pub cni: Cni,
+    /// The pod sandboxes' namespaces and network (CNI on a node).
+    pub network: Arc<dyn PodNetwork>,
     pub client: Option<kube::Client>,
     pub status: StatusManager,
     pub events: Recorder,
@@ -44,6 +45,28 @@ impl Kubelet {
     }
     pub fn sandbox_file(&self, uid: &str) -> PathBuf {
         self.pod_dir(uid).join("sandbox.json")
+    }
+
+    /// A kubelet without an apiserver, on `root`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        root: &std::path::Path,
+        runtime: Arc<dyn Runtime>,
+        network: Arc<dyn PodNetwork>,
+    ) -> Kubelet {
+        Kubelet {
+            node_name: "n".into(),
+            node_ip: "127.0.0.1".into(),
+            root_dir: root.to_path_buf(),
+            runtime,
+            network,
+            client: None,
+            status: StatusManager::new(Box::new(crate::status_manager::Discard)),
+            events: Recorder::new(None, "n"),
+            backoff: Default::default(),
+            pods: Default::default(),
+            host_ports: Default::default(),
+        }
     }
 }
 

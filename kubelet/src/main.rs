@@ -67,14 +67,14 @@ async fn run(flags: Flags) -> Result<(), String> {
         node_ip: flags.node_ip.clone(),
         root_dir: flags.root_dir.clone(),
         runtime: runtime.clone(),
-        cni: Cni {
+        network: Arc::new(Cni {
             config: CniConfig {
                 bin_dir: flags.cni_bin_dir.clone(),
                 bridge: flags.bridge_name.clone(),
                 pod_cidr: flags.pod_cidr.clone(),
                 ipam_dir: flags.root_dir.join("ipam"),
             },
-        },
+        }),
         client: Some(client.clone()),
         status: StatusManager::new(Box::new(ApiStatusWriter(client.clone()))),
         events: kubelet::events::Recorder::new(Some(client.clone()), &flags.node_name),

@@ -45,6 +45,24 @@ impl StatusWriter for ApiStatusWriter {
     }
 }
 
+/// Drops every write: for unit tests that read statuses from the manager.
+#[cfg(test)]
+pub(crate) struct Discard;
+
+#[cfg(test)]
+#[async_trait::async_trait]
+impl StatusWriter for Discard {
+    async fn patch_status(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &PodStatus,
+    ) -> Result<(), StatusError> {
+        Ok(())
+    }
+}
+
 /// Versioned status per pod UID.
 pub struct StatusManager {
     writer: Box<dyn StatusWriter>,

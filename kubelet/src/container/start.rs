@@ -292,46 +292,11 @@ pub async fn start_container(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::{Cni, CniConfig};
+    use crate::network::fake::FakeNetwork;
     use crate::runtime::fake::FakeRuntime;
-    use crate::status_manager::{StatusError, StatusManager, StatusWriter};
-    use k8s_openapi::api::core::v1::PodStatus;
-
-    struct Nowhere;
-    #[async_trait::async_trait]
-    impl StatusWriter for Nowhere {
-        async fn patch_status(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-            _: &PodStatus,
-        ) -> std::result::Result<(), StatusError> {
-            Ok(())
-        }
-    }
 
     fn kubelet(rt: Arc<FakeRuntime>, root: &Path) -> Kubelet {
-        Kubelet {
-            node_name: "n".into(),
-            node_ip: "127.0.0.1".into(),
-            root_dir: root.to_path_buf(),
-            runtime: rt,
-            cni: Cni {
-                config: CniConfig {
-                    bin_dir: "/nonexistent".into(),
-                    bridge: "x".into(),
-                    pod_cidr: "10.0.0.0/24".into(),
-                    ipam_dir: root.join("ipam"),
-                },
-            },
-            client: None,
-            status: StatusManager::new(Box::new(Nowhere)),
-            events: crate::events::Recorder::new(None, "n"),
-            backoff: Default::default(),
-            pods: Default::default(),
-            host_ports: Default::default(),
-        }
+        Kubelet::for_tests(root, rt, Arc::new(FakeNetwork::default()))
     }
 
     fn pod() -> (Pod, Container) {

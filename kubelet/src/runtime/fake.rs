@@ -1,6 +1,6 @@
 //! An in-memory [`Runtime`] for pod-logic tests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::Utc;
@@ -14,6 +14,14 @@ pub struct FakeRuntime {
     pub images: Mutex<HashMap<String, ImageInfo>>,
     /// Calls made, in order, for assertions.
     pub calls: Mutex<Vec<String>>,
+    /// Names of the containers created, in order.
+    pub created: Mutex<Vec<String>>,
+    /// Container names whose process ignores SIGTERM, so only SIGKILL stops them.
+    pub ignore_sigterm: Mutex<HashSet<String>>,
+    /// Held for writing, it keeps image pulls waiting: a sync caught midway.
+    pub pull_gate: tokio::sync::RwLock<()>,
+    /// Woken on every call, for [`FakeRuntime::wait_for`].
+    changed: tokio::sync::Notify,
 }
 
 impl FakeRuntime {
@@ -45,8 +53,23 @@ impl FakeRuntime {
         }
     }
 
+    /// Waits until `done` holds for the calls made so far.
+    pub async fn wait_for(&self, done: impl Fn(&[String]) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so no call slips in between.
+            changed.as_mut().enable();
+            if done(&self.calls.lock().unwrap()) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     fn record(&self, s: String) {
         self.calls.lock().unwrap().push(s);
+        self.changed.notify_waiters();
     }
 }
 
@@ -58,6 +81,7 @@ impl Runtime for FakeRuntime {
 
     async fn ensure_image(&self, image: &str, _policy: PullPolicy) -> Result<ImageInfo> {
         self.record(format!("pull {image}"));
+        let _held = self.pull_gate.read().await;
         self.images
             .lock()
             .unwrap()
@@ -72,6 +96,7 @@ impl Runtime for FakeRuntime {
     async fn create_container(&self, cfg: ContainerConfig) -> Result<()> {
         self.record(format!("create {}", cfg.id));
         let l = |k: &str| cfg.labels.get(k).cloned().unwrap_or_default();
+        self.created.lock().unwrap().push(l(LABEL_CONTAINER_NAME));
         self.containers.lock().unwrap().insert(
             cfg.id.clone(),
             ObservedContainer {
@@ -105,7 +130,17 @@ impl Runtime for FakeRuntime {
 
     async fn kill_container(&self, id: &str, signal: u32) -> Result<()> {
         self.record(format!("kill {id} {signal}"));
-        self.exit(id, 128 + signal as i32);
+        let name = self
+            .containers
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|c| c.name.clone());
+        let ignored =
+            signal == 15 && name.is_some_and(|n| self.ignore_sigterm.lock().unwrap().contains(&n));
+        if !ignored {
+            self.exit(id, 128 + signal as i32);
+        }
         Ok(())
     }
 

@@ -233,26 +233,11 @@ mod tests {
     #[tokio::test]
     async fn refresh_rewrites_set_up_volumes_from_the_latest_pod() {
         let root = tempfile::tempdir().unwrap();
-        let k = crate::context::Kubelet {
-            node_name: "n".into(),
-            node_ip: "127.0.0.1".into(),
-            root_dir: root.path().to_path_buf(),
-            runtime: std::sync::Arc::new(crate::runtime::fake::FakeRuntime::default()),
-            cni: crate::network::Cni {
-                config: crate::network::CniConfig {
-                    bin_dir: "/nonexistent".into(),
-                    bridge: "x".into(),
-                    pod_cidr: "10.0.0.0/24".into(),
-                    ipam_dir: root.path().join("ipam"),
-                },
-            },
-            client: None,
-            status: crate::status_manager::StatusManager::new(Box::new(Nowhere)),
-            events: crate::events::Recorder::new(None, "n"),
-            backoff: Default::default(),
-            pods: Default::default(),
-            host_ports: Default::default(),
-        };
+        let k = crate::context::Kubelet::for_tests(
+            root.path(),
+            std::sync::Arc::new(crate::runtime::fake::FakeRuntime::default()),
+            std::sync::Arc::new(crate::network::fake::FakeNetwork::default()),
+        );
         let mk = |labels: serde_json::Value| -> Pod {
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "p", "namespace": "default", "uid": "u1", "labels": labels},
@@ -275,20 +260,6 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "a=\"2\"");
         // A volume no container has mounted yet is not created by a refresh.
         assert!(!volume_dir(&k, "u1", "later").exists());
-    }
-
-    struct Nowhere;
-    #[async_trait::async_trait]
-    impl crate::status_manager::StatusWriter for Nowhere {
-        async fn patch_status(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-            _: &k8s_openapi::api::core::v1::PodStatus,
-        ) -> Result<(), crate::status_manager::StatusError> {
-            Ok(())
-        }
     }
 
     #[test]

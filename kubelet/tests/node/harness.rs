@@ -115,14 +115,14 @@ impl Node {
             node_ip: "127.0.0.1".into(),
             root_dir: env.root.path().to_path_buf(),
             runtime,
-            cni: Cni {
+            network: Arc::new(Cni {
                 config: CniConfig {
                     bin_dir: "/usr/lib/cni".into(),
                     bridge: env.bridge.clone(),
                     pod_cidr: format!("10.99.{}.0/24", env.slot),
                     ipam_dir: env.root.path().join("ipam"),
                 },
-            },
+            }),
             client: None,
             status: StatusManager::new(Box::new(statuses.clone())),
             events: kubelet::events::Recorder::new(None, "test-node"),

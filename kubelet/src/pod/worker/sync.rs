@@ -1,136 +1,24 @@
-//! One worker per pod UID drives the pod through sync → terminating →
-//! terminated. A newer desired pod replaces a pending one (watch channel).
+//! One sync of a running pod: carry out the plan from
+//! [`compute_pod_actions`], probe, and write the status.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, Preconditions};
-use tokio::sync::{watch, Mutex};
 
+use super::sandbox::{
+    create_sandbox, load_sandbox, prepare_sandbox, release_network, wire_network,
+};
+use super::state::grace_period;
+use super::terminate::stop_container;
+use super::{observe, WorkerState, VOLUME_RESYNC};
 use crate::container::start::{start_container, StartError};
-use crate::context::{Kubelet, SandboxState};
-use crate::network::PortMapping;
+use crate::context::Kubelet;
 use crate::pod::actions::{backoff_key, compute_pod_actions};
 use crate::pod::status::{self as pod_status, PodFacts};
 use crate::runtime::{ContainerState, ObservedContainer};
 use crate::volume;
-
-/// How often a worker re-checks its pod without being told: exits and back-offs.
-const RESYNC: Duration = Duration::from_secs(1);
-
-/// The set of pod workers, keyed by pod UID.
-#[derive(Clone)]
-pub struct PodWorkers {
-    k: Arc<Kubelet>,
-    workers: Arc<Mutex<HashMap<String, watch::Sender<Option<Pod>>>>>,
-    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl PodWorkers {
-    pub fn new(k: Arc<Kubelet>) -> Self {
-        PodWorkers {
-            k,
-            workers: Default::default(),
-            tasks: Default::default(),
-        }
-    }
-
-    /// Hands the newest desired pod to its worker, starting one if needed.
-    pub async fn update(&self, pod: Pod) {
-        let Some(uid) = pod.metadata.uid.clone() else {
-            return;
-        };
-        self.k.pods.write().await.insert(uid.clone(), pod.clone());
-        let mut workers = self.workers.lock().await;
-        if let Some(tx) = workers.get(&uid) {
-            if tx.send(Some(pod.clone())).is_ok() {
-                return;
-            }
-        }
-        let (tx, rx) = watch::channel(Some(pod));
-        workers.insert(uid.clone(), tx);
-        let k = self.k.clone();
-        let all = self.workers.clone();
-        let handle = tokio::spawn(async move {
-            run(k.clone(), uid.clone(), rx).await;
-            all.lock().await.remove(&uid);
-            k.pods.write().await.remove(&uid);
-            k.status.forget(&uid).await;
-        });
-        if let Ok(mut t) = self.tasks.lock() {
-            t.retain(|h| !h.is_finished());
-            t.push(handle.abort_handle());
-        }
-    }
-
-    /// The pod is gone from the API: tear it down without waiting for a grace period.
-    pub async fn remove(&self, uid: &str) {
-        if let Some(tx) = self.workers.lock().await.get(uid) {
-            let _ = tx.send(None);
-        }
-    }
-
-    /// Stops every worker where it stands, leaving containers running: what a
-    /// kubelet crash or restart looks like to the runtime.
-    pub fn shutdown(&self) {
-        if let Ok(t) = self.tasks.lock() {
-            t.iter().for_each(|h| h.abort());
-        }
-    }
-
-    pub async fn known(&self) -> Vec<String> {
-        self.workers.lock().await.keys().cloned().collect()
-    }
-}
-
-/// Per-pod memory that the runtime doesn't hold.
-#[derive(Default)]
-struct WorkerState {
-    waiting: HashMap<String, (String, String)>,
-    start_errors: HashMap<String, String>,
-    image_backoff: crate::backoff::Backoff,
-    image_failed_at: HashMap<String, chrono::DateTime<Utc>>,
-    start_time: Option<chrono::DateTime<Utc>>,
-    prober: crate::prober::PodProber,
-    /// Containers whose output is being copied into their log file.
-    logging: std::collections::HashSet<String>,
-    /// When the projected volumes were last rewritten from their sources.
-    volumes_refreshed: Option<std::time::Instant>,
-}
-
-/// How often ConfigMap, Secret and downward-API volumes are rewritten.
-const VOLUME_RESYNC: Duration = Duration::from_secs(60);
-
-async fn run(k: Arc<Kubelet>, uid: String, mut rx: watch::Receiver<Option<Pod>>) {
-    let mut state = WorkerState::default();
-    loop {
-        let desired = rx.borrow_and_update().clone();
-        match desired {
-            None => {
-                // Gone from the API: nothing to wait for, release everything now.
-                let observed = observe(&k, &uid, &state).await.unwrap_or_default();
-                cleanup(&k, &uid, &observed).await;
-                return;
-            }
-            Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
-                terminate(&k, &pod, &mut state, true).await;
-                return;
-            }
-            Some(pod) => {
-                if let Err(e) = sync(&k, &pod, &mut state).await {
-                    tracing::warn!(pod = ?pod.metadata.name, error = %e, "sync failed");
-                }
-            }
-        }
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(RESYNC) => {}
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -140,128 +28,7 @@ pub enum SyncError {
     Status(#[from] crate::status_manager::StatusError),
 }
 
-/// The pod's containers, with failed starts shown as exited with 128.
-async fn observe(
-    k: &Kubelet,
-    uid: &str,
-    state: &WorkerState,
-) -> Result<Vec<ObservedContainer>, SyncError> {
-    let mut v: Vec<ObservedContainer> = k.runtime.list_pod_containers(uid).await?;
-    for c in &mut v {
-        if state.start_errors.contains_key(&c.id)
-            && matches!(c.state, ContainerState::Unknown | ContainerState::Created)
-        {
-            c.state = ContainerState::Exited {
-                exit_code: 128,
-                started_at: None,
-                finished_at: c.created_at,
-            };
-        }
-    }
-    Ok(v)
-}
-
-fn load_sandbox(k: &Kubelet, uid: &str) -> Option<SandboxState> {
-    if !k.namespaces(uid).exists() {
-        return None;
-    }
-    let b = std::fs::read(k.sandbox_file(uid)).ok()?;
-    serde_json::from_slice(&b).ok()
-}
-
-fn host_ports(pod: &Pod) -> Vec<PortMapping> {
-    let mut out = Vec::new();
-    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-        for p in c.ports.iter().flatten() {
-            if let Some(hp) = p.host_port.filter(|h| *h > 0) {
-                out.push(PortMapping {
-                    host_port: hp,
-                    container_port: p.container_port,
-                    protocol: p
-                        .protocol
-                        .clone()
-                        .unwrap_or_else(|| "TCP".into())
-                        .to_lowercase(),
-                    host_ip: p.host_ip.clone().unwrap_or_default(),
-                });
-            }
-        }
-    }
-    out
-}
-
-async fn create_sandbox(k: &Kubelet, pod: &Pod) -> Result<SandboxState, String> {
-    let ports = prepare_sandbox(k, pod).await?;
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    wire_network(k, &uid, pod, ports).await
-}
-
-/// The pod's namespaces and host ports: everything a container needs to be created.
-async fn prepare_sandbox(k: &Kubelet, pod: &Pod) -> Result<Vec<PortMapping>, String> {
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let ns = k.namespaces(&uid);
-    ns.remove();
-    ns.create(pod.metadata.name.as_deref().unwrap_or("pod"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let ports = host_ports(pod);
-    let mut held = Vec::new();
-    for p in ports.iter().filter(|p| p.protocol == "tcp") {
-        let ip = if p.host_ip.is_empty() {
-            "0.0.0.0"
-        } else {
-            p.host_ip.as_str()
-        };
-        match std::net::TcpListener::bind((ip, p.host_port as u16)) {
-            Ok(l) => held.push(l),
-            Err(e) => {
-                ns.remove();
-                return Err(format!(
-                    "cannot open hostport {} for pod {}: {e}",
-                    p.host_port,
-                    pod.metadata.name.clone().unwrap_or_default()
-                ));
-            }
-        }
-    }
-    if let Ok(mut hp) = k.host_ports.lock() {
-        hp.insert(uid.clone(), held);
-    }
-    Ok(ports)
-}
-
-/// CNI ADD in the pod's net namespace, then the sandbox record; a failure undoes both.
-async fn wire_network(
-    k: &Kubelet,
-    uid: &str,
-    pod: &Pod,
-    ports: Vec<PortMapping>,
-) -> Result<SandboxState, String> {
-    let t = std::time::Instant::now();
-    let ns = k.namespaces(uid);
-    let ip = match k.cni.add(uid, &ns.net(), &ports).await {
-        Ok(ip) => ip,
-        Err(e) => {
-            let _ = k.cni.del(uid, &ns.net(), &ports).await;
-            ns.remove();
-            return Err(e.to_string());
-        }
-    };
-    tracing::debug!(pod = ?pod.metadata.name, cni_ms = t.elapsed().as_millis(), "pod network ready");
-    let st = SandboxState {
-        pod_ip: ip,
-        ports,
-        created_at: Utc::now().to_rfc3339(),
-    };
-    std::fs::write(
-        k.sandbox_file(uid),
-        serde_json::to_vec(&st).unwrap_or_default(),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(st)
-}
-
-async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), SyncError> {
+pub(super) async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), SyncError> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     state.start_time.get_or_insert_with(Utc::now);
@@ -435,7 +202,7 @@ async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Result<(), Syn
 }
 
 /// Starts the containers the plan names, in order; an init container ends the round.
-async fn start_containers(
+pub(super) async fn start_containers(
     k: &Kubelet,
     pod: &Pod,
     spec: &k8s_openapi::api::core::v1::PodSpec,
@@ -562,7 +329,7 @@ async fn start_containers(
 }
 
 /// FailedCreatePodSandBox: an event, and the containers wait in ContainerCreating.
-async fn sandbox_failed(
+pub(super) async fn sandbox_failed(
     k: &Kubelet,
     pod: &Pod,
     spec: &k8s_openapi::api::core::v1::PodSpec,
@@ -585,7 +352,7 @@ async fn sandbox_failed(
     write_status(k, pod, observed, state, None).await
 }
 
-async fn write_status(
+pub(super) async fn write_status(
     k: &Kubelet,
     pod: &Pod,
     observed: &[ObservedContainer],
@@ -612,7 +379,7 @@ async fn write_status(
     Ok(())
 }
 
-fn spec_ready(pod: &Pod, state: &WorkerState) -> HashMap<String, bool> {
+pub(super) fn spec_ready(pod: &Pod, state: &WorkerState) -> HashMap<String, bool> {
     let mut m = HashMap::new();
     for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
         if let Some(r) = state.prober.ready(&c.name, c.readiness_probe.is_some()) {
@@ -624,7 +391,7 @@ fn spec_ready(pod: &Pod, state: &WorkerState) -> HashMap<String, bool> {
     m
 }
 
-fn spec_started(pod: &Pod, state: &WorkerState) -> HashMap<String, bool> {
+pub(super) fn spec_started(pod: &Pod, state: &WorkerState) -> HashMap<String, bool> {
     let mut m = HashMap::new();
     for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
         if let Some(s) = state.prober.started(&c.name) {
@@ -634,163 +401,4 @@ fn spec_started(pod: &Pod, state: &WorkerState) -> HashMap<String, bool> {
         }
     }
     m
-}
-
-/// The pod's terminationGracePeriodSeconds (30 s by default).
-fn grace_period(pod: &Pod) -> Duration {
-    let secs = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.termination_grace_period_seconds)
-        .unwrap_or(30)
-        .max(0);
-    Duration::from_secs(secs as u64)
-}
-
-/// SIGTERM, then SIGKILL once `grace` has passed.
-async fn stop_container(k: &Kubelet, id: &str, grace: Duration) {
-    let _ = k.runtime.kill_container(id, 15).await;
-    let deadline = tokio::time::Instant::now() + grace;
-    loop {
-        let running = k
-            .runtime
-            .list_containers()
-            .await
-            .map(|cs| {
-                cs.iter()
-                    .any(|c| c.id == id && matches!(c.state, ContainerState::Running { .. }))
-            })
-            .unwrap_or(false);
-        if !running {
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let _ = k.runtime.kill_container(id, 9).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn release_network(k: &Kubelet, uid: &str) {
-    if let Ok(mut hp) = k.host_ports.lock() {
-        hp.remove(uid);
-    }
-    let ns = k.namespaces(uid);
-    let ports = load_sandbox(k, uid).map(|s| s.ports).unwrap_or_default();
-    if let Err(e) = k.cni.del(uid, &ns.net(), &ports).await {
-        tracing::warn!(uid, error = %e, "CNI DEL");
-    }
-    ns.remove();
-    let _ = std::fs::remove_file(k.sandbox_file(uid));
-}
-
-/// Removes every trace of a pod: containers, network, namespaces, volumes.
-pub async fn cleanup(k: &Kubelet, uid: &str, observed: &[ObservedContainer]) {
-    for c in observed {
-        if let Err(e) = k.runtime.remove_container(&c.id).await {
-            tracing::warn!(id = %c.id, error = %e, "removing container");
-        }
-    }
-    release_network(k, uid).await;
-    volume::teardown(k, uid).await;
-    let _ = tokio::fs::remove_dir_all(k.pod_dir(uid)).await;
-}
-
-/// Graceful termination: preStop, SIGTERM, SIGKILL after the grace period,
-/// release everything, then the final DELETE with a UID precondition.
-async fn terminate(k: &Kubelet, pod: &Pod, state: &mut WorkerState, delete_from_api: bool) {
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    // The deletion's own grace period wins over the spec's.
-    let grace = match pod.metadata.deletion_grace_period_seconds {
-        Some(secs) => Duration::from_secs(secs.max(0) as u64),
-        None => grace_period(pod),
-    };
-    let deadline = tokio::time::Instant::now() + grace;
-    let observed = observe(k, &uid, state).await.unwrap_or_default();
-    let running: Vec<&ObservedContainer> = observed
-        .iter()
-        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
-        .collect();
-    for c in &running {
-        k.events.pod_event(
-            pod,
-            "Normal",
-            "Killing",
-            format!("Stopping container {}", c.name),
-            Some(format!("spec.containers{{{}}}", c.name)),
-        );
-    }
-    crate::pod::lifecycle::run_pre_stop(k, pod, &running, deadline).await;
-    for c in &running {
-        let _ = k.runtime.kill_container(&c.id, 15).await;
-    }
-    loop {
-        let still: Vec<ObservedContainer> = observe(k, &uid, state)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| matches!(c.state, ContainerState::Running { .. }))
-            .collect();
-        if still.is_empty() {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            for c in &still {
-                let _ = k.runtime.kill_container(&c.id, 9).await;
-            }
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let observed = observe(k, &uid, state).await.unwrap_or_default();
-    let _ = write_status(k, pod, &observed, state, None).await;
-    cleanup(k, &uid, &observed).await;
-    if delete_from_api {
-        if let Some(client) = &k.client {
-            let ns = pod
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into());
-            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions {
-                    uid: Some(uid.clone()),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            if let Err(e) = api
-                .delete(pod.metadata.name.as_deref().unwrap_or_default(), &dp)
-                .await
-            {
-                tracing::debug!(error = %e, "final pod delete");
-            }
-        }
-    }
-}
-
-/// After a restart: containers and sandboxes of pods that no longer exist are removed.
-pub async fn remove_orphans(k: &Kubelet, live: &std::collections::HashSet<String>) {
-    let Ok(all) = k.runtime.list_containers().await else {
-        return;
-    };
-    let mut by_pod: HashMap<String, Vec<ObservedContainer>> = HashMap::new();
-    for c in all.into_iter().filter(|c| !live.contains(&c.pod_uid)) {
-        by_pod.entry(c.pod_uid.clone()).or_default().push(c);
-    }
-    if let Ok(entries) = std::fs::read_dir(k.root_dir.join("pods")) {
-        for e in entries.flatten() {
-            let uid = e.file_name().to_string_lossy().to_string();
-            if !live.contains(&uid) {
-                by_pod.entry(uid).or_default();
-            }
-        }
-    }
-    for (uid, cs) in by_pod {
-        tracing::info!(%uid, "removing orphaned pod");
-        cleanup(k, &uid, &cs).await;
-    }
 }
