@@ -539,3 +539,60 @@ async fn deployment_scales_while_a_client_keeps_sending_malformed_objects() {
     assert_eq!(deploys.list(&ListParams::default()).await.unwrap().items.len(), 1);
     eprintln!("{} malformed writes refused while the Deployment scaled 1 -> 3 -> 1", codes.len());
 }
+
+/// The CronJob controller on a real cluster: a CronJob on `*/1 * * * *`
+/// with successfulJobsHistoryLimit 1 runs a busybox Job every minute; after
+/// the second run succeeds only one successful Job is kept, and the events
+/// tell the story (SuccessfulCreate twice, SawCompletedJob, SuccessfulDelete).
+#[tokio::test]
+async fn cronjob_runs_every_minute_and_keeps_one_successful_job() {
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use k8s_openapi::api::core::v1::Event;
+    let cluster = shared_cluster().await;
+    let ns = TestNs::new(cluster, "cronjob").await;
+    ns.apply_yaml(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: hello\nspec:\n  schedule: \"*/1 * * * *\"\n  successfulJobsHistoryLimit: 1\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          terminationGracePeriodSeconds: 1\n          containers:\n          - name: hello\n            image: busybox\n            command: [\"sh\", \"-c\", \"echo hello from the cronjob\"]\n",
+    )
+    .await;
+    let jobs: Api<Job> = Api::namespaced(ns.client.clone(), &ns.name);
+    let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
+    let reasons = || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter(|e| e.involved_object.kind.as_deref() == Some("CronJob"))
+                    .filter_map(|e| e.reason)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let succeeded = |j: &Job| j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1;
+    // Two scheduled minutes, the Jobs' pods and the clean-up after them.
+    let waited = wait_for_or(Duration::from_secs(200), "a second run and the first one deleted", || async {
+        let r = reasons().await;
+        let created = r.iter().filter(|r| *r == "SuccessfulCreate").count();
+        let live: Vec<Job> = jobs.list(&ListParams::default()).await.ok()?.items.into_iter().filter(|j| j.metadata.deletion_timestamp.is_none()).collect();
+        let done: Vec<Job> = live.into_iter().filter(succeeded).collect();
+        (created >= 2 && r.iter().any(|r| r == "SuccessfulDelete") && done.len() == 1).then_some(done)
+    })
+    .await;
+    let kept = match waited {
+        Ok(k) => k,
+        Err(e) => panic!("{e}; events {:?}", reasons().await),
+    };
+    let r = reasons().await;
+    assert!(r.iter().any(|r| r == "SawCompletedJob"), "{r:?}");
+    let job = &kept[0];
+    assert!(job.metadata.name.as_deref().is_some_and(|n| n.starts_with("hello-")));
+    assert!(job.metadata.annotations.as_ref().is_some_and(|a| a.contains_key("batch.kubernetes.io/cronjob-scheduled-timestamp")));
+    let cjs: Api<CronJob> = Api::namespaced(ns.client.clone(), &ns.name);
+    let status = cjs.get("hello").await.expect("cronjob").status.expect("status");
+    assert!(status.last_schedule_time.is_some() && status.last_successful_time.is_some());
+    let out = ns.kubectl_ok(&["get", "cronjob", "hello"]).await;
+    assert_eq!(table::cell(&table::parse(&out)[0], "SCHEDULE"), "*/1 * * * *", "{out}");
+    let logs = ns.kubectl_ok(&["logs", &format!("job/{}", job.metadata.name.as_deref().unwrap_or_default())]).await;
+    assert_eq!(logs.trim(), "hello from the cronjob");
+}
