@@ -130,7 +130,7 @@ fn a_scheduled_time_is_started_once() {
 fn allow_starts_a_job_while_another_runs() {
     let running = job("cj-28401120", Some(T0), None);
     let c = active(last_scheduled(cj("*/1 * * * *"), T0), &[&running]);
-    let p = plan(&c, &[running.clone()], at("2024-01-01T00:01:01Z"));
+    let p = plan(&c, std::slice::from_ref(&running), at("2024-01-01T00:01:01Z"));
     assert!(p.create.is_some());
     assert!(p.replace.is_empty());
     assert_eq!(p.status.active.as_ref().map(Vec::len), Some(1));
@@ -275,7 +275,7 @@ fn a_manually_created_job_is_reported_not_adopted() {
     manual.metadata.annotations = Some([("cronjob.kubernetes.io/instantiate".to_string(), "manual".to_string())].into());
     let manual = Arc::new(manual);
     let c = with(last_scheduled(cj("*/1 * * * *"), T0), |s| s.concurrency_policy = Some("Forbid".into()));
-    let p = plan(&c, &[manual.clone()], at("2024-01-01T00:01:01Z"));
+    let p = plan(&c, std::slice::from_ref(&manual), at("2024-01-01T00:01:01Z"));
     assert_eq!(reasons(&p), vec!["UnexpectedJob"]);
     assert_eq!(p.events[0].message, "Saw a job that the controller did not create or forgot: cj-manual-x1");
     assert!(p.create.is_some());
