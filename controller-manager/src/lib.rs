@@ -59,6 +59,7 @@ pub fn start_controllers(ctx: &Ctx, enabled: &[&str]) {
             "pod-garbage-collector-controller" => controllers::podgc::register,
             "cronjob-controller" => controllers::cronjob::register,
             "replicationcontroller-controller" => controllers::replicationcontroller::register,
+            "disruption-controller" => controllers::disruption::register,
             _ => continue,
         };
         tracing::info!(controller = name, "starting");

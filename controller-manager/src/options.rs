@@ -69,6 +69,7 @@ pub const KNOWN_CONTROLLERS: &[(&str, &str)] = &[
     ("pod-garbage-collector-controller", "podgc"),
     ("cronjob-controller", "cronjob"),
     ("replicationcontroller-controller", "replicationcontroller"),
+    ("disruption-controller", "disruption"),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
