@@ -60,6 +60,7 @@ pub fn start_controllers(ctx: &Ctx, enabled: &[&str]) {
             "cronjob-controller" => controllers::cronjob::register,
             "replicationcontroller-controller" => controllers::replicationcontroller::register,
             "disruption-controller" => controllers::disruption::register,
+            "resourcequota-controller" => controllers::resourcequota::register,
             _ => continue,
         };
         tracing::info!(controller = name, "starting");

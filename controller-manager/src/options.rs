@@ -70,6 +70,7 @@ pub const KNOWN_CONTROLLERS: &[(&str, &str)] = &[
     ("cronjob-controller", "cronjob"),
     ("replicationcontroller-controller", "replicationcontroller"),
     ("disruption-controller", "disruption"),
+    ("resourcequota-controller", "resourcequota"),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]

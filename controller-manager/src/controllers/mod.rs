@@ -15,6 +15,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod replicationcontroller;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
 
