@@ -42,6 +42,10 @@ pub enum ApiError {
     Gone(String),
     #[error("{0}")]
     Expired(String),
+    /// 410 for a continue token whose revision was compacted, carrying upstream's token to
+    /// go on from the latest revision (in the Status' `metadata.continue`).
+    #[error("{message}")]
+    ExpiredContinue { message: String, continue_token: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("Unauthorized")]
@@ -52,8 +56,9 @@ pub enum ApiError {
     NotFoundPath,
     #[error("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")]
     UnsupportedMediaType(String),
-    #[error("the server rejected our request because the request body is too large")]
-    RequestEntityTooLarge,
+    /// 413, with upstream's wording after `Request entity too large: `.
+    #[error("Request entity too large: {0}")]
+    RequestEntityTooLarge(String),
     #[error("{0}")]
     UnprocessableEntity(String),
     #[error("{0}")]
@@ -86,12 +91,12 @@ impl ApiError {
             ApiError::AlreadyExists(_) | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } | ApiError::UnprocessableEntity(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Gone(_) | ApiError::Expired(_) => StatusCode::GONE,
+            ApiError::Gone(_) | ApiError::Expired(_) | ApiError::ExpiredContinue { .. } => StatusCode::GONE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotSupported => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestEntityTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -107,12 +112,12 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::UnprocessableEntity(_) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Gone(_) => "Gone",
-            ApiError::Expired(_) => "Expired",
+            ApiError::Expired(_) | ApiError::ExpiredContinue { .. } => "Expired",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::MethodNotSupported => "MethodNotAllowed",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
-            ApiError::RequestEntityTooLarge => "RequestEntityTooLarge",
+            ApiError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
             ApiError::Timeout(_) => "Timeout",
@@ -145,6 +150,9 @@ impl ApiError {
         };
         if let Some(d) = details {
             status["details"] = d;
+        }
+        if let ApiError::ExpiredContinue { continue_token, .. } = self {
+            status["metadata"]["continue"] = json!(continue_token);
         }
         status
     }
@@ -181,6 +189,10 @@ impl IntoResponse for ApiError {
         // A 503 is a refusal before anything happened: say when to come back.
         if matches!(self, ApiError::ServiceUnavailable(_)) {
             resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        // The unread rest of a refused body leaves the connection unusable: tell the client.
+        if matches!(self, ApiError::RequestEntityTooLarge(_)) {
+            resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         }
         resp
     }

@@ -52,10 +52,20 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Option<UserInfo> {
     Some(UserInfo { name, uid: String::new(), groups })
 }
 
+/// Open connections at most; past it, accepting waits for one to close, so a flood of slow
+/// clients queues in the kernel's backlog instead of exhausting the server.
+const MAX_CONNECTIONS: usize = 8192;
+/// A client must finish its request headers within this: upstream's ReadHeaderTimeout (32 s).
+/// hyper counts a kept-alive connection's idle wait too, so idle connections close after it,
+/// which clients take in their stride. The TLS handshake has its own 10 s.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(32);
+
 /// Accepts connections until the process ends; each connection is served on its own task.
 pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, app: Router) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let (tcp, _peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -68,6 +78,7 @@ pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, app: Router
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let stream = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 _ => return,
@@ -78,7 +89,8 @@ pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, app: Router
                 req.map(axum::body::Body::new)
             });
             let svc = hyper_util::service::TowerToHyperService::new(svc);
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
             if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
                 tracing::debug!(error = %e, "connection ended");
             }

@@ -10,10 +10,15 @@ use serde_json::Value;
 
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
+/// Upstream's 413 for a body over its 3 MiB limit.
+pub fn body_too_large() -> ApiError {
+    ApiError::RequestEntityTooLarge(format!("limit is {MAX_BODY}"))
+}
+
 /// Decodes an object body by Content-Type.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     if body.len() > MAX_BODY {
-        return Err(ApiError::RequestEntityTooLarge);
+        return Err(body_too_large());
     }
     let ct = content_type(headers);
     let value: Value = match ct.as_str() {

@@ -64,9 +64,25 @@ impl Query {
 }
 
 /// The single entry point for `/api/...` and `/apis/...` resource paths.
+/// Upstream's `--request-timeout`: a request that is not long-running ends with a 504 then.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Watches, logs, exec and the like stream for as long as they last (upstream's long-running
+/// request check).
+fn long_running(req: &Request<Body>) -> bool {
+    let watch = req.uri().query().is_some_and(|q| q.split('&').any(|kv| matches!(kv, "watch=true" | "watch=1" | "watch")));
+    let path = req.uri().path();
+    watch || ["/log", "/exec", "/attach", "/portforward", "/proxy"].iter().any(|s| path.ends_with(s) || path.contains(&format!("{s}/")))
+}
+
 pub async fn resource_handler(State(state): State<SharedState>, req: Request<Body>) -> Response {
-    match objects::dispatch(state, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+    let result = if long_running(&req) {
+        objects::dispatch(state, req).await
+    } else {
+        match tokio::time::timeout(REQUEST_TIMEOUT, objects::dispatch(state, req)).await {
+            Ok(r) => r,
+            Err(_) => Err(crate::status::ApiError::Timeout("Timeout: request did not complete within the allotted timeout".into())),
+        }
+    };
+    result.unwrap_or_else(|e| e.into_response())
 }

@@ -19,12 +19,20 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Reads the body, refusing more than 3 MiB with 413.
+/// How long a client may take to send its body; a slow one must not hold the connection.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads the body, refusing more than 3 MiB with 413 and a body that does not arrive within
+/// the request timeout with 504.
 pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, codec::MAX_BODY).await.map_err(|e| {
+    let read = axum::body::to_bytes(body, codec::MAX_BODY);
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, read)
+        .await
+        .map_err(|_| ApiError::Timeout("Timeout: request did not complete within the allotted timeout".into()))?;
+    read.map_err(|e| {
         let msg = e.to_string();
         if msg.contains("length limit") || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
-            ApiError::RequestEntityTooLarge
+            codec::body_too_large()
         } else {
             ApiError::BadRequest(format!("unable to read the request body: {msg}"))
         }
@@ -93,7 +101,8 @@ fn list_params(store: &Store, q: &Query) -> Result<ListParams, ApiError> {
     if continue_token.is_some() && resource_version.is_some_and(|rv| rv != 0) {
         return Err(ApiError::BadRequest("specifying resource version is not allowed when using continue".into()));
     }
-    Ok(ListParams { label, field, limit, continue_token, resource_version })
+    let exact = q.get("resourceVersionMatch") == Some("Exact");
+    Ok(ListParams { label, field, limit, continue_token, resource_version, exact })
 }
 
 /// Upstream's ValidateListOptions for resourceVersionMatch: 422 on ListOptions.
@@ -132,6 +141,15 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
     }
     if row.namespaced() && info.namespace.is_none() && req.method() != Method::GET {
         return Err(ApiError::MethodNotSupported);
+    }
+    // A declared length over the limit is refused without waiting for all of it.
+    let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > codec::MAX_BODY as u64) {
+        // Read (and drop) what arrives for a moment, so a client still writing its body can
+        // read the answer; then refuse, closing the connection.
+        let drain = axum::body::to_bytes(req.into_body(), codec::MAX_BODY);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+        return Err(codec::body_too_large());
     }
     let ns = info.namespace.as_deref();
     let format = codec::negotiate(req.headers());

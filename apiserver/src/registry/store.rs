@@ -127,6 +127,14 @@ fn parse_stored(bytes: &[u8]) -> Result<Value, OpError> {
     serde_json::from_slice(bytes).map_err(|e| OpError::Storage(StorageError::Internal(format!("corrupt stored object: {e}"))))
 }
 
+/// etcd's default `--max-request-bytes` (1.5 MiB), less room for the key and the txn around
+/// the value: an object encoded larger would fail in etcd, so it is refused first.
+const MAX_STORED_OBJECT: usize = 1536 * 1024 - 8 * 1024;
+
+fn too_large(bytes: &Bytes) -> Option<ApiError> {
+    (bytes.len() > MAX_STORED_OBJECT).then(|| ApiError::RequestEntityTooLarge(format!("limit is {MAX_STORED_OBJECT}")))
+}
+
 fn encode(v: &Value) -> Bytes {
     // resourceVersion lives in etcd's mod_revision, not in the value; copy only to drop it.
     if v.get("metadata").and_then(|m| m.get("resourceVersion")).is_none() {
@@ -257,7 +265,11 @@ impl Store {
             return Ok(obj);
         }
         let key = self.key(ns, &name);
-        let rev = self.storage.create(&key, encode(&obj)).await.map_err(|e| storage_error(self.target(&name), e))?;
+        let bytes = encode(&obj);
+        if let Some(e) = too_large(&bytes) {
+            return Err(e);
+        }
+        let rev = self.storage.create(&key, bytes).await.map_err(|e| storage_error(self.target(&name), e))?;
         Ok(with_rv(obj, rev))
     }
 
@@ -391,6 +403,9 @@ impl Store {
             }
             meta_mut(&mut new).remove("resourceVersion");
             let bytes = encode(&new);
+            if let Some(e) = too_large(&bytes) {
+                return Err(e.into());
+            }
             written = Some(new);
             Ok(UpdateDecision::Write(bytes))
         })

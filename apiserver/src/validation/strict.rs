@@ -183,12 +183,22 @@ impl<'de> Visitor<'de> for DupScan {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        // Objects are small: a linear scan beats hashing.
+        // Most objects are small, where a linear scan beats hashing; a map with thousands of
+        // keys (a large ConfigMap) switches to a set, or the scan would be quadratic.
+        const LINEAR: usize = 16;
         let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut set: HashSet<std::borrow::Cow<'de, str>> = HashSet::new();
         let mut dup = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            dup |= seen.contains(&key);
-            seen.push(key);
+            if seen.len() < LINEAR {
+                dup |= seen.contains(&key);
+                seen.push(key);
+            } else {
+                if set.is_empty() {
+                    set.extend(seen.iter().cloned());
+                }
+                dup |= !set.insert(key);
+            }
             dup |= map.next_value_seed(DupScan)?;
         }
         Ok(dup)
