@@ -19,6 +19,8 @@ pub struct ListParams {
     pub continue_token: Option<String>,
     /// None = consistent read; Some(0) = any; Some(n) = not older than n.
     pub resource_version: Option<i64>,
+    /// resourceVersionMatch=Exact: the list as it was at `resource_version`, read from storage.
+    pub exact: bool,
 }
 
 pub struct ListOutput {
@@ -44,11 +46,18 @@ fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
     let bad = || ApiError::BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into());
     let raw = base64::engine::general_purpose::STANDARD.decode(token).or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(token)).map_err(|_| bad())?;
     let c: Continue = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    if c.v != "meta.k8s.io/v1" || c.rv <= 0 || c.start.contains("..") || c.start.starts_with('/') {
+    // -1 is upstream's "continue at the latest revision", handed out with an expired token.
+    if c.v != "meta.k8s.io/v1" || (c.rv <= 0 && c.rv != LATEST) || c.start.contains("..") || c.start.starts_with('/') {
         return Err(bad());
     }
     Ok((c.rv, c.start))
 }
+
+/// A continue token's revision meaning "the latest", as upstream encodes it.
+const LATEST: i64 = -1;
+
+/// Upstream's answer to an Exact list below the compacted revision.
+const EXPIRED_LIST: &str = "The resourceVersion for the provided list is too old.";
 
 const EXPIRED_CONTINUE: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
@@ -66,10 +75,17 @@ impl Store {
             if self.storage.current_revision().await.is_ok_and(|cur| rv > cur) {
                 return Err(ApiError::BadRequest(format!("continue key is not valid: resource version {rv} is newer than the current one")));
             }
+            let rv = if rv == LATEST { 0 } else { rv };
             return self.list_from_storage(&prefix, &all_prefix, p, rv, Some(format!("{all_prefix}{start}"))).await;
         }
         let cache_ok = match p.resource_version {
             Some(0) => self.cache.is_ready(),
+            Some(rv) if p.exact => {
+                if self.storage.current_revision().await.is_ok_and(|cur| rv > cur) {
+                    return Err(ApiError::Timeout(format!("Too large resource version: {rv}, current: {}", self.cache.revision())));
+                }
+                return self.list_from_storage(&prefix, &all_prefix, p, rv, None).await;
+            }
             Some(rv) => {
                 if !self.cache.wait_for(rv, Duration::from_secs(3)).await {
                     if self.cache.is_ready() && self.storage.current_revision().await.is_ok_and(|cur| rv > cur) {
@@ -120,16 +136,22 @@ impl Store {
     ) -> Result<ListOutput, ApiError> {
         let limit = p.limit.max(0);
         let mut items: Vec<Obj> = Vec::new();
-        let mut start_key = start;
+        let mut start_key = start.clone();
         let mut rev = revision;
         loop {
             let page = self
                 .storage
                 .list(prefix, ListOptions { revision: rev, start_key: start_key.clone(), limit: if limit > 0 { limit + 1 } else { 0 } })
                 .await
-                .map_err(|e| match e {
-                    StorageError::Compacted { .. } if revision > 0 => ApiError::Expired(EXPIRED_CONTINUE.into()),
-                    other => storage_error(self.target(""), other),
+                .map_err(|e| match (e, &start) {
+                    // Upstream hands out a token that goes on from the same key at the latest
+                    // revision, for clients that accept an inconsistent remainder.
+                    (StorageError::Compacted { .. }, Some(key)) => ApiError::ExpiredContinue {
+                        message: EXPIRED_CONTINUE.into(),
+                        continue_token: encode_continue(LATEST, &key[all_prefix.len()..]),
+                    },
+                    (StorageError::Compacted { .. }, None) if revision > 0 => ApiError::Expired(EXPIRED_LIST.into()),
+                    (other, _) => storage_error(self.target(""), other),
                 })?;
             rev = page.revision;
             let mut last_key = None;
@@ -165,5 +187,7 @@ mod tests {
         assert!(decode_continue("%%%").is_err());
         assert!(decode_continue(&base64::engine::general_purpose::STANDARD.encode("{}")).is_err());
         assert!(decode_continue(&encode_continue(1, "../x")).is_err());
+        assert_eq!(decode_continue(&encode_continue(-1, "ns/a\u{0}")).unwrap().0, -1);
+        assert!(decode_continue(&encode_continue(0, "ns/a")).is_err());
     }
 }
