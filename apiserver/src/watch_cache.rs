@@ -8,7 +8,7 @@
 //! cache's last event and the key count matches, the cache equals the backend at the probe's
 //! revision.
 
-use crate::storage::{DynStorage, EventKind, ListOptions, StorageError, StorageEvent};
+use crate::storage::{DynStorage, EventKind, StorageError, StorageEvent};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use serde_json::Value;
@@ -97,6 +97,9 @@ pub struct CacheEvent {
     /// The object before this change (selectors need it to turn a change into ADDED/DELETED).
     pub prev: Option<Obj>,
     pub rv: i64,
+    /// The event's place in the cache's sequence, set when published: several events can
+    /// share a revision (etcd deletes all keys of an expired lease in one transaction).
+    pub seq: u64,
     /// The JSON watch frame of this event per type a watcher may send it as (a selector can
     /// turn MODIFIED into ADDED or DELETED): encoded by the first watcher, shared by the rest.
     frames: [OnceLock<Bytes>; 3],
@@ -104,7 +107,7 @@ pub struct CacheEvent {
 
 impl CacheEvent {
     pub fn new(kind: EventType, object: Obj, prev: Option<Obj>, rv: i64) -> Self {
-        CacheEvent { kind, object, prev, rv, frames: Default::default() }
+        CacheEvent { kind, object, prev, rv, seq: 0, frames: Default::default() }
     }
 
     /// `{"type":"<kind>","object":<object>}\n`, built once per event and type.
@@ -138,6 +141,8 @@ struct State {
     history: VecDeque<Arc<CacheEvent>>,
     /// Events after this revision are all in `history`.
     oldest: i64,
+    /// The `seq` of the last event published.
+    seq: u64,
     ready: bool,
 }
 
@@ -145,8 +150,14 @@ struct State {
 pub struct Subscription {
     pub initial: Vec<Arc<CacheEvent>>,
     pub live: broadcast::Receiver<Arc<CacheEvent>>,
-    /// The revision the initial part is at; live events at or below it are skipped.
+    /// Live events at or below this revision are skipped (a requested revision the cache
+    /// had not reached yet; 0 for a snapshot).
     pub start_rv: i64,
+    /// Live events up to this `seq` are already in the initial part (or older than it).
+    pub start_seq: u64,
+    /// The revision the initial part is proven to reflect (at least `start_rv`): a
+    /// watch-list's initial-events-end bookmark carries it.
+    pub snapshot_rv: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -314,6 +325,7 @@ impl WatchCache {
                 fresh: 0,
                 history: VecDeque::new(),
                 oldest: 0,
+                seq: 0,
                 ready: false,
             }),
             events,
@@ -441,9 +453,15 @@ impl WatchCache {
                     .take_while(|(k, _)| k.starts_with(prefix))
                     .map(|(_, o)| Arc::new(CacheEvent::new(EventType::Added, o.clone(), None, o.rv)))
                     .collect();
-                Ok(Subscription { initial, live, start_rv: st.revision })
+                Ok(Subscription { initial, live, start_rv: 0, start_seq: st.seq, snapshot_rv: st.revision.max(st.fresh) })
             }
             Some(rv) => {
+                // Compacted history is gone for every apiserver: answer as a watch on etcd
+                // would, even while this cache still holds the events.
+                let compacted = self.storage.compacted_revision();
+                if rv < compacted {
+                    return Err(CacheError::TooOld { requested: rv, oldest: compacted });
+                }
                 if rv < st.oldest {
                     return Err(CacheError::TooOld { requested: rv, oldest: st.oldest + 1 });
                 }
@@ -453,12 +471,14 @@ impl WatchCache {
                     .filter(|e| e.rv > rv && e.object.key.starts_with(prefix))
                     .cloned()
                     .collect();
-                Ok(Subscription { initial, live, start_rv: st.revision.max(rv) })
+                Ok(Subscription { initial, live, start_rv: rv, start_seq: st.seq, snapshot_rv: st.revision.max(st.fresh).max(rv) })
             }
         }
     }
 
-    fn publish(&self, st: &mut State, event: CacheEvent) {
+    fn publish(&self, st: &mut State, mut event: CacheEvent) {
+        st.seq += 1;
+        event.seq = st.seq;
         let event = Arc::new(event);
         st.history.push_back(event.clone());
         while st.history.len() > HISTORY {
@@ -472,7 +492,8 @@ impl WatchCache {
     fn apply(&self, e: StorageEvent) {
         let mut st = self.state.write();
         // Progress notifications are ignored: they can overtake queued events (module comment).
-        if e.kind != EventKind::Progress && e.mod_revision > st.revision {
+        // One revision can hold several events (a transaction), so an equal one is applied.
+        if e.kind != EventKind::Progress && e.mod_revision >= st.revision {
             let prev = st.objects.get(&e.key).cloned();
             match e.kind {
                 EventKind::Put => {
@@ -502,16 +523,25 @@ impl WatchCache {
         self.revision_tx.send_replace(rev);
     }
 
+    /// The state under the prefix, read from the backend a page at a time at one revision
+    /// (each page decoded before the next is read).
+    async fn list_pages(&self) -> Result<(BTreeMap<String, Obj>, i64), StorageError> {
+        let mut fresh = BTreeMap::new();
+        let revision = crate::storage::paging::for_each_page(&*self.storage, &self.prefix, 0, |page| {
+            for kv in page {
+                if let Some(obj) = decode(&kv.key, &kv.value, kv.mod_revision) {
+                    fresh.insert(kv.key, obj);
+                }
+            }
+        })
+        .await?;
+        Ok((fresh, revision))
+    }
+
     /// Replaces the state with a fresh list, emitting the differences as events so that
     /// watchers stay consistent across a relist.
-    fn replace(&self, items: Vec<crate::storage::KeyValue>, revision: i64) {
+    fn replace(&self, fresh: BTreeMap<String, Obj>, revision: i64) {
         let mut st = self.state.write();
-        let mut fresh = BTreeMap::new();
-        for kv in items {
-            if let Some(obj) = decode(&kv.key, &kv.value, kv.mod_revision) {
-                fresh.insert(kv.key.clone(), obj);
-            }
-        }
         if st.ready {
             let old = std::mem::take(&mut st.objects);
             for (k, o) in &fresh {
@@ -548,9 +578,9 @@ async fn reflect(weak: std::sync::Weak<WatchCache>) {
     loop {
         let Some(cache) = weak.upgrade() else { return };
         if need_list {
-            match cache.storage.list(&cache.prefix, ListOptions::default()).await {
-                Ok(list) => {
-                    cache.replace(list.items, list.revision);
+            match cache.list_pages().await {
+                Ok((objects, revision)) => {
+                    cache.replace(objects, revision);
                     need_list = false;
                 }
                 Err(e) => {
@@ -675,13 +705,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn events_sharing_a_revision_all_reach_the_cache_and_its_watchers() {
+        let s = Arc::new(MemoryStorage::new());
+        s.create("/r/pods/d/a", pod("a")).await.unwrap();
+        s.create("/r/pods/d/b", pod("b")).await.unwrap();
+        let c = cache_with(s.clone()).await;
+        // As etcd revokes a lease: every key deleted in one transaction, at one revision.
+        let rev = c.revision() + 100;
+        let gone = |k: &str| StorageEvent { kind: EventKind::Delete, key: k.into(), value: pod("x"), mod_revision: rev, prev: None };
+        c.apply(gone("/r/pods/d/a"));
+        let mut sub = c.subscribe("/r/pods/", None).unwrap();
+        assert_eq!(sub.initial.len(), 1);
+        c.apply(gone("/r/pods/d/b"));
+        assert!(c.get("/r/pods/d/b").is_none());
+        let e = sub.live.recv().await.unwrap();
+        assert_eq!((e.kind, e.rv), (EventType::Deleted, rev));
+        assert!(e.seq > sub.start_seq && e.rv > sub.start_rv);
+    }
+
+    #[tokio::test]
     async fn relist_emits_the_difference() {
         let s = Arc::new(MemoryStorage::new());
         s.create("/r/pods/d/a", pod("a")).await.unwrap();
         let c = cache_with(s.clone()).await;
         let mut sub = c.subscribe("/r/pods/", Some(c.revision())).unwrap();
         let (_, rev) = c.snapshot("/r/pods/");
-        c.replace(vec![], rev + 1);
+        c.replace(BTreeMap::new(), rev + 1);
         let e = sub.live.recv().await.unwrap();
         assert_eq!(e.kind, EventType::Deleted);
         assert_eq!(e.object.fields["metadata"]["name"], "a");

@@ -149,7 +149,7 @@ impl Watcher {
             tokio::select! {
                 r = self.sub.live.recv() => match r {
                     Ok(e) => {
-                        if e.rv > self.sub.start_rv {
+                        if e.seq > self.sub.start_seq && e.rv > self.sub.start_rv {
                             self.pending.push_back(e);
                         }
                     }

@@ -2,12 +2,31 @@
 //! compare-and-swap through transactions on mod_revision.
 
 use super::*;
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions};
+use super::lease::LeaseManager;
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchClient, WatchOptions};
 use futures::{FutureExt, StreamExt};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+use super::paging::{next_page_keys, FIRST_PAGE_KEYS};
+
+/// The largest gRPC message this client decodes. etcd takes values of up to 1.5 MiB (its
+/// default --max-request-bytes), so a page of [`FIRST_PAGE_KEYS`] such values fits, and so
+/// does a page sized to [`super::paging::PAGE_BYTES`] from the values seen before it; a
+/// larger answer is asked for again in smaller pages.
+pub const MAX_DECODING_MESSAGE_SIZE: usize = 256 << 20;
 
 pub struct EtcdStorage {
     client: Client,
+    kv: KvClient,
+    watch: WatchClient,
+    leases: LeaseManager,
+    compacted: AtomicI64,
+}
+
+/// A response that would not fit in one gRPC message: the caller asks for fewer keys.
+fn too_large(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s) if matches!(s.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted))
 }
 
 fn map_err(e: etcd_client::Error) -> StorageError {
@@ -46,11 +65,75 @@ impl EtcdStorage {
             .with_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
         let client = Client::connect(endpoints, Some(opts)).await.map_err(map_err)?;
-        Ok(EtcdStorage { client })
+        let kv = client.kv_client().max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        let watch = client.watch_client().max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        Ok(EtcdStorage { client, kv, watch, leases: LeaseManager::default(), compacted: AtomicI64::new(0) })
     }
 
-    fn kv(&self) -> etcd_client::KvClient {
-        self.client.kv_client()
+    fn kv(&self) -> KvClient {
+        self.kv.clone()
+    }
+
+    fn note_compacted(&self, revision: i64) {
+        self.compacted.fetch_max(revision, Ordering::SeqCst);
+    }
+
+    /// A shared lease for a write that expires after `ttl`.
+    async fn lease(&self, ttl: Duration) -> StorageResult<i64> {
+        let mut leases = self.client.lease_client();
+        self.leases.lease_for(ttl, |seconds| async move { Ok(leases.grant(seconds, None).await.map_err(map_err)?.id()) }).await
+    }
+
+    async fn create_leased(&self, key: String, value: Bytes, lease: Option<i64>) -> StorageResult<i64> {
+        let put = lease.map(|id| PutOptions::new().with_lease(id));
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.clone(), value.to_vec(), put)]);
+        let resp = self.kv().txn(txn).await.map_err(map_err)?;
+        if !resp.succeeded() {
+            return Err(StorageError::AlreadyExists { key });
+        }
+        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    async fn update_leased(&self, key: String, value: Bytes, expected_revision: i64, lease: Option<i64>) -> StorageResult<i64> {
+        let put = lease.map(|id| PutOptions::new().with_lease(id));
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, expected_revision)])
+            .and_then([TxnOp::put(key.clone(), value.to_vec(), put)])
+            .or_else([TxnOp::get(key.clone(), None)]);
+        let resp = self.kv().txn(txn).await.map_err(map_err)?;
+        if !resp.succeeded() {
+            let current = Self::current_from(&resp).map(Box::new);
+            return Err(StorageError::Conflict { key, current });
+        }
+        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    /// One range of at most `limit` keys from `start`; a response too large for one message
+    /// is asked for again with half the keys (the caller sees `more` and continues).
+    async fn range(&self, start: &str, end: &[u8], revision: i64, mut limit: i64) -> StorageResult<etcd_client::GetResponse> {
+        loop {
+            let mut o = GetOptions::new().with_range(end.to_vec()).with_limit(limit);
+            if revision > 0 {
+                o = o.with_revision(revision);
+            }
+            match self.kv().get(start, Some(o)).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) if too_large(&e) && limit > 1 => {
+                    tracing::debug!(start, limit, "etcd range too large for one message; halving the page");
+                    limit /= 2;
+                }
+                Err(e) => {
+                    return Err(match map_err(e) {
+                        StorageError::Compacted { .. } => {
+                            StorageError::Compacted { requested: revision, compacted: self.compacted.load(Ordering::SeqCst) }
+                        }
+                        other => other,
+                    })
+                }
+            }
+        }
     }
 
     /// The mod revision of `key` now, read in the failed branch of a txn.
@@ -64,16 +147,14 @@ impl EtcdStorage {
 
 impl Storage for EtcdStorage {
     fn create(&self, key: &str, value: Bytes) -> BoxFuture<'_, StorageResult<i64>> {
+        self.create_leased(key.to_string(), value, None).boxed()
+    }
+
+    fn create_with_ttl(&self, key: &str, value: Bytes, ttl: Duration) -> BoxFuture<'_, StorageResult<i64>> {
         let key = key.to_string();
         async move {
-            let txn = Txn::new()
-                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(key.clone(), value.to_vec(), None)]);
-            let resp = self.kv().txn(txn).await.map_err(map_err)?;
-            if !resp.succeeded() {
-                return Err(StorageError::AlreadyExists { key });
-            }
-            Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+            let lease = self.lease(ttl).await?;
+            self.create_leased(key, value, Some(lease)).await
         }
         .boxed()
     }
@@ -90,41 +171,44 @@ impl Storage for EtcdStorage {
     fn list(&self, prefix: &str, opts: ListOptions) -> BoxFuture<'_, StorageResult<ListResult>> {
         let prefix = prefix.to_string();
         async move {
-            let start = opts.start_key.clone().unwrap_or_else(|| prefix.clone());
-            let mut o = GetOptions::new().with_range(prefix_end(&prefix));
-            if opts.revision > 0 {
-                o = o.with_revision(opts.revision);
-            }
+            let end = prefix_end(&prefix);
+            let mut start = opts.start_key.clone().unwrap_or_else(|| prefix.clone());
             if opts.limit > 0 {
-                o = o.with_limit(opts.limit);
+                let resp = self.range(&start, &end, opts.revision, opts.limit).await?;
+                let revision = if opts.revision > 0 { opts.revision } else { resp.header().map(|h| h.revision()).unwrap_or_default() };
+                return Ok(ListResult { items: resp.kvs().iter().map(kv_of).collect(), revision, more: resp.more() });
             }
-            let resp = self.kv().get(start, Some(o)).await.map_err(|e| match map_err(e) {
-                StorageError::Compacted { .. } => StorageError::Compacted { requested: opts.revision, compacted: 0 },
-                other => other,
-            })?;
-            let revision = if opts.revision > 0 {
-                opts.revision
-            } else {
-                resp.header().map(|h| h.revision()).unwrap_or_default()
-            };
-            Ok(ListResult { items: resp.kvs().iter().map(kv_of).collect(), revision, more: resp.more() })
+            // Unlimited: pages at the first page's revision, each sized from the values seen
+            // so far, so that no single response holds the whole resource.
+            let mut revision = opts.revision;
+            let mut items = Vec::new();
+            let mut page = FIRST_PAGE_KEYS;
+            loop {
+                let resp = self.range(&start, &end, revision, page).await?;
+                if revision == 0 {
+                    revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+                }
+                let bytes: usize = resp.kvs().iter().map(|kv| kv.key().len() + kv.value().len()).sum();
+                items.extend(resp.kvs().iter().map(kv_of));
+                let Some(last) = resp.kvs().last().filter(|_| resp.more()) else {
+                    return Ok(ListResult { items, revision, more: false });
+                };
+                start = format!("{}\0", String::from_utf8_lossy(last.key()));
+                page = next_page_keys(bytes, resp.kvs().len());
+            }
         }
         .boxed()
     }
 
     fn update(&self, key: &str, value: Bytes, expected_revision: i64) -> BoxFuture<'_, StorageResult<i64>> {
+        self.update_leased(key.to_string(), value, expected_revision, None).boxed()
+    }
+
+    fn update_with_ttl(&self, key: &str, value: Bytes, expected_revision: i64, ttl: Duration) -> BoxFuture<'_, StorageResult<i64>> {
         let key = key.to_string();
         async move {
-            let txn = Txn::new()
-                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, expected_revision)])
-                .and_then([TxnOp::put(key.clone(), value.to_vec(), None)])
-                .or_else([TxnOp::get(key.clone(), None)]);
-            let resp = self.kv().txn(txn).await.map_err(map_err)?;
-            if !resp.succeeded() {
-                let current = Self::current_from(&resp).map(Box::new);
-                return Err(StorageError::Conflict { key, current });
-            }
-            Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+            let lease = self.lease(ttl).await?;
+            self.update_leased(key, value, expected_revision, Some(lease)).await
         }
         .boxed()
     }
@@ -174,7 +258,7 @@ impl Storage for EtcdStorage {
             if start_revision > 0 {
                 opts = opts.with_start_revision(start_revision);
             }
-            let mut client = self.client.watch_client();
+            let mut client = self.watch.clone();
             let stream = client.watch(prefix.clone(), Some(opts)).await.map_err(map_err)?;
             let (mut sender, mut responses) = stream.split();
             // The first response says whether the watch was created or refused as compacted.
@@ -182,6 +266,7 @@ impl Storage for EtcdStorage {
             let mut pending = Vec::new();
             if let Some(first) = first {
                 if first.compact_revision() > 0 || first.canceled() {
+                    self.note_compacted(first.compact_revision());
                     return Err(StorageError::Compacted { requested: start_revision, compacted: first.compact_revision() });
                 }
                 pending.extend(convert_events(&first));
@@ -268,10 +353,19 @@ impl Storage for EtcdStorage {
 
     fn compact(&self, revision: i64) -> BoxFuture<'_, StorageResult<()>> {
         async move {
-            self.kv().compact(revision, None).await.map_err(map_err)?;
-            Ok(())
+            match self.kv().compact(revision, None).await.map_err(map_err) {
+                Ok(_) | Err(StorageError::Compacted { .. }) => {
+                    self.note_compacted(revision);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
         }
         .boxed()
+    }
+
+    fn compacted_revision(&self) -> i64 {
+        self.compacted.load(Ordering::SeqCst)
     }
 }
 

@@ -4,7 +4,9 @@
 use super::*;
 use futures::FutureExt;
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use super::lease::LeaseManager;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 #[derive(Clone)]
@@ -22,6 +24,10 @@ struct State {
     keys: BTreeMap<String, Vec<Version>>,
     /// Every event, for watches that start in the past.
     log: Vec<StorageEvent>,
+    /// Leases as etcd keeps them: an expiry and the keys attached.
+    leases: HashMap<i64, (Instant, BTreeSet<String>)>,
+    key_lease: HashMap<String, i64>,
+    next_lease: i64,
 }
 
 pub struct MemoryStorage {
@@ -29,6 +35,9 @@ pub struct MemoryStorage {
     events: broadcast::Sender<StorageEvent>,
     /// Simulates an unreachable backend in tests.
     down: std::sync::atomic::AtomicBool,
+    lease_manager: LeaseManager,
+    /// Started with the first lease: deletes the keys of expired leases.
+    sweeper: std::sync::OnceLock<AbortOnDrop>,
 }
 
 impl Default for MemoryStorage {
@@ -41,9 +50,19 @@ impl MemoryStorage {
     pub fn new() -> Self {
         let (events, _) = broadcast::channel(65536);
         MemoryStorage {
-            state: Arc::new(Mutex::new(State { revision: 1, compacted: 0, keys: BTreeMap::new(), log: Vec::new() })),
+            state: Arc::new(Mutex::new(State {
+                revision: 1,
+                compacted: 0,
+                keys: BTreeMap::new(),
+                log: Vec::new(),
+                leases: HashMap::new(),
+                key_lease: HashMap::new(),
+                next_lease: 1,
+            })),
             events,
             down: Default::default(),
+            lease_manager: LeaseManager::default(),
+            sweeper: Default::default(),
         }
     }
 
@@ -80,6 +99,29 @@ impl MemoryStorage {
     }
 
     fn write(&self, state: &mut State, key: &str, value: Option<Bytes>, create_revision: i64) -> i64 {
+        Self::write_to(&self.events, state, key, value, create_revision, None)
+    }
+
+    /// A write; as in etcd, a put attaches the key to `lease` or detaches it from any.
+    fn write_to(
+        events: &broadcast::Sender<StorageEvent>,
+        state: &mut State,
+        key: &str,
+        value: Option<Bytes>,
+        create_revision: i64,
+        lease: Option<i64>,
+    ) -> i64 {
+        if let Some(old) = state.key_lease.remove(key) {
+            if let Some((_, keys)) = state.leases.get_mut(&old) {
+                keys.remove(key);
+            }
+        }
+        if let (Some(id), true) = (lease, value.is_some()) {
+            if let Some((_, keys)) = state.leases.get_mut(&id) {
+                keys.insert(key.to_string());
+                state.key_lease.insert(key.to_string(), id);
+            }
+        }
         state.revision += 1;
         let revision = state.revision;
         let prev = Self::latest(state, key);
@@ -92,22 +134,90 @@ impl MemoryStorage {
             prev: prev.map(|p| p.value),
         };
         state.log.push(event.clone());
-        let _ = self.events.send(event);
+        let _ = events.send(event);
         revision
+    }
+
+    /// A lease of `ttl` (shared as etcd's are), and the sweeper that expires leases.
+    async fn lease(&self, ttl: Duration) -> i64 {
+        self.sweeper.get_or_init(|| {
+            let (state, events) = (Arc::downgrade(&self.state), self.events.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tick.tick().await;
+                    let Some(state) = state.upgrade() else { return };
+                    Self::expire(&events, &mut state.lock(), Instant::now());
+                }
+            }))
+        });
+        let state = self.state.clone();
+        let granted = self.lease_manager.lease_for(ttl, |seconds| async move {
+            let mut st = state.lock();
+            let id = st.next_lease;
+            st.next_lease += 1;
+            st.leases.insert(id, (Instant::now() + Duration::from_secs(seconds as u64), BTreeSet::new()));
+            Ok::<_, std::convert::Infallible>(id)
+        });
+        match granted.await {
+            Ok(id) => id,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Revokes the leases expired at `now`, deleting their keys.
+    fn expire(events: &broadcast::Sender<StorageEvent>, st: &mut State, now: Instant) {
+        let expired: Vec<i64> = st.leases.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            let Some((_, keys)) = st.leases.remove(&id) else { continue };
+            for key in keys {
+                st.key_lease.remove(&key);
+                if Self::latest(st, &key).is_some() {
+                    Self::write_to(events, st, &key, None, 0, None);
+                }
+            }
+        }
+    }
+
+    /// How many leases are live (for tests of lease sharing).
+    pub fn lease_count(&self) -> usize {
+        self.state.lock().leases.len()
+    }
+
+    fn create_in(&self, key: String, value: Bytes, lease: Option<i64>) -> StorageResult<i64> {
+        self.check_up()?;
+        let mut st = self.state.lock();
+        if Self::latest(&st, &key).is_some() {
+            return Err(StorageError::AlreadyExists { key });
+        }
+        let rev = st.revision + 1;
+        Ok(Self::write_to(&self.events, &mut st, &key, Some(value), rev, lease))
+    }
+
+    fn update_in(&self, key: String, value: Bytes, expected_revision: i64, lease: Option<i64>) -> StorageResult<i64> {
+        self.check_up()?;
+        let mut st = self.state.lock();
+        match Self::latest(&st, &key) {
+            Some(kv) if kv.mod_revision == expected_revision => {
+                Ok(Self::write_to(&self.events, &mut st, &key, Some(value), kv.create_revision, lease))
+            }
+            other => Err(StorageError::Conflict { key, current: other.map(Box::new) }),
+        }
     }
 }
 
 impl Storage for MemoryStorage {
     fn create(&self, key: &str, value: Bytes) -> BoxFuture<'_, StorageResult<i64>> {
         let key = key.to_string();
+        async move { self.create_in(key, value, None) }.boxed()
+    }
+
+    fn create_with_ttl(&self, key: &str, value: Bytes, ttl: Duration) -> BoxFuture<'_, StorageResult<i64>> {
+        let key = key.to_string();
         async move {
             self.check_up()?;
-            let mut st = self.state.lock();
-            if Self::latest(&st, &key).is_some() {
-                return Err(StorageError::AlreadyExists { key });
-            }
-            let rev = st.revision + 1;
-            Ok(self.write(&mut st, &key, Some(value), rev))
+            let lease = self.lease(ttl).await;
+            self.create_in(key, value, Some(lease))
         }
         .boxed()
     }
@@ -127,7 +237,7 @@ impl Storage for MemoryStorage {
             self.check_up()?;
             let st = self.state.lock();
             let revision = if opts.revision > 0 { opts.revision } else { st.revision };
-            if revision <= st.compacted {
+            if revision < st.compacted {
                 return Err(StorageError::Compacted { requested: revision, compacted: st.compacted });
             }
             let start = opts.start_key.clone().unwrap_or_else(|| prefix.clone());
@@ -149,16 +259,15 @@ impl Storage for MemoryStorage {
 
     fn update(&self, key: &str, value: Bytes, expected_revision: i64) -> BoxFuture<'_, StorageResult<i64>> {
         let key = key.to_string();
+        async move { self.update_in(key, value, expected_revision, None) }.boxed()
+    }
+
+    fn update_with_ttl(&self, key: &str, value: Bytes, expected_revision: i64, ttl: Duration) -> BoxFuture<'_, StorageResult<i64>> {
+        let key = key.to_string();
         async move {
             self.check_up()?;
-            let mut st = self.state.lock();
-            let current = Self::latest(&st, &key);
-            match current {
-                Some(kv) if kv.mod_revision == expected_revision => {
-                    Ok(self.write(&mut st, &key, Some(value), kv.create_revision))
-                }
-                other => Err(StorageError::Conflict { key, current: other.map(Box::new) }),
-            }
+            let lease = self.lease(ttl).await;
+            self.update_in(key, value, expected_revision, Some(lease))
         }
         .boxed()
     }
@@ -190,7 +299,7 @@ impl Storage for MemoryStorage {
         async move {
             self.check_up()?;
             let st = self.state.lock();
-            if start_revision > 0 && start_revision <= st.compacted {
+            if start_revision > 0 && start_revision < st.compacted {
                 return Err(StorageError::Compacted { requested: start_revision, compacted: st.compacted });
             }
             let past: Vec<StorageEvent> = st
@@ -269,10 +378,14 @@ impl Storage for MemoryStorage {
             let mut st = self.state.lock();
             st.compacted = st.compacted.max(revision);
             let compacted = st.compacted;
-            st.log.retain(|e| e.mod_revision > compacted);
+            st.log.retain(|e| e.mod_revision >= compacted);
             Ok(())
         }
         .boxed()
+    }
+
+    fn compacted_revision(&self) -> i64 {
+        self.state.lock().compacted
     }
 }
 

@@ -3,7 +3,10 @@
 //! `etcd` is the real backend; `memory` keeps the same contract for unit tests.
 
 pub mod etcd;
+pub mod lease;
 pub mod memory;
+pub mod paging;
+pub mod ttl;
 /// The backend conformance suite; both backends run it (memory in unit tests, etcd in
 /// `tests/storage_etcd.rs`).
 #[doc(hidden)]
@@ -101,11 +104,23 @@ pub type EventStream = BoxStream<'static, StorageResult<StorageEvent>>;
 pub trait Storage: Send + Sync + 'static {
     /// Creates `key` if it does not exist; returns the new revision.
     fn create(&self, key: &str, value: Bytes) -> BoxFuture<'_, StorageResult<i64>>;
+    /// As `create`, the key then expiring about `ttl` after the write: the backend deletes it
+    /// (a Delete event as any other). Writes made close together may share one lease, so a
+    /// key may live up to a small fraction of `ttl` longer (see [`lease`]).
+    fn create_with_ttl(&self, key: &str, value: Bytes, ttl: std::time::Duration) -> BoxFuture<'_, StorageResult<i64>>;
     fn get(&self, key: &str) -> BoxFuture<'_, StorageResult<Option<KeyValue>>>;
     /// Keys under `prefix` in key order, read at one revision.
     fn list(&self, prefix: &str, opts: ListOptions) -> BoxFuture<'_, StorageResult<ListResult>>;
     /// Replaces `key` only if its mod revision is still `expected_revision`; returns the new revision.
     fn update(&self, key: &str, value: Bytes, expected_revision: i64) -> BoxFuture<'_, StorageResult<i64>>;
+    /// As `update`, with the expiry of `create_with_ttl` counted from this write.
+    fn update_with_ttl(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected_revision: i64,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'_, StorageResult<i64>>;
     /// Deletes `key`, only if its mod revision is `expected_revision` when given. Returns the
     /// deleted value and the revision of the deletion.
     fn delete(&self, key: &str, expected_revision: Option<i64>) -> BoxFuture<'_, StorageResult<(KeyValue, i64)>>;
@@ -121,8 +136,12 @@ pub trait Storage: Send + Sync + 'static {
     fn probe(&self, prefix: &str) -> BoxFuture<'_, StorageResult<Probe>>;
     /// The backend's current revision.
     fn current_revision(&self) -> BoxFuture<'_, StorageResult<i64>>;
-    /// Drops history up to `revision`.
+    /// Drops history up to `revision`. A revision already compacted (by anyone) is not an
+    /// error: the history is gone either way.
     fn compact(&self, revision: i64) -> BoxFuture<'_, StorageResult<()>>;
+    /// The highest revision this client knows history was compacted to (by its own `compact`
+    /// calls, or seen in a backend answer); 0 when none. Reads and watches from below it fail.
+    fn compacted_revision(&self) -> i64;
 }
 
 pub type DynStorage = Arc<dyn Storage>;
