@@ -11,6 +11,7 @@ pub mod resources;
 pub mod selectors;
 pub mod status;
 pub mod storage;
+pub mod compaction;
 pub mod watch_cache;
 pub mod admission;
 pub mod registry;

@@ -27,6 +27,12 @@ struct Cli {
     default_not_ready_toleration_seconds: i64,
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
+    /// How long Events are kept (a Go duration).
+    #[arg(long, default_value = "1h", value_parser = apimachinery::duration::parse_duration)]
+    event_ttl: std::time::Duration,
+    /// How often etcd's history is compacted (a Go duration; 0 disables).
+    #[arg(long, default_value = "5m", value_parser = apimachinery::duration::parse_duration)]
+    etcd_compaction_interval: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,6 +76,8 @@ fn main() {
             default_not_ready_toleration_seconds: cli.default_not_ready_toleration_seconds,
             default_unreachable_toleration_seconds: cli.default_unreachable_toleration_seconds,
         },
+        event_ttl: cli.event_ttl,
+        etcd_compaction_interval: cli.etcd_compaction_interval,
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -19,6 +19,10 @@ pub struct ServerOptions {
     pub cert_dir: PathBuf,
     pub token_auth_file: Option<PathBuf>,
     pub admission: AdmissionConfig,
+    /// How long Events live (`--event-ttl`).
+    pub event_ttl: std::time::Duration,
+    /// How often etcd is compacted (`--etcd-compaction-interval`; zero: never).
+    pub etcd_compaction_interval: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +46,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         Some(p) => Authenticator::from_token_file(p)?,
         None => Authenticator::default(),
     };
-    let storage: DynStorage = Arc::new(EtcdStorage::connect(&opts.etcd_servers).await?);
+    let etcd: DynStorage = Arc::new(EtcdStorage::connect(&opts.etcd_servers).await?);
+    crate::compaction::start(etcd.clone(), opts.etcd_compaction_interval);
+    let storage = crate::storage::ttl::events_expire(etcd, opts.etcd_prefix.trim_end_matches('/'), opts.event_ttl);
     let registry = Registry::new(storage, opts.etcd_prefix.trim_end_matches('/'));
     let admission = crate::admission::Chain::new(&registry, &opts.admission);
     crate::bootstrap::spawn(registry.clone());
