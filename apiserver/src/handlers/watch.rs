@@ -1,5 +1,7 @@
 //! Watch streams served from the watch cache: synthetic ADDED for RV unset/0, history after
-//! RV=N, 410 ERROR for a compacted N, BOOKMARK only when asked, closed at timeoutSeconds.
+//! RV=N, 410 ERROR for a compacted N, BOOKMARK only when asked (and one shortly before the
+//! timeout, as upstream), closed at timeoutSeconds. A watch-list (`sendInitialEvents=true`)
+//! sends the state as ADDED and then a BOOKMARK annotated `k8s.io/initial-events-end`.
 
 use super::codec::Format;
 use super::{Query, SharedState};
@@ -23,6 +25,11 @@ use tokio::time::Instant;
 /// Upstream's --min-request-timeout default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
+/// Upstream's cacheWatcher sends a bookmark this long before the watch's deadline, so the
+/// client resumes from a fresh revision.
+const PRE_TIMEOUT_BOOKMARK: Duration = Duration::from_secs(2);
+/// The annotation on the bookmark that ends a watch-list's initial events.
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 struct Filter {
     label: LabelSelector,
@@ -62,6 +69,10 @@ struct Watcher {
     sub: Subscription,
     last_rv: i64,
     last_bookmark: Instant,
+    /// The pre-timeout bookmark was sent (or the watch is too short for one).
+    pre_timeout_done: bool,
+    /// A watch-list's initial-events-end bookmark, sent once the initial events are.
+    initial_end: Option<i64>,
     deadline: Instant,
     /// One timer per watcher, re-armed only when it fires: events do not touch the timer wheel.
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
@@ -124,13 +135,21 @@ impl Watcher {
         }
     }
 
-    fn bookmark(&self, rv: i64) -> Bytes {
-        frame_as(self.format, "BOOKMARK", &json!({"kind": self.store.row.kind(), "apiVersion": self.store.row.api_version(), "metadata": {"resourceVersion": rv.to_string()}}))
+    fn bookmark(&self, rv: i64, initial_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            metadata["annotations"] = json!({INITIAL_EVENTS_END: "true"});
+        }
+        frame_as(self.format, "BOOKMARK", &json!({"kind": self.store.row.kind(), "apiVersion": self.store.row.api_version(), "metadata": metadata}))
     }
 
     /// When the timer should next fire: the deadline, or the next bookmark before it.
     fn wake_at(&self) -> Instant {
-        if self.bookmarks { (self.last_bookmark + BOOKMARK_EVERY).min(self.deadline) } else { self.deadline }
+        if !self.bookmarks {
+            return self.deadline;
+        }
+        let next = (self.last_bookmark + BOOKMARK_EVERY).min(self.deadline);
+        if self.pre_timeout_done { next } else { next.min(self.deadline - PRE_TIMEOUT_BOOKMARK) }
     }
 
     /// The next frame to send, or None when the stream is over.
@@ -146,6 +165,11 @@ impl Watcher {
                 }
                 continue;
             }
+            // The initial events are all out (live ones are only queued once they are).
+            if let Some(rv) = self.initial_end.take() {
+                self.last_rv = self.last_rv.max(rv);
+                return Some(self.bookmark(self.last_rv, true));
+            }
             tokio::select! {
                 r = self.sub.live.recv() => match r {
                     Ok(e) => {
@@ -157,11 +181,14 @@ impl Watcher {
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
                 },
                 _ = &mut self.timer => {
-                    if Instant::now() >= self.deadline {
+                    let now = Instant::now();
+                    if now >= self.deadline {
                         self.done = true;
                         return None;
                     }
-                    self.last_bookmark = Instant::now();
+                    let pre_timeout = !self.pre_timeout_done && now + PRE_TIMEOUT_BOOKMARK >= self.deadline;
+                    self.pre_timeout_done |= pre_timeout;
+                    self.last_bookmark = now;
                     let wake = self.wake_at();
                     self.timer.as_mut().reset(wake);
                     if self.bookmarks {
@@ -172,9 +199,10 @@ impl Watcher {
                     // so an empty queue means the bookmark cannot overtake an event.
                     let rv = self.store.cache.revision();
                     tracing::trace!(rv, last = self.last_rv, queued = self.sub.live.len(), "watch bookmark tick");
-                    if self.bookmarks && rv > self.last_rv && self.sub.live.is_empty() {
-                        self.last_rv = rv;
-                        return Some(self.bookmark(rv));
+                    // Before the timeout a bookmark goes out even at an unchanged revision.
+                    if self.bookmarks && (rv > self.last_rv || pre_timeout) && self.sub.live.is_empty() {
+                        self.last_rv = self.last_rv.max(rv);
+                        return Some(self.bookmark(self.last_rv, false));
                     }
                 }
             }
@@ -208,6 +236,12 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
         Some(v) => Some(v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v}")))?),
     };
     let timeout = q.int("timeoutSeconds")?.filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64)).unwrap_or(DEFAULT_TIMEOUT);
+    let bookmarks = q.flag("allowWatchBookmarks") && q.get("allowWatchBookmarks").is_some();
+    let send_initial = match q.get("sendInitialEvents") {
+        None => None,
+        Some(v) => Some(parse_bool(v).ok_or_else(|| ApiError::BadRequest(format!("invalid value for sendInitialEvents: {v:?}")))?),
+    };
+    validate_watch_options(send_initial, q.get("resourceVersionMatch").filter(|m| !m.is_empty()), bookmarks, q.get("continue").is_some_and(|c| !c.is_empty()))?;
     let prefix = store.prefix(ns);
     // Kinds without a protobuf message (none of the built-ins) are served as JSON, as a
     // client's Accept list always allows.
@@ -216,7 +250,9 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
         f => f,
     };
     // RV unset: a consistent start; RV=N in the future: wait for the cache to get there.
+    // Without initial events only the position matters, so RV unset starts at the cache's.
     match rv {
+        None if send_initial == Some(false) => {}
         None => {
             store.cache.wait_fresh(Duration::from_secs(3)).await.map_err(|e| match e {
                 CacheError::Storage(s) => crate::registry::store::storage_error(store.target(""), s),
@@ -228,9 +264,13 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
             store.cache.wait_for(n, Duration::from_secs(3)).await;
         }
     }
-    let from = match rv {
-        None | Some(0) => None,
-        Some(n) => Some(n),
+    // sendInitialEvents decides the initial events whatever the RV (the RV is then only a
+    // lower bound); without it, RV=N is a position in history.
+    let from = match (send_initial, rv) {
+        (Some(true), _) => None,
+        (Some(false), None | Some(0)) => Some(store.cache.revision()),
+        (_, None | Some(0)) => None,
+        (_, Some(n)) => Some(n),
     };
     let sub = match store.cache.subscribe(&prefix, from) {
         Ok(s) => s,
@@ -246,8 +286,10 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
         filter: Filter { label, field, kind },
         format,
         include_object: q.get("includeObject").unwrap_or("Metadata").to_string(),
-        bookmarks: q.flag("allowWatchBookmarks") && q.get("allowWatchBookmarks").is_some(),
+        bookmarks,
         pending: sub.initial.iter().cloned().collect(),
+        initial_end: (send_initial == Some(true)).then_some(sub.snapshot_rv),
+        pre_timeout_done: timeout <= PRE_TIMEOUT_BOOKMARK,
         last_rv,
         sub,
         last_bookmark: Instant::now(),
@@ -263,6 +305,51 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
     Ok(stream_response(format, Body::from_stream(stream.boxed())))
 }
 
+/// Go's strconv.ParseBool, as upstream decodes boolean query parameters.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Upstream's validation of a watch's ListOptions (apimachinery's validateWatchOptions, plus
+/// the watch cache's refusal of initial events without bookmarks): a 422 on ListOptions.
+fn validate_watch_options(send_initial: Option<bool>, rvm: Option<&str>, bookmarks: bool, has_continue: bool) -> Result<(), ApiError> {
+    use crate::types::FieldCause;
+    let forbidden = |field: &str, detail: String| FieldCause { reason: "FieldValueForbidden".into(), message: format!("Forbidden: {detail}"), field: field.into() };
+    let mut causes = Vec::new();
+    if let Some(initial) = send_initial {
+        if rvm != Some("NotOlderThan") {
+            causes.push(forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into()));
+        }
+        if initial && !bookmarks {
+            causes.push(forbidden("allowWatchBookmarks", "allowWatchBookmarks must be set to true when sendInitialEvents is true".into()));
+        }
+    }
+    if let Some(m) = rvm {
+        if send_initial.is_none() {
+            causes.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided".into()));
+        }
+        if m != "NotOlderThan" {
+            causes.push(FieldCause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!("Unsupported value: \"{m}\": supported values: \"NotOlderThan\""),
+                field: "resourceVersionMatch".into(),
+            });
+        }
+        if has_continue {
+            causes.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided".into()));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid { target: Default::default(), kind: "ListOptions.meta.k8s.io".into(), name: String::new(), causes })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +359,21 @@ mod tests {
         let o = decode("/k", &serde_json::to_vec(&cur).unwrap(), 5).unwrap();
         let p = prev.map(|p| decode("/k", &serde_json::to_vec(&p).unwrap(), 4).unwrap());
         CacheEvent::new(kind, o, p, 5)
+    }
+
+    #[test]
+    fn watch_options_are_validated_as_upstream() {
+        assert!(validate_watch_options(None, None, false, false).is_ok());
+        assert!(validate_watch_options(Some(true), Some("NotOlderThan"), true, false).is_ok());
+        assert!(validate_watch_options(Some(false), Some("NotOlderThan"), false, false).is_ok());
+        let fields = |r: Result<(), ApiError>| match r {
+            Err(ApiError::Invalid { causes, .. }) => causes.into_iter().map(|c| c.field).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fields(validate_watch_options(Some(true), None, true, false)), ["resourceVersionMatch"]);
+        assert_eq!(fields(validate_watch_options(Some(true), Some("NotOlderThan"), false, false)), ["allowWatchBookmarks"]);
+        assert_eq!(fields(validate_watch_options(None, Some("NotOlderThan"), true, false)), ["resourceVersionMatch"]);
+        assert_eq!(fields(validate_watch_options(Some(true), Some("Exact"), true, false)), ["resourceVersionMatch", "resourceVersionMatch"]);
     }
 
     #[test]
