@@ -359,3 +359,32 @@ async fn eviction_honours_pod_disruption_budgets() {
     assert_eq!(h.post(&format!("{PODS}/e2/eviction"), &json!({"deleteOptions": 5})).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(h.post(&format!("{PODS}/nope/eviction"), &evict("nope")).await.status, StatusCode::NOT_FOUND);
 }
+
+/// Ten pods created at once against a quota of 3: exactly 3 are admitted, though the caches
+/// that usage is counted from see none of them yet.
+#[tokio::test]
+async fn concurrent_creates_cannot_exceed_a_quota() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    assert_eq!(h.post("/api/v1/namespaces", &json!({"metadata": {"name": "race"}})).await.status, StatusCode::CREATED);
+    let q = json!({"metadata": {"name": "three"}, "spec": {"hard": {"pods": "3"}}});
+    assert_eq!(h.post("/api/v1/namespaces/race/resourcequotas", &q).await.status, StatusCode::CREATED);
+    // The quota itself must be visible to admission first.
+    testkit::wait_for(std::time::Duration::from_secs(10), || async {
+        let r = h.post("/api/v1/namespaces/race/pods?dryRun=All", &busybox_pod("probe")).await;
+        (r.status == StatusCode::CREATED).then_some(())
+    })
+    .await
+    .unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move { h.post("/api/v1/namespaces/race/pods", &busybox_pod(&format!("r{i}"))).await.status })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == StatusCode::CREATED).count(), 3, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == StatusCode::CREATED || *c == StatusCode::FORBIDDEN), "{codes:?}");
+}

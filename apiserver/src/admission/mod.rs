@@ -45,6 +45,8 @@ pub struct Attributes<'a> {
     pub operation: Operation,
     pub namespace: Option<&'a str>,
     pub name: &'a str,
+    /// Nothing will be stored: plugins check, but keep no record (no quota charge).
+    pub dry_run: bool,
 }
 
 impl Attributes<'_> {

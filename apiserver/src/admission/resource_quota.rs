@@ -2,9 +2,11 @@
 //! upstream's 403 (`exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2`), and a
 //! pod that a quota on cpu or memory constrains must state those requests or limits.
 //!
-//! Usage is counted from the watch caches at admission time. Upstream instead charges the
-//! request to each quota's status.used in the same step (which closes the race between two
-//! concurrent creates); here two racing creates can both pass.
+//! Usage is counted from the watch caches at admission time, plus what this server admitted
+//! that the caches do not show yet: checks are serialised and each admitted create is charged
+//! until its object appears in the cache (or 30 s pass, for a create that then failed), so two
+//! creates sent together cannot both take the last unit. Upstream charges each quota's
+//! status.used in etcd instead, which also holds across several apiservers.
 
 use super::{Attributes, Operation, Plugin};
 use crate::registry::{Registry, Store};
@@ -12,10 +14,26 @@ use crate::status::ApiError;
 use crate::validation::quantity::Quantity;
 use futures::future::BoxFuture;
 use serde_json::Value;
+use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// How long an admitted create counts before the cache must show it.
+const CHARGE_TTL: Duration = Duration::from_secs(30);
+
+/// One admitted create the caches may not show yet.
+struct Charge {
+    key: String,
+    group: String,
+    resource: String,
+    usage: Vec<(String, Quantity)>,
+    at: Instant,
+}
 
 pub struct ResourceQuotaAdmission {
     quotas: Arc<Store>,
+    /// Held across check and charge, so concurrent creates are counted one after the other.
+    charges: Mutex<Vec<Charge>>,
     /// Other resources' caches, for `count/<resource>` and the usage of pods and claims. Weak:
     /// the registry owns the admission chain's stores, not the other way round.
     registry: Weak<Registry>,
@@ -114,7 +132,7 @@ fn add(total: &mut Vec<(String, Quantity)>, items: Vec<(String, Quantity)>) {
 
 impl ResourceQuotaAdmission {
     pub fn new(quotas: Arc<Store>, registry: Weak<Registry>) -> Self {
-        ResourceQuotaAdmission { quotas, registry }
+        ResourceQuotaAdmission { quotas, charges: Mutex::new(Vec::new()), registry }
     }
 
     fn check(&self, attrs: &Attributes<'_>, ns: &str, obj: &Value) -> Result<(), ApiError> {
@@ -125,14 +143,37 @@ impl ResourceQuotaAdmission {
         let (group, resource) = (attrs.row.group(), attrs.row.plural());
         let requested = usage_of(resource, group, obj);
         let Some(registry) = self.registry.upgrade() else { return Ok(()) };
-        // The namespace's current usage of this resource, from its cache.
+        let Some(store) = registry.store(group, attrs.row.info.version, resource) else { return Ok(()) };
+        let mut charges = self.charges.lock();
+        // The namespace's current usage of this resource: its cache, plus the creates admitted
+        // here that the cache does not hold yet.
         let mut used: Vec<(String, Quantity)> = Vec::new();
-        if let Some(store) = registry.store(group, attrs.row.info.version, resource) {
-            let (objs, _) = store.cache.snapshot(&store.prefix(Some(ns)));
-            for o in objs {
-                add(&mut used, usage_of(resource, group, &o.value()));
-            }
+        let (objs, _) = store.cache.snapshot(&store.prefix(Some(ns)));
+        for o in &objs {
+            add(&mut used, usage_of(resource, group, &o.value()));
         }
+        charges.retain(|c| c.at.elapsed() < CHARGE_TTL && store.cache.get(&c.key).is_none());
+        let prefix = store.prefix(Some(ns));
+        for c in charges.iter().filter(|c| c.group == group && c.resource == resource && c.key.starts_with(&prefix)) {
+            add(&mut used, c.usage.clone());
+        }
+        self.check_quotas(attrs, obj, &quotas, &requested, &used)?;
+        if attrs.dry_run {
+            return Ok(());
+        }
+        charges.push(Charge { key: store.key(Some(ns), attrs.name), group: group.into(), resource: resource.into(), usage: requested, at: Instant::now() });
+        Ok(())
+    }
+
+    fn check_quotas(
+        &self,
+        attrs: &Attributes<'_>,
+        obj: &Value,
+        quotas: &[crate::watch_cache::Obj],
+        requested: &[(String, Quantity)],
+        used: &[(String, Quantity)],
+    ) -> Result<(), ApiError> {
+        let (group, resource) = (attrs.row.group(), attrs.row.plural());
         for quota in quotas {
             let quota = quota.value();
             let qname = quota.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -153,7 +194,7 @@ impl ResourceQuotaAdmission {
                 }
             }
             let mut over: Vec<(String, Quantity, Quantity, Quantity)> = Vec::new();
-            for (r, req) in &requested {
+            for (r, req) in requested {
                 let Some(limit) = hard.get(r).and_then(Quantity::from_json) else { continue };
                 let now = used.iter().find(|(k, _)| k == r).map(|(_, q)| *q).unwrap_or(Quantity::parse("0").expect("0 parses"));
                 let after = Quantity(now.checked_add(req).unwrap_or(*now));

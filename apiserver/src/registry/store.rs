@@ -242,7 +242,7 @@ impl Store {
         // selector names) and the defaults.
         if let Some(chain) = &opts.admission {
             let ns = ns.filter(|_| self.row.namespaced()).or(self.row.namespaced().then_some("default"));
-            let attrs = crate::admission::Attributes { row: self.row, operation: crate::admission::Operation::Create, namespace: ns, name: &name };
+            let attrs = crate::admission::Attributes { row: self.row, operation: crate::admission::Operation::Create, namespace: ns, name: &name, dry_run: opts.dry_run };
             chain.admit(&attrs, &mut obj).await?;
         }
         // The uid comes before defaulting: a Job's generated selector names it.
