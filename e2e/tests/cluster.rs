@@ -596,3 +596,37 @@ async fn cronjob_runs_every_minute_and_keeps_one_successful_job() {
     let logs = ns.kubectl_ok(&["logs", &format!("job/{}", job.metadata.name.as_deref().unwrap_or_default())]).await;
     assert_eq!(logs.trim(), "hello from the cronjob");
 }
+
+/// A namespace quota of 2 pods: the third pod is refused through kubectl
+/// with upstream's 403, and `get resourcequota` / `describe quota` show the
+/// 2/2 the resource quota controller wrote ("ResourceQuota, object count
+/// quota, pod").
+#[tokio::test]
+async fn resource_quota_of_two_pods_refuses_the_third_and_shows_2_of_2() {
+    let cluster = shared_cluster().await;
+    let ns = TestNs::new(cluster, "quota").await;
+    ns.apply_yaml("apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: pod-quota\nspec:\n  hard:\n    pods: \"2\"\n").await;
+    for name in ["p1", "p2"] {
+        ns.kubectl_ok(&["run", name, "--image=busybox", "--restart=Never", "--", "sleep", "3600"]).await;
+    }
+    let out = ns.kubectl(&["run", "p3", "--image=busybox", "--restart=Never", "--", "sleep", "3600"]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "Error from server (Forbidden): pods \"p3\" is forbidden: exceeded quota: pod-quota, requested: pods=1, used: pods=2, limited: pods=2"
+    );
+    let shown = wait_for_or(Duration::from_secs(60), "get resourcequota showing pods: 2/2", || async {
+        let out = ns.kubectl(&["get", "resourcequota", "pod-quota"]).await;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let rows = table::parse(&text);
+        (table::cell(rows.first()?, "REQUEST") == "pods: 2/2").then_some(text)
+    })
+    .await;
+    assert!(shown.is_ok(), "{shown:?}");
+    let described = ns.kubectl_ok(&["describe", "quota", "pod-quota"]).await;
+    assert!(
+        described.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pods", "2", "2"]),
+        "{described}"
+    );
+}
