@@ -99,10 +99,11 @@ impl MemoryStorage {
     }
 
     fn write(&self, state: &mut State, key: &str, value: Option<Bytes>, create_revision: i64) -> i64 {
-        Self::write_to(&self.events, state, key, value, create_revision, None)
+        Self::write_to(&self.events, state, key, value, create_revision, None, false)
     }
 
     /// A write; as in etcd, a put attaches the key to `lease` or detaches it from any.
+    /// `in_last_txn` writes at the last write's revision, as one etcd transaction would.
     fn write_to(
         events: &broadcast::Sender<StorageEvent>,
         state: &mut State,
@@ -110,6 +111,7 @@ impl MemoryStorage {
         value: Option<Bytes>,
         create_revision: i64,
         lease: Option<i64>,
+        in_last_txn: bool,
     ) -> i64 {
         if let Some(old) = state.key_lease.remove(key) {
             if let Some((_, keys)) = state.leases.get_mut(&old) {
@@ -122,7 +124,9 @@ impl MemoryStorage {
                 state.key_lease.insert(key.to_string(), id);
             }
         }
-        state.revision += 1;
+        if !in_last_txn {
+            state.revision += 1;
+        }
         let revision = state.revision;
         let prev = Self::latest(state, key);
         state.keys.entry(key.into()).or_default().push(Version { revision, create_revision, value: value.clone() });
@@ -165,15 +169,18 @@ impl MemoryStorage {
         }
     }
 
-    /// Revokes the leases expired at `now`, deleting their keys.
+    /// Revokes the leases expired at `now`, deleting each lease's keys in one transaction
+    /// (one revision), as etcd does.
     fn expire(events: &broadcast::Sender<StorageEvent>, st: &mut State, now: Instant) {
         let expired: Vec<i64> = st.leases.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
         for id in expired {
             let Some((_, keys)) = st.leases.remove(&id) else { continue };
+            let mut first = true;
             for key in keys {
                 st.key_lease.remove(&key);
                 if Self::latest(st, &key).is_some() {
-                    Self::write_to(events, st, &key, None, 0, None);
+                    Self::write_to(events, st, &key, None, 0, None, !first);
+                    first = false;
                 }
             }
         }
@@ -191,7 +198,7 @@ impl MemoryStorage {
             return Err(StorageError::AlreadyExists { key });
         }
         let rev = st.revision + 1;
-        Ok(Self::write_to(&self.events, &mut st, &key, Some(value), rev, lease))
+        Ok(Self::write_to(&self.events, &mut st, &key, Some(value), rev, lease, false))
     }
 
     fn update_in(&self, key: String, value: Bytes, expected_revision: i64, lease: Option<i64>) -> StorageResult<i64> {
@@ -199,7 +206,7 @@ impl MemoryStorage {
         let mut st = self.state.lock();
         match Self::latest(&st, &key) {
             Some(kv) if kv.mod_revision == expected_revision => {
-                Ok(Self::write_to(&self.events, &mut st, &key, Some(value), kv.create_revision, lease))
+                Ok(Self::write_to(&self.events, &mut st, &key, Some(value), kv.create_revision, lease, false))
             }
             other => Err(StorageError::Conflict { key, current: other.map(Box::new) }),
         }

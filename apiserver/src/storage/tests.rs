@@ -59,10 +59,12 @@ async fn keys_written_with_a_ttl_expire(s: &dyn Storage) {
     while deleted.len() < 2 {
         let e = tokio::time::timeout(Duration::from_secs(20), w.next()).await.expect("expiry").unwrap().unwrap();
         if e.kind == EventKind::Delete {
-            deleted.push((e.key, e.value));
+            deleted.push((e.key, e.value, e.mod_revision));
         }
     }
     deleted.sort();
+    assert_eq!(deleted[0].2, deleted[1].2, "one lease, one revocation, one revision");
+    let deleted: Vec<_> = deleted.into_iter().map(|(k, v, _)| (k, v)).collect();
     assert_eq!(deleted, [("/t10/a".to_string(), b("2")), ("/t10/b".to_string(), b("3"))]);
     assert!(s.get("/t10/a").await.unwrap().is_none());
     assert!(s.get("/t10/kept").await.unwrap().is_some());
