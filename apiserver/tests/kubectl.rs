@@ -72,6 +72,18 @@ fn apply_client_and_server_side(kc: &Path, dir: &Path) {
     write(dir, "deploy.yaml", &DEPLOY.replace("replicas: 1", "replicas: 2"));
     ok(kc, &["apply", "--server-side", "-f", &d]);
     assert_eq!(ok(kc, &["get", "deploy", "ssa", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"]), "2 2");
+    // Client-side apply first, then server-side with a changed value: upstream moves the
+    // fields of kubectl-client-side-apply to kubectl without a conflict.
+    let csa = write(dir, "csa.yaml", &DEPLOY.replace("name: ssa", "name: csa"));
+    assert!(ok(kc, &["apply", "-f", &csa]).contains("deployment.apps/csa created"));
+    write(dir, "csa.yaml", &DEPLOY.replace("name: ssa", "name: csa").replace("replicas: 1", "replicas: 3"));
+    let (success, text) = k(kc, &["diff", "--server-side", "-f", &csa]);
+    assert!(!text.contains("conflict"), "diff --server-side: {success} {text}");
+    assert!(text.contains("replicas: 3"), "{text}");
+    ok(kc, &["apply", "--server-side", "-f", &csa]);
+    assert_eq!(ok(kc, &["get", "deploy", "csa", "-o", "jsonpath={.spec.replicas}"]), "3");
+    let managers = ok(kc, &["get", "deploy", "csa", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}"]);
+    assert!(managers.contains("kubectl"), "{managers}");
 }
 
 fn create_commands(kc: &Path, dir: &Path) {

@@ -209,7 +209,14 @@ pub fn server_side_apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        return Err(conflict_error(&entries, &conflicts));
+        // Upstream's lastAppliedManager: taking over from client-side apply is not a conflict
+        // for the fields its last-applied configuration still holds as they are live.
+        // Those fields then move as a forced apply moves them.
+        let allowed = allowed_by_last_applied(&live, schema, defs);
+        let real: Vec<(usize, FieldPath)> = conflicts.iter().filter(|(_, path)| !allowed.contains(path)).cloned().collect();
+        if !real.is_empty() {
+            return Err(conflict_error(&entries, &real));
+        }
     }
     for (i, path) in &conflicts {
         entries[*i].fields.remove(path);
@@ -224,7 +231,44 @@ pub fn server_side_apply(
         fields: new_set,
     });
     write_entries(&mut merged, &entries);
+    update_last_applied(&mut merged, applied);
     Ok(merged)
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+fn last_applied(obj: &Value) -> Option<Value> {
+    let text = obj.pointer("/metadata/annotations")?.get(LAST_APPLIED)?.as_str()?;
+    serde_json::from_str::<Value>(text).ok().filter(Value::is_object)
+}
+
+/// The fields of the last-applied configuration whose live values are still the ones it set.
+fn allowed_by_last_applied(live: &Value, schema: Option<&'static Value>, defs: &'static Definitions) -> BTreeSet<FieldPath> {
+    let Some(config) = last_applied(live) else { return BTreeSet::new() };
+    let config = tracked(&config);
+    let mut with_config = live.clone();
+    merge(&mut with_config, &config, schema, defs, 0);
+    let modified = fieldset::changed(&tracked(live), &tracked(&with_config), schema, defs);
+    fieldset::field_set(&config, schema, defs).difference(&modified).cloned().collect()
+}
+
+/// Upstream's lastAppliedUpdater: an object that carries the client-side annotation keeps it
+/// in step with what server-side apply applied, so a later client-side apply computes its
+/// patch from the truth.
+fn update_last_applied(merged: &mut Value, applied: &Value) {
+    if merged.pointer("/metadata/annotations").and_then(|a| a.get(LAST_APPLIED)).is_none() {
+        return;
+    }
+    let mut config = applied.clone();
+    if let Some(a) = config.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+        a.remove(LAST_APPLIED);
+        if a.is_empty() {
+            if let Some(m) = config.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("annotations");
+            }
+        }
+    }
+    merged["metadata"]["annotations"][LAST_APPLIED] = Value::String(config.to_string());
 }
 
 /// upstream: `Apply failed with 1 conflict: conflict with "m" using v1: .spec.replicas`.
@@ -512,6 +556,28 @@ mod tests {
             .find(|e| e["manager"] == "kubectl-client-side-apply")
             .unwrap();
         assert!(csa["fieldsV1"]["f:spec"].get("f:replicas").is_none());
+    }
+
+    /// kubectl apply --server-side after client-side apply: the fields the last-applied
+    /// annotation holds as they are live pass to the server-side manager without a conflict.
+    #[test]
+    fn server_side_apply_takes_over_from_client_side_apply_without_conflict() {
+        let mut csa = deploy(1);
+        csa["metadata"]["annotations"] = json!({LAST_APPLIED: deploy(1).to_string()});
+        let mut live = csa.clone();
+        record_update(&gvk(), None, &mut live, "kubectl-client-side-apply", None, "t0");
+        let out = server_side_apply(&gvk(), Some(&live), &deploy(3), "kubectl", false, "t1").expect("no conflict");
+        assert_eq!(out["spec"]["replicas"], 3);
+        let entries = out["metadata"]["managedFields"].as_array().unwrap();
+        let csa_entry = entries.iter().find(|e| e["manager"] == "kubectl-client-side-apply").unwrap();
+        assert!(csa_entry["fieldsV1"]["f:spec"].get("f:replicas").is_none(), "ownership moved");
+        let annotation: Value = serde_json::from_str(out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap()).unwrap();
+        assert_eq!(annotation["spec"]["replicas"], 3, "the annotation follows the apply");
+        // Someone else changed the field since: that is a real conflict.
+        let mut drifted = live.clone();
+        drifted["spec"]["replicas"] = json!(2);
+        record_update(&gvk(), Some(&live), &mut drifted, "kubectl-scale", None, "t2");
+        assert!(matches!(server_side_apply(&gvk(), Some(&drifted), &deploy(3), "kubectl", false, "t3"), Err(PatchError::Conflict { .. })));
     }
 
     #[test]
