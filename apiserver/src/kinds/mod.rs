@@ -42,7 +42,7 @@ pub use serviceaccounts::ServiceAccounts;
 pub use services::Services;
 pub use storage::{CsiDrivers, CsiNodes, StorageClasses};
 pub use volumes::{PersistentVolumeClaims, PersistentVolumes};
-pub use workloads::{DaemonSets, Deployments, PodDisruptionBudgets, ReplicaSets, StatefulSets};
+pub use workloads::{PodDisruptionBudgets, DAEMON_SETS, DEPLOYMENTS, REPLICA_SETS, STATEFUL_SETS};
 
 /// A kind with no rules of its own: defaults, printing and deletion as every kind has them.
 pub struct Plain;

@@ -1,5 +1,6 @@
 //! Deployments, ReplicaSets, StatefulSets and DaemonSets (pkg/registry/apps/*/strategy.go):
-//! status reset on create, generation on spec changes, their validation and printers.
+//! one strategy for the four, which differ only in their defaults, validation details and
+//! printer; each kind is a static `Workload`.
 
 use crate::registry::strategy::Strategy;
 use crate::table::{containers_images, i, or_none, selector_string, Column};
@@ -16,11 +17,16 @@ fn ready_of_replicas(obj: &Value) -> Value {
     json!(format!("{}/{}", i(obj, "/status/readyReplicas"), i(obj, "/spec/replicas")))
 }
 
-pub struct Deployments;
+pub struct Workload {
+    kind: &'static str,
+    default: fn(&mut Value),
+    columns: &'static [Column],
+    cells: fn(&Value) -> Vec<Value>,
+}
 
-impl Strategy for Deployments {
+impl Strategy for Workload {
     fn default(&self, obj: &mut Value) {
-        defaults::deployment(obj);
+        (self.default)(obj);
     }
     fn prepare_for_create(&self, obj: &mut Value) {
         reset_status(obj);
@@ -29,134 +35,100 @@ impl Strategy for Deployments {
         true
     }
     fn validate(&self, obj: &Value) -> Vec<FieldCause> {
-        apps::validate_workload("Deployment", obj)
+        apps::validate_workload(self.kind, obj)
     }
     fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldCause> {
-        apps::validate_workload_update("Deployment", obj, old)
+        apps::validate_workload_update(self.kind, obj, old)
     }
     fn columns(&self) -> &'static [Column] {
-        &[
-            Column("Name", "string", 0), Column("Ready", "string", 0), Column("Up-to-date", "integer", 0), Column("Available", "integer", 0),
-            Column("Age", "string", 0), Column("Containers", "string", 1), Column("Images", "string", 1), Column("Selector", "string", 1),
-        ]
+        self.columns
     }
     fn cells(&self, obj: &Value) -> Vec<Value> {
-        let mut cells = crate::table::name_and_age(obj);
-        let age = cells.pop().unwrap_or_default();
-        let (c, im) = containers_images(obj, "/spec/template/spec/containers");
-        cells.extend([
-            ready_of_replicas(obj), json!(i(obj, "/status/updatedReplicas")), json!(i(obj, "/status/availableReplicas")), age,
-            json!(c), json!(im), json!(selector_string(obj)),
-        ]);
-        cells
+        (self.cells)(obj)
     }
 }
 
-pub struct ReplicaSets;
+pub static DEPLOYMENTS: Workload = Workload {
+    kind: "Deployment",
+    default: defaults::deployment,
+    columns: &[
+        Column("Name", "string", 0), Column("Ready", "string", 0), Column("Up-to-date", "integer", 0), Column("Available", "integer", 0),
+        Column("Age", "string", 0), Column("Containers", "string", 1), Column("Images", "string", 1), Column("Selector", "string", 1),
+    ],
+    cells: deployment_cells,
+};
 
-impl Strategy for ReplicaSets {
-    fn default(&self, obj: &mut Value) {
-        defaults::replica_set(obj);
-    }
-    fn prepare_for_create(&self, obj: &mut Value) {
-        reset_status(obj);
-    }
-    fn bumps_generation(&self) -> bool {
-        true
-    }
-    fn validate(&self, obj: &Value) -> Vec<FieldCause> {
-        apps::validate_workload("ReplicaSet", obj)
-    }
-    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldCause> {
-        apps::validate_workload_update("ReplicaSet", obj, old)
-    }
-    fn columns(&self) -> &'static [Column] {
-        &[
-            Column("Name", "string", 0), Column("Desired", "integer", 0), Column("Current", "integer", 0), Column("Ready", "integer", 0),
-            Column("Age", "string", 0), Column("Containers", "string", 1), Column("Images", "string", 1), Column("Selector", "string", 1),
-        ]
-    }
-    fn cells(&self, obj: &Value) -> Vec<Value> {
-        let mut cells = crate::table::name_and_age(obj);
-        let age = cells.pop().unwrap_or_default();
-        let (c, im) = containers_images(obj, "/spec/template/spec/containers");
-        cells.extend([
-            json!(i(obj, "/spec/replicas")), json!(i(obj, "/status/replicas")), json!(i(obj, "/status/readyReplicas")), age,
-            json!(c), json!(im), json!(selector_string(obj)),
-        ]);
-        cells
-    }
+fn deployment_cells(obj: &Value) -> Vec<Value> {
+    let mut cells = crate::table::name_and_age(obj);
+    let age = cells.pop().unwrap_or_default();
+    let (c, im) = containers_images(obj, "/spec/template/spec/containers");
+    cells.extend([
+        ready_of_replicas(obj), json!(i(obj, "/status/updatedReplicas")), json!(i(obj, "/status/availableReplicas")), age,
+        json!(c), json!(im), json!(selector_string(obj)),
+    ]);
+    cells
 }
 
-pub struct StatefulSets;
+pub static REPLICA_SETS: Workload = Workload {
+    kind: "ReplicaSet",
+    default: defaults::replica_set,
+    columns: &[
+        Column("Name", "string", 0), Column("Desired", "integer", 0), Column("Current", "integer", 0), Column("Ready", "integer", 0),
+        Column("Age", "string", 0), Column("Containers", "string", 1), Column("Images", "string", 1), Column("Selector", "string", 1),
+    ],
+    cells: replica_set_cells,
+};
 
-impl Strategy for StatefulSets {
-    fn default(&self, obj: &mut Value) {
-        defaults::stateful_set(obj);
-    }
-    fn prepare_for_create(&self, obj: &mut Value) {
-        reset_status(obj);
-    }
-    fn bumps_generation(&self) -> bool {
-        true
-    }
-    fn validate(&self, obj: &Value) -> Vec<FieldCause> {
-        apps::validate_workload("StatefulSet", obj)
-    }
-    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldCause> {
-        apps::validate_workload_update("StatefulSet", obj, old)
-    }
-    fn columns(&self) -> &'static [Column] {
-        &[Column("Name", "string", 0), Column("Ready", "string", 0), Column("Age", "string", 0), Column("Containers", "string", 1), Column("Images", "string", 1)]
-    }
-    fn cells(&self, obj: &Value) -> Vec<Value> {
-        let mut cells = crate::table::name_and_age(obj);
-        let age = cells.pop().unwrap_or_default();
-        let (c, im) = containers_images(obj, "/spec/template/spec/containers");
-        cells.extend([ready_of_replicas(obj), age, json!(c), json!(im)]);
-        cells
-    }
+fn replica_set_cells(obj: &Value) -> Vec<Value> {
+    let mut cells = crate::table::name_and_age(obj);
+    let age = cells.pop().unwrap_or_default();
+    let (c, im) = containers_images(obj, "/spec/template/spec/containers");
+    cells.extend([
+        json!(i(obj, "/spec/replicas")), json!(i(obj, "/status/replicas")), json!(i(obj, "/status/readyReplicas")), age,
+        json!(c), json!(im), json!(selector_string(obj)),
+    ]);
+    cells
 }
 
-pub struct DaemonSets;
+pub static STATEFUL_SETS: Workload = Workload {
+    kind: "StatefulSet",
+    default: defaults::stateful_set,
+    columns: &[Column("Name", "string", 0), Column("Ready", "string", 0), Column("Age", "string", 0), Column("Containers", "string", 1), Column("Images", "string", 1)],
+    cells: stateful_set_cells,
+};
 
-impl Strategy for DaemonSets {
-    fn default(&self, obj: &mut Value) {
-        defaults::daemon_set(obj);
-    }
-    fn prepare_for_create(&self, obj: &mut Value) {
-        reset_status(obj);
-    }
-    fn bumps_generation(&self) -> bool {
-        true
-    }
-    fn validate(&self, obj: &Value) -> Vec<FieldCause> {
-        apps::validate_workload("DaemonSet", obj)
-    }
-    fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldCause> {
-        apps::validate_workload_update("DaemonSet", obj, old)
-    }
-    fn columns(&self) -> &'static [Column] {
-        &[
-            Column("Name", "string", 0), Column("Desired", "integer", 0), Column("Current", "integer", 0), Column("Ready", "integer", 0),
-            Column("Up-to-date", "integer", 0), Column("Available", "integer", 0), Column("Node Selector", "string", 0), Column("Age", "string", 0),
-        ]
-    }
-    fn cells(&self, obj: &Value) -> Vec<Value> {
-        let mut cells = crate::table::name_and_age(obj);
-        let age = cells.pop().unwrap_or_default();
-        let sel = obj.pointer("/spec/template/spec/nodeSelector").and_then(Value::as_object).map(|m| {
-            let mut v: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
-            v.sort();
-            v.join(",")
-        });
-        cells.extend([
-            json!(i(obj, "/status/desiredNumberScheduled")), json!(i(obj, "/status/currentNumberScheduled")),
-            json!(i(obj, "/status/numberReady")), json!(i(obj, "/status/updatedNumberScheduled")),
-            json!(i(obj, "/status/numberAvailable")), json!(or_none(sel.unwrap_or_default())), age,
-        ]);
-        cells
-    }
+fn stateful_set_cells(obj: &Value) -> Vec<Value> {
+    let mut cells = crate::table::name_and_age(obj);
+    let age = cells.pop().unwrap_or_default();
+    let (c, im) = containers_images(obj, "/spec/template/spec/containers");
+    cells.extend([ready_of_replicas(obj), age, json!(c), json!(im)]);
+    cells
+}
+
+pub static DAEMON_SETS: Workload = Workload {
+    kind: "DaemonSet",
+    default: defaults::daemon_set,
+    columns: &[
+        Column("Name", "string", 0), Column("Desired", "integer", 0), Column("Current", "integer", 0), Column("Ready", "integer", 0),
+        Column("Up-to-date", "integer", 0), Column("Available", "integer", 0), Column("Node Selector", "string", 0), Column("Age", "string", 0),
+    ],
+    cells: daemon_set_cells,
+};
+
+fn daemon_set_cells(obj: &Value) -> Vec<Value> {
+    let mut cells = crate::table::name_and_age(obj);
+    let age = cells.pop().unwrap_or_default();
+    let sel = obj.pointer("/spec/template/spec/nodeSelector").and_then(Value::as_object).map(|m| {
+        let mut v: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+        v.sort();
+        v.join(",")
+    });
+    cells.extend([
+        json!(i(obj, "/status/desiredNumberScheduled")), json!(i(obj, "/status/currentNumberScheduled")),
+        json!(i(obj, "/status/numberReady")), json!(i(obj, "/status/updatedNumberScheduled")),
+        json!(i(obj, "/status/numberAvailable")), json!(or_none(sel.unwrap_or_default())), age,
+    ]);
+    cells
 }
 
 /// policy/v1 PodDisruptionBudgets: status reset and generation like the workloads.
@@ -171,8 +143,8 @@ impl Strategy for PodDisruptionBudgets {
     }
     fn columns(&self) -> &'static [Column] {
         &[
-            Column("Name", "string", 0), Column("Min Available", "string", 0), Column("Max Unavailable", "string", 0),
-            Column("Allowed Disruptions", "integer", 0), Column("Age", "string", 0),
+        Column("Name", "string", 0), Column("Min Available", "string", 0), Column("Max Unavailable", "string", 0),
+        Column("Allowed Disruptions", "integer", 0), Column("Age", "string", 0),
         ]
     }
     fn cells(&self, obj: &Value) -> Vec<Value> {
