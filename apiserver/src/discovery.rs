@@ -36,12 +36,8 @@ fn resource_discovery(row: &ResourceRow) -> Value {
         .subresources
         .iter()
         .map(|sub| {
-            let kind = match *sub {
-                "scale" => json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
-                "binding" => json!({"group": "", "version": "v1", "kind": "Binding"}),
-                "log" | "exec" => json!({"group": "", "version": "v1", "kind": if *sub == "log" { "Pod" } else { "PodExecOptions" }}),
-                _ => json!({"group": row.info.group, "version": row.info.version, "kind": row.info.kind}),
-            };
+            let (g, v, k) = resources::subresource_kind(row, sub);
+            let kind = json!({"group": g.unwrap_or(row.info.group), "version": v.unwrap_or(row.info.version), "kind": k});
             json!({"subresource": sub, "responseKind": kind, "verbs": resources::verbs(row, Some(sub))})
         })
         .collect();
@@ -152,12 +148,7 @@ pub fn api_resource_list(rows: &[&'static ResourceRow], group: &str, version: &s
             ..Default::default()
         });
         for sub in row.info.subresources {
-            let (g, v, k) = match *sub {
-                "scale" => (Some("autoscaling"), Some("v1"), "Scale"),
-                "binding" => (None, None, "Binding"),
-                "exec" => (None, None, "PodExecOptions"),
-                _ => (None, None, row.info.kind),
-            };
+            let (g, v, k) = resources::subresource_kind(row, sub);
             list.push(meta::APIResource {
                 name: format!("{}/{sub}", row.info.plural),
                 singular_name: String::new(),

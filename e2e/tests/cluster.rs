@@ -630,3 +630,103 @@ async fn resource_quota_of_two_pods_refuses_the_third_and_shows_2_of_2() {
         "{described}"
     );
 }
+
+/// Uncordons a node when dropped, so a failed drain test leaves the shared
+/// cluster schedulable for the tests after it.
+struct Uncordon<'a> {
+    kubeconfig: &'a std::path::Path,
+    node: String,
+}
+
+impl Drop for Uncordon<'_> {
+    fn drop(&mut self) {
+        let _ = testkit::kubectl(self.kubeconfig, &["uncordon", self.node.as_str()]);
+    }
+}
+
+/// `kubectl drain` goes through pods/eviction and the disruption
+/// controller's budget (no conformance test drains; the budget's status is
+/// "PodDisruptionBudget: Status updates"): both replicas of a Deployment sit
+/// on one node under a PDB with minAvailable 1; draining that node evicts
+/// one, is refused the other until its replacement is Ready on the other
+/// node, then evicts it too. The Deployment ends with 2 Ready pods there.
+#[tokio::test]
+async fn kubectl_drain_respects_a_pod_disruption_budget_with_min_available_1() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let cluster = shared_cluster().await;
+    let ns = TestNs::new(cluster, "drain").await;
+    let ready = |p: &k8s_openapi::api::core::v1::Pod| {
+        is_active_running(p)
+            && p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    // Both replicas on node-0: node-1 is cordoned while they are placed.
+    let (drained, other) = ("node-0", "node-1");
+    let _uncordon_other = Uncordon { kubeconfig: cluster.kubeconfig(), node: other.into() };
+    ns.kubectl_ok(&["cordon", other]).await;
+    ns.apply_yaml(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: guarded\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: guarded\n  template:\n    metadata:\n      labels:\n        app: guarded\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: c\n        image: busybox\n        command: [\"sleep\", \"3600\"]\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: guarded\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels:\n      app: guarded\n",
+    )
+    .await;
+    let pods = ns.pods();
+    let before = wait_pods(&pods, "app=guarded", POD_START, "2 Ready on node-0", |ps| {
+        ps.iter().filter(|p| ready(p) && node_name(p) == drained).count() == 2
+    })
+    .await;
+    ns.kubectl_ok(&["uncordon", other]).await;
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(ns.client.clone(), &ns.name);
+    let allowed = |want: i32| {
+        let pdbs = pdbs.clone();
+        async move {
+            let b = pdbs.get("guarded").await.ok()?;
+            let s = b.status?;
+            (s.observed_generation == b.metadata.generation && s.disruptions_allowed == want && s.current_healthy == 2)
+                .then_some(())
+        }
+    };
+    wait_for_or(Duration::from_secs(60), "the budget allows 1 disruption", || allowed(1))
+        .await
+        .unwrap();
+
+    let _uncordon = Uncordon { kubeconfig: cluster.kubeconfig(), node: drained.into() };
+    // Only this test's pods: the shared node also runs other tests' bare pods.
+    let drain = ns
+        .kubectl(&[
+            "drain",
+            drained,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--pod-selector=app=guarded",
+            "--timeout=240s",
+        ])
+        .await;
+    let (out, err) = (String::from_utf8_lossy(&drain.stdout), String::from_utf8_lossy(&drain.stderr));
+    assert!(drain.status.success(), "drain failed:\n{out}\n{err}");
+    for p in &before {
+        let name = p.metadata.name.as_deref().unwrap_or_default();
+        assert!(out.contains(&format!("pod/{name} evicted")), "{name} was evicted, not deleted:\n{out}");
+    }
+    // With both replicas on the node, one eviction had to wait for the budget.
+    assert!(err.contains("Cannot evict pod as it would violate the pod's disruption budget"), "{err}");
+    let after = wait_pods(&pods, "app=guarded", Duration::from_secs(120), "2 Ready on node-1, none left on node-0", |ps| {
+        ps.iter().filter(|p| ready(p) && node_name(p) == other).count() == 2
+            && !ps.iter().any(|p| node_name(p) == drained)
+    })
+    .await;
+    assert!(after.iter().all(|p| !before.iter().any(|b| b.metadata.uid == p.metadata.uid)));
+    // The second eviction waited for the budget; the budget is whole again.
+    wait_for_or(Duration::from_secs(60), "the budget allows 1 disruption again", || allowed(1))
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(ns.client.clone());
+    assert_eq!(
+        nodes.get(drained).await.unwrap().spec.and_then(|s| s.unschedulable),
+        Some(true),
+        "drain cordons the node"
+    );
+    ns.kubectl_ok(&["uncordon", drained]).await;
+    assert_ne!(nodes.get(drained).await.unwrap().spec.and_then(|s| s.unschedulable), Some(true));
+}
+

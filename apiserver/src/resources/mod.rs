@@ -142,6 +142,22 @@ pub fn group_versions(rows: &[&ResourceRow]) -> Vec<(&'static str, &'static str)
     out
 }
 
+/// The group, version and kind a subresource answers with, as discovery names them (None for
+/// the row's own group and version); kubectl drain, for one, evicts only when pods/eviction
+/// says policy/v1 Eviction.
+pub fn subresource_kind(row: &ResourceRow, sub: &str) -> (Option<&'static str>, Option<&'static str>, &'static str) {
+    match sub {
+        "scale" => (Some("autoscaling"), Some("v1"), "Scale"),
+        "eviction" => (Some("policy"), Some("v1"), "Eviction"),
+        "binding" => (None, None, "Binding"),
+        "exec" => (None, None, "PodExecOptions"),
+        "attach" => (None, None, "PodAttachOptions"),
+        "portforward" => (None, None, "PodPortForwardOptions"),
+        "proxy" => (None, None, "PodProxyOptions"),
+        _ => (None, None, row.info.kind),
+    }
+}
+
 /// The verbs of a resource (or of one of its subresources), as discovery lists them.
 pub fn verbs(row: &ResourceRow, sub: Option<&str>) -> &'static [&'static str] {
     match sub {
