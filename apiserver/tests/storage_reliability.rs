@@ -325,3 +325,26 @@ async fn watch_sends_a_bookmark_shortly_before_its_timeout() {
     let before_timeout = |b: &Duration| *b >= Duration::from_millis(1500) && ended - *b >= Duration::from_millis(1500);
     assert!(bookmarks.iter().any(before_timeout), "{bookmarks:?} / {ended:?}");
 }
+
+/// Defect 3: two apiservers on one etcd compact once per interval between them, not once
+/// each: only the one whose compare on `compact_rev_key` succeeds writes it and compacts.
+#[tokio::test]
+async fn two_apiservers_share_one_compaction_per_interval() {
+    let h = Harness::start_with(&["--etcd-compaction-interval=1s"]).await;
+    let _second = testkit::ApiServer::start_with_args(&h.etcd, &["--etcd-compaction-interval=1s"]).await;
+    let etcd = etcd_client::Client::connect([h.etcd.endpoint.as_str()], None).await.unwrap();
+    let version = || {
+        let mut kv = etcd.kv_client();
+        async move {
+            let r = kv.get(apiserver::compaction::COMPACT_REV_KEY, None).await.ok()?;
+            r.kvs().first().map(|kv| kv.version())
+        }
+    };
+    let v0 = testkit::wait_for(Duration::from_secs(30), version).await.unwrap();
+    let start = Instant::now();
+    testkit::wait_for(Duration::from_secs(30), || async { version().await.filter(|v| *v >= v0 + 4) }).await.unwrap();
+    let took = start.elapsed();
+    eprintln!("4 compaction rounds between two apiservers in {took:?}");
+    // Both compacting each interval would write the key twice a second.
+    assert!(took >= Duration::from_millis(3500), "{took:?}");
+}

@@ -1,6 +1,8 @@
 //! The storage interface every resource is kept behind (upstream k8s.io/apiserver/pkg/storage):
 //! keys and opaque values, revisions from the backend, optimistic concurrency on mod revision.
-//! `etcd` is the real backend; `memory` keeps the same contract for unit tests.
+//! `etcd` is the real backend; `memory` keeps the same contract for unit tests. `ttl` puts
+//! expiring prefixes (Events) in front of either, `lease` shares leases between such writes,
+//! and `paging` reads a whole prefix a page at a time.
 
 pub mod etcd;
 pub mod lease;
@@ -52,7 +54,8 @@ pub struct ListOptions {
     pub revision: i64,
     /// Start at this key (inclusive), for continuation.
     pub start_key: Option<String>,
-    /// 0 = no limit.
+    /// 0 = no limit. A backend may return fewer keys, with `more`, when that many would not
+    /// fit in one response; an unlimited list is paged inside the backend, at one revision.
     pub limit: i64,
 }
 
