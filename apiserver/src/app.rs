@@ -37,6 +37,9 @@ pub fn app(state: SharedState, auth: Arc<Authenticator>) -> Router {
 async fn readyz(State(state): State<SharedState>) -> Response {
     let etcd = tokio::time::timeout(Duration::from_secs(2), state.registry.storage.current_revision()).await;
     match etcd {
+        Ok(Ok(_)) if !state.bootstrapped.load(std::sync::atomic::Ordering::SeqCst) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "[-]poststarthook/bootstrap-controller failed: not finished\nreadyz check failed\n").into_response()
+        }
         Ok(Ok(_)) if state.registry.caches_ready() => "ok".into_response(),
         Ok(Ok(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "[-]informer-sync failed: watch caches not ready\nreadyz check failed\n").into_response(),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "[-]etcd failed: etcd unreachable\nreadyz check failed\n").into_response(),
@@ -130,7 +133,8 @@ mod tests {
     fn test_app() -> Router {
         let registry = Registry::new(Arc::new(MemoryStorage::new()), "/registry");
         let admission = Chain::new(&registry, &AdmissionConfig::default());
-        let state = Arc::new(AppState { registry, admission, metrics: Arc::new(crate::metrics::Metrics::new()), server_address: "127.0.0.1:6443".into(), kubelet: None });
+        let bootstrapped = crate::bootstrap::spawn(registry.clone());
+        let state = Arc::new(AppState { registry, admission, bootstrapped, metrics: Arc::new(crate::metrics::Metrics::new()), server_address: "127.0.0.1:6443".into(), kubelet: None });
         let auth = Authenticator::from_token_csv("t,admin,1,\"system:masters\"\n", "test").unwrap();
         app(state, Arc::new(auth))
     }

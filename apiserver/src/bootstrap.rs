@@ -5,6 +5,7 @@ use crate::admission::SYSTEM_PRIORITY_CLASSES;
 use crate::registry::{Registry, WriteOptions};
 use crate::status::ApiError;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,12 @@ async fn ensure(reg: &Registry) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn spawn(reg: Arc<Registry>) {
+/// Starts creating them; the flag turns true once they all exist, and /readyz waits for it
+/// (upstream's poststarthook/bootstrap-controller), so no client sees a cluster without
+/// its `default` namespace.
+pub fn spawn(reg: Arc<Registry>) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(100);
         while let Err(e) = ensure(&reg).await {
@@ -36,5 +42,7 @@ pub fn spawn(reg: Arc<Registry>) {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
         }
+        flag.store(true, Ordering::SeqCst);
     });
+    done
 }

@@ -51,7 +51,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let storage = crate::storage::ttl::events_expire(etcd, opts.etcd_prefix.trim_end_matches('/'), opts.event_ttl);
     let registry = Registry::new(storage, opts.etcd_prefix.trim_end_matches('/'));
     let admission = crate::admission::Chain::new(&registry, &opts.admission);
-    crate::bootstrap::spawn(registry.clone());
+    let bootstrapped = crate::bootstrap::spawn(registry.clone());
     let kubelet = crate::proxy::KubeletClient::new(&certs.kubelet_client.cert, &certs.kubelet_client.key)?;
     let addr = format!("{}:{}", opts.bind_address, opts.secure_port);
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| ServerError::Listen { addr: addr.clone(), source })?;
@@ -59,6 +59,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let state = Arc::new(AppState {
         registry,
         admission,
+        bootstrapped,
         metrics: Arc::new(crate::metrics::Metrics::new()),
         server_address: local.to_string(),
         kubelet: Some(Arc::new(kubelet)),

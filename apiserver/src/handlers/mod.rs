@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub admission: Arc<crate::admission::Chain>,
+    /// True once the bootstrap objects exist (see `crate::bootstrap`).
+    pub bootstrapped: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `host:port` clients reach us at, for legacy `/api` discovery.
     pub server_address: String,
