@@ -1,10 +1,11 @@
 //! One container of a pod: its OCI spec, environment, security context and
-//! `/etc/hosts`, how it is started, its logs, exec sessions and termination message.
+//! `/etc/hosts`, how it is started, its logs, exec sessions, port forwarding and termination message.
 
 pub mod env;
 pub mod etc_hosts;
 pub mod exec;
 pub mod logs;
+pub mod port_forward;
 pub mod security_context;
 pub mod service_env;
 pub mod spec;
