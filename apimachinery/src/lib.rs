@@ -7,6 +7,7 @@
 //! - [`fields`]: field selectors (`=`, `==`, `!=`);
 //! - [`taints`]: which tolerations tolerate which taints;
 //! - [`qos`]: a pod's QoS class;
+//! - [`quota`]: what pods, services, claims and other objects charge to a ResourceQuota;
 //! - [`ports`]: named container ports for probes and Service targetPorts;
 //! - [`phase`]: terminal pod phases;
 //! - [`duration`]: Go `time.ParseDuration` for flags;
@@ -24,6 +25,7 @@ pub mod labels;
 pub mod phase;
 pub mod ports;
 pub mod qos;
+pub mod quota;
 pub mod quantity;
 pub mod taints;
 

@@ -39,86 +39,31 @@ pub struct ResourceQuotaAdmission {
     registry: Weak<Registry>,
 }
 
-/// What one object adds to a namespace's usage, by quota resource name.
+/// What one object adds to a namespace's usage, by quota resource name: upstream's
+/// evaluators, shared with the quota controller through `apimachinery::quota`.
 fn usage_of(resource: &str, group: &str, obj: &Value) -> Vec<(String, Quantity)> {
-    let count_name = if group.is_empty() { format!("count/{resource}") } else { format!("count/{resource}.{group}") };
-    let one = Quantity::parse("1").expect("1 parses");
-    let mut out = vec![(count_name, one)];
+    use apimachinery::quota;
+    let typed = |u: quota::Usage| u.into_iter().map(|(k, q)| (k, Quantity(q))).collect::<Vec<_>>();
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+    // Decoding has checked the object against this very type.
+    fn decoded<T: serde::de::DeserializeOwned>(v: &Value) -> Option<T> {
+        serde_json::from_value(v.clone()).ok()
+    }
     match (group, resource) {
-        ("", "pods") => {
-            if matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")) {
-                return Vec::new();
+        ("", "pods") => decoded::<Pod>(obj).map(|p| typed(quota::pod_usage(&p, k8s_openapi::jiff::Timestamp::now()))).unwrap_or_default(),
+        ("", "services") => decoded::<Service>(obj).map(|s| typed(quota::service_usage(&s))).unwrap_or_default(),
+        ("", "persistentvolumeclaims") => decoded::<PersistentVolumeClaim>(obj).map(|c| typed(quota::pvc_usage(&c))).unwrap_or_default(),
+        _ => {
+            let one = Quantity::parse("1").expect("1 parses");
+            let count = if group.is_empty() { format!("count/{resource}") } else { format!("count/{resource}.{group}") };
+            let mut out = vec![(count, one)];
+            // Names older than count/<resource> that still count objects.
+            if group.is_empty() && matches!(resource, "configmaps" | "secrets" | "replicationcontrollers" | "resourcequotas") {
+                out.push((resource.to_string(), one));
             }
-            out.push(("pods".into(), one));
-            for kind in ["requests", "limits"] {
-                for (r, q) in pod_resources(obj, kind) {
-                    if kind == "requests" && (r == "cpu" || r == "memory" || r == "ephemeral-storage") {
-                        out.push((r.clone(), q));
-                    }
-                    out.push((format!("{kind}.{r}"), q));
-                }
-            }
-        }
-        ("", "persistentvolumeclaims") => {
-            out.push(("persistentvolumeclaims".into(), one));
-            if let Some(q) = obj.pointer("/spec/resources/requests/storage").and_then(Quantity::from_json) {
-                out.push(("requests.storage".into(), q));
-                if let Some(class) = obj.pointer("/spec/storageClassName").and_then(Value::as_str) {
-                    out.push((format!("{class}.storageclass.storage.k8s.io/requests.storage"), q));
-                    out.push((format!("{class}.storageclass.storage.k8s.io/persistentvolumeclaims"), one));
-                }
-            }
-        }
-        ("", r @ ("services" | "configmaps" | "secrets" | "replicationcontrollers" | "resourcequotas")) => out.push((r.into(), one)),
-        _ => {}
-    }
-    if (group, resource) == ("", "services") {
-        match obj.pointer("/spec/type").and_then(Value::as_str) {
-            Some("NodePort") => out.push(("services.nodeports".into(), one)),
-            Some("LoadBalancer") => out.push(("services.loadbalancers".into(), one)),
-            _ => {}
+            out
         }
     }
-    out
-}
-
-/// A pod's effective requests or limits: the containers' sum, or the largest init container's
-/// when that is more (upstream's PodRequests).
-fn pod_resources(pod: &Value, kind: &str) -> Vec<(String, Quantity)> {
-    let mut sums: Vec<(String, Quantity)> = Vec::new();
-    let each = |list: &str| -> Vec<Vec<(String, Quantity)>> {
-        pod.pointer(&format!("/spec/{list}"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                c.pointer(&format!("/resources/{kind}"))
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|(r, v)| Some((r.clone(), Quantity::from_json(v)?)))
-                    .collect()
-            })
-            .collect()
-    };
-    for c in each("containers") {
-        for (r, q) in c {
-            match sums.iter_mut().find(|(k, _)| *k == r) {
-                Some((_, s)) => *s = Quantity(s.checked_add(&q).unwrap_or(**s)),
-                None => sums.push((r, q)),
-            }
-        }
-    }
-    for c in each("initContainers") {
-        for (r, q) in c {
-            match sums.iter_mut().find(|(k, _)| *k == r) {
-                Some((_, s)) if q > *s => *s = q,
-                Some(_) => {}
-                None => sums.push((r, q)),
-            }
-        }
-    }
-    sums
 }
 
 fn add(total: &mut Vec<(String, Quantity)>, items: Vec<(String, Quantity)>) {

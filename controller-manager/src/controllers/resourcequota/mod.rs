@@ -9,8 +9,8 @@
 //! (upstream's --resource-quota-sync-period), which catches those.
 
 pub mod plan;
-pub mod usage;
 
+use apimachinery::quota as usage;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use k8s_openapi::jiff::Timestamp;
 
-use super::usage::{self, Usage};
+use apimachinery::quota::{self as usage, Usage};
 
 /// The objects of one namespace a quota may count.
 pub struct Observed<'a> {

@@ -4,12 +4,14 @@
 //! (storage, per class), and a plain object count for everything else.
 //!
 //! The pod requests here are upstream's PodRequests/PodLimits
-//! (k8s.io/component-helpers/resource). The apiserver's quota admission and
-//! the scheduler keep their own copies; they belong in apimachinery.
+//! (k8s.io/component-helpers/resource). The controller-manager's quota
+//! controller (status.used) and the apiserver's quota admission both charge
+//! through this module. (The scheduler derives requests its own way, kept for
+//! its hot path.)
 
 use std::collections::BTreeMap;
 
-use apimachinery::Quantity;
+use crate::Quantity;
 use k8s_openapi::api::core::v1::{
     Container, PersistentVolumeClaim, Pod, PodAffinityTerm, ScopedResourceSelectorRequirement, Service,
 };
@@ -151,7 +153,7 @@ fn pod_resources(pod: &Pod, pick: fn(&Container) -> Option<&BTreeMap<String, Api
 /// Does the pod still charge compute resources (upstream's QuotaV1Pod)?
 /// Not once terminal, nor once past its deletion grace period.
 fn charges_compute(pod: &Pod, now: Timestamp) -> bool {
-    if apimachinery::phase::is_pod_terminal(pod) {
+    if crate::phase::is_pod_terminal(pod) {
         return false;
     }
     match (&pod.metadata.deletion_timestamp, pod.metadata.deletion_grace_period_seconds) {
@@ -223,7 +225,7 @@ fn uses_cross_namespace_affinity(pod: &Pod) -> bool {
 pub fn pod_matches_scope(pod: &Pod, req: &ScopedResourceSelectorRequirement) -> bool {
     let spec = pod.spec.as_ref();
     let terminating = spec.and_then(|s| s.active_deadline_seconds).is_some_and(|d| d >= 0);
-    let best_effort = apimachinery::qos::pod_qos(pod) == apimachinery::qos::QosClass::BestEffort;
+    let best_effort = crate::qos::pod_qos(pod) == crate::qos::QosClass::BestEffort;
     match req.scope_name.as_str() {
         "Terminating" => terminating,
         "NotTerminating" => !terminating,
@@ -309,5 +311,5 @@ pub fn pvc_usage(pvc: &PersistentVolumeClaim) -> Usage {
 }
 
 #[cfg(test)]
-#[path = "usage_tests.rs"]
+#[path = "quota_tests.rs"]
 mod tests;
