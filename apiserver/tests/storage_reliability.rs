@@ -244,6 +244,13 @@ async fn watch_list_sends_initial_events_then_an_annotated_bookmark() {
     // Not older than a given revision: the bookmark is at least there.
     let r = h.get(&format!("{base}?{WATCH_LIST}&timeoutSeconds=1&resourceVersion={newest}")).await;
     assert_eq!(r.events().iter().filter(|e| e["type"] == "ADDED").count(), 3);
+    // A revision the cache does not reach: upstream's 504, for a watch-list as for a watch.
+    let far = newest + 1_000_000;
+    for query in [format!("{WATCH_LIST}&resourceVersion={far}"), format!("watch=true&resourceVersion={far}")] {
+        let r = h.get(&format!("{base}?{query}")).await;
+        assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text());
+        assert!(r.json()["message"].as_str().unwrap().starts_with(&format!("Too large resource version: {far}, current: ")), "{}", r.text());
+    }
     // sendInitialEvents=false: no initial state.
     let r = h.get(&format!("{base}?watch=true&sendInitialEvents=false&resourceVersionMatch=NotOlderThan&timeoutSeconds=1")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());

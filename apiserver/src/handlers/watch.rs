@@ -260,8 +260,11 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
             })?;
         }
         Some(0) => {}
+        // As upstream's cacher: a revision the cache does not reach within 3 s is a 504.
         Some(n) => {
-            store.cache.wait_for(n, Duration::from_secs(3)).await;
+            if !store.cache.wait_for(n, Duration::from_secs(3)).await && store.cache.is_ready() {
+                return Err(ApiError::Timeout(format!("Too large resource version: {n}, current: {}", store.cache.revision())));
+            }
         }
     }
     // sendInitialEvents decides the initial events whatever the RV (the RV is then only a
