@@ -195,3 +195,57 @@ fn random_objects_never_panic_defaulting_validation_or_encoding() {
         }
     }
 }
+
+/// Random bytes and mangled documents into every decoder a request body or query meets:
+/// protobuf, JSON (the duplicate scan and the strict walk), YAML, the schema decode of every
+/// served kind, and label and field selector parsing. Bounded (a fixed count), deterministic
+/// (a fixed seed); any panic fails the test.
+#[test]
+fn random_inputs_never_panic_the_decoders_or_selector_parsers() {
+    use crate::selectors::{FieldSelector, LabelSelector};
+    let mut rng = Rng(0xdec0_de15_f00d);
+    let seeds: Vec<Vec<u8>> = objects().iter().map(|(_, v)| serde_json::to_vec(v).unwrap()).collect();
+    let selector_bits = ["a", "=", "==", "!=", " in ", " notin ", "(", ")", ",", "!", "x.y/z", "", " ", "metadata.name", "spec.nodeName", "\u{0}", "é", "-", ">", "<", "1"];
+    let mut executions = 0u64;
+    for i in 0..20_000 {
+        // A seed document with a few bytes flipped, cut or duplicated.
+        let mut bytes = seeds[rng.below(seeds.len())].clone();
+        for _ in 0..rng.below(6) {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = rng.below(bytes.len());
+            match rng.below(4) {
+                0 => bytes[at] = (rng.next() & 0xff) as u8,
+                1 => bytes.truncate(at),
+                2 => {
+                    let chunk: Vec<u8> = bytes[at..(at + 8).min(bytes.len())].to_vec();
+                    bytes.splice(at..at, chunk);
+                }
+                _ => bytes.insert(at, b"{}[]\",:0"[rng.below(8)]),
+            }
+        }
+        let _ = crate::validation::has_duplicate_fields(&bytes);
+        let (gvk, _) = &objects()[i % objects().len()];
+        let _ = crate::validation::strict_decoding_errors(gvk, &bytes);
+        let _ = serde_yaml::from_slice::<Value>(&bytes);
+        if let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) {
+            for row in crate::resources::RESOURCES {
+                let _ = crate::validation::decode::decode(&row.gvk(), &mut v.clone());
+            }
+            let _ = crate::validation::decode::decode(gvk, &mut v);
+        }
+        // Raw protobuf, with and without the envelope's magic.
+        let mut pb: Vec<u8> = (0..rng.below(64)).map(|_| (rng.next() & 0xff) as u8).collect();
+        if rng.below(2) == 0 {
+            pb.splice(0..0, b"k8s\x00".iter().copied());
+        }
+        let _ = crate::protobuf::decode(&pb);
+        let sel: String = (0..rng.below(8)).map(|_| rng.pick(&selector_bits)).collect();
+        let _ = LabelSelector::parse(&sel);
+        let _ = FieldSelector::parse(&sel, "Pod");
+        executions += 1;
+    }
+    eprintln!("decoder fuzz: {executions} executions");
+    assert_eq!(executions, 20_000);
+}
