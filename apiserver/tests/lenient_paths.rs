@@ -19,6 +19,7 @@ async fn lenient_paths_get_upstreams_answers() {
     a_numeric_resource_version_in_a_put_is_refused(&h).await;
     bad_list_parameters_are_refused(&h).await;
     a_continue_token_from_the_future_is_a_400(&h).await;
+    strict_applies_to_duplicate_keys_in_patches(&h).await;
     concurrent_patches_without_preconditions_never_conflict(Arc::new(h)).await;
 }
 
@@ -84,4 +85,17 @@ async fn concurrent_patches_without_preconditions_never_conflict(h: Arc<Harness>
     assert!(codes.iter().all(|c| *c == StatusCode::OK), "{codes:?}");
     let data = h.get(&format!("{CMS}/hot")).await.json()["data"].as_object().unwrap().len();
     assert_eq!(data, 51, "every patch landed");
+}
+
+async fn strict_applies_to_duplicate_keys_in_patches(h: &Harness) {
+    assert_eq!(h.post(CMS, &configmap("dup-patch", json!({}))).await.status, StatusCode::CREATED);
+    let body = br#"{"data": {"a": "1"}, "data": {"b": "2"}}"#.to_vec();
+    for ct in ["application/merge-patch+json", "application/strategic-merge-patch+json"] {
+        let r = h.request(Method::PATCH, &format!("{CMS}/dup-patch?fieldValidation=Strict"), Some(ct), None, Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{ct}: {}", r.text());
+        assert_eq!(r.json()["message"], "strict decoding error: duplicate field \"data\"");
+    }
+    let r = h.request(Method::PATCH, &format!("{CMS}/dup-patch"), Some("application/merge-patch+json"), None, Some(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.headers.get("warning").is_some_and(|w| w.to_str().unwrap().contains("duplicate field")), "Warn is the default");
 }

@@ -158,6 +158,7 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
     match (method.clone(), info.name.as_deref(), info.subresource.as_deref()) {
         (Method::GET, Some(name), Some("log")) => crate::proxy::log(&state, &store, ns, name, &q).await,
         (Method::GET | Method::POST, Some(name), Some("exec")) => crate::proxy::exec(&state, &store, ns, name, &q, req).await,
+        (Method::GET | Method::POST, Some(name), Some("portforward")) => crate::proxy::portforward(&state, &store, ns, name, &q, req).await,
         (Method::GET, None, None) if q.flag("watch") && q.get("watch").is_some() => watch::serve(state, store, ns, &q, format).await,
         (Method::GET, None, None) => list(&store, ns, &q, format).await,
         (Method::GET, Some(name), Some("scale")) => Ok(codec::object_response(StatusCode::OK, &store.get_scale(ns, name).await?, format, &[])),
@@ -217,6 +218,14 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
             }
             if patch_type == PatchType::Apply && q.get("fieldManager").is_none_or(str::is_empty) {
                 return Err(ApiError::BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set".into()));
+            }
+            // A merge or strategic patch is a JSON object: its duplicate keys meet fieldValidation.
+            if matches!(patch_type, PatchType::Merge | PatchType::StrategicMerge) && opts.field_validation != FieldValidation::Ignore && validation::has_duplicate_fields(&body) {
+                let dups: Vec<String> = validation::strict_decoding_errors(&store.row.gvk(), &body).into_iter().filter(|e| e.starts_with("duplicate field")).collect();
+                if opts.field_validation == FieldValidation::Strict {
+                    return Err(ApiError::BadRequest(format!("strict decoding error: {}", dups.join(", "))));
+                }
+                dups.into_iter().for_each(|e| opts.warnings.add(e));
             }
             let existed = patch_type == PatchType::Apply && store.get(ns, name, false).await.is_ok();
             let patched = store.patch(ns, name, &body, patch_type, part_of(sub)?, &opts).await?;
