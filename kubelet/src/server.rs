@@ -1,5 +1,5 @@
-//! The kubelet's HTTPS server: /healthz, /pods, /metrics, /containerLogs and
-//! /exec (WebSocket v5.channel.k8s.io). Clients must present a certificate
+//! The kubelet's HTTPS server: /healthz, /pods, /metrics, /containerLogs,
+//! /exec (WebSocket v5.channel.k8s.io) and /portForward (SPDY/3.1). Clients must present a certificate
 //! that chains to --client-ca-file.
 
 use std::path::Path;
@@ -84,6 +84,7 @@ pub fn app(k: Arc<Kubelet>) -> Router {
         .route("/metrics", get(metrics))
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
         .route("/exec/{ns}/{pod}/{container}", get(exec).post(exec))
+        .route("/portForward/{ns}/{pod}", get(port_forward).post(port_forward))
         .with_state(k)
 }
 
@@ -529,6 +530,64 @@ async fn exec_session(
     reader.abort();
     let _ = std::fs::remove_dir_all(&fifos.dir);
     Ok(())
+}
+
+/// True when the request asks for SPDY/3.1 carrying `portforward.k8s.io` streams.
+fn wants_spdy_port_forward(h: &http::HeaderMap) -> bool {
+    use crate::container::port_forward::{PROTOCOL_V1, SPDY_UPGRADE};
+    let has = |name: header::HeaderName, want: &str| {
+        h.get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case(want))
+    };
+    has(header::UPGRADE, SPDY_UPGRADE) && has(header::HeaderName::from_static("x-stream-protocol-version"), PROTOCOL_V1)
+}
+
+/// pods/portforward as upstream's streaming server answers it: 101 to SPDY/3.1 with
+/// `portforward.k8s.io`, then a session whose streams name the ports.
+async fn port_forward(
+    State(k): State<Arc<Kubelet>>,
+    UrlPath((ns, name)): UrlPath<(String, String)>,
+    mut req: axum::extract::Request,
+) -> Response {
+    use crate::container::port_forward::{self as pf, PodLocalhost, Target};
+    let Some(pod) = find_pod(&k, &ns, &name).await else {
+        return status_error(StatusCode::NOT_FOUND, "NotFound", format!("pod \"{name}\" not found"));
+    };
+    if !wants_spdy_port_forward(req.headers()) {
+        return status_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("port-forward needs an upgrade to {} with X-Stream-Protocol-Version {}", pf::SPDY_UPGRADE, pf::PROTOCOL_V1),
+        );
+    }
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+    let target = Target {
+        pod: format!("{ns}/{name}"),
+        uid: uid.clone(),
+        dialer: Arc::new(PodLocalhost { netns: (!host_network).then(|| k.namespaces(&uid).net()) }),
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(io) => {
+                if let Err(e) = pf::serve(hyper_util::rt::TokioIo::new(io), target).await {
+                    tracing::debug!(error = %e, "port-forward session");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "port-forward upgrade"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, pf::SPDY_UPGRADE)
+        .header("X-Stream-Protocol-Version", pf::PROTOCOL_V1)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// Loads the serving certificate from the root dir, creating a self-signed one once.

@@ -4,6 +4,7 @@
 mod containers;
 mod harness;
 mod pod_lifecycle;
+mod port_forward;
 mod probes;
 mod restarts;
 mod server;
@@ -67,4 +68,12 @@ fn terminated_named(
 async fn logs_and_exec_through_the_kubelet_server() {
     let node = Node::start(registry().await).await;
     server::logs_and_exec_through_the_kubelet_server(&node).await;
+}
+
+/// pods/portforward: SPDY/3.1 streams reach nginx in the pod's network namespace, and a
+/// closed port is reported on the error stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn port_forward_through_the_kubelet_server() {
+    let node = Node::start(registry().await).await;
+    port_forward::spdy_port_forward_reaches_nginx_inside_the_pods_network_namespace(&node).await;
 }

@@ -37,7 +37,7 @@ pub fn pki() -> Pki {
     }
 }
 
-async fn start_server(node: &Node, pki: &Pki) -> (u16, CertificateDer<'static>) {
+pub async fn start_server(node: &Node, pki: &Pki) -> (u16, CertificateDer<'static>) {
     let port = testkit::free_port();
     let flags = kubelet::config::Flags::parse_from([
         "ferrokube-kubelet",
@@ -62,7 +62,7 @@ async fn start_server(node: &Node, pki: &Pki) -> (u16, CertificateDer<'static>) 
     (port, cert)
 }
 
-fn tls_config(server: &CertificateDer<'static>, pki: Option<&Pki>) -> Arc<rustls::ClientConfig> {
+pub fn tls_config(server: &CertificateDer<'static>, pki: Option<&Pki>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(server.clone()).unwrap();
     let b = rustls::ClientConfig::builder().with_root_certificates(roots);

@@ -77,6 +77,9 @@ struct Open {
     /// Where the client's DATA goes; `None` once it sent FIN.
     tx: Option<mpsc::Sender<Bytes>>,
     reset: CancellationToken,
+    /// The kubelet's side is done; the entry stays until the client's FIN or reset so
+    /// that its late DATA is not mistaken for an unknown stream.
+    forwarded: bool,
 }
 
 /// The forwarder's view of the same stream.
@@ -116,8 +119,12 @@ where
         let frame = tokio::select! {
             f = frames.next() => f,
             Some(Ok((data, error))) = forwards.join_next(), if !forwards.is_empty() => {
-                streams.remove(&data);
-                streams.remove(&error);
+                for id in [data, error] {
+                    match streams.get_mut(&id) {
+                        Some(open) if open.tx.is_some() => open.forwarded = true,
+                        _ => drop(streams.remove(&id)),
+                    }
+                }
                 continue;
             }
         };
@@ -142,7 +149,7 @@ where
                 }
                 let (tx, rx) = mpsc::channel(32);
                 let reset = CancellationToken::new();
-                streams.insert(stream_id, Open { tx: (!fin).then_some(tx), reset: reset.clone() });
+                streams.insert(stream_id, Open { tx: (!fin).then_some(tx), reset: reset.clone(), forwarded: false });
                 let half = Half { id: stream_id, rx, reset };
                 let pair = pending.entry(req.pair.clone()).or_default();
                 match req.kind {
@@ -163,6 +170,9 @@ where
                     }
                     if fin {
                         open.tx = None;
+                        if open.forwarded {
+                            streams.remove(&stream_id);
+                        }
                     }
                 } else {
                     let _ = out.send(Frame::RstStream { stream_id, status: rst::INVALID_STREAM }).await;
@@ -385,5 +395,22 @@ mod tests {
         c.send(Frame::RstStream { stream_id: 3, status: rst::CANCEL }).await.unwrap();
         assert_eq!(c.next().await.unwrap().unwrap(), fin(1));
         closed_rx.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn data_after_a_failed_forward_is_dropped_quietly() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut c = start();
+        open(&mut c, 1, "error", port, "0").await;
+        open(&mut c, 3, "data", port, "0").await;
+        let (_, error) = drain(&mut c, 3, 1).await;
+        assert!(!error.is_empty());
+        // The client had not seen the failure yet and still writes; no RST_STREAM comes back.
+        c.send(Frame::Data { stream_id: 3, fin: true, data: Bytes::from_static(b"late") }).await.unwrap();
+        c.send(Frame::Ping { id: 5 }).await.unwrap();
+        assert_eq!(c.next().await.unwrap().unwrap(), Frame::Ping { id: 5 });
     }
 }
