@@ -1,11 +1,13 @@
-//! pods/log and pods/exec, proxied to the pod's kubelet (found at the Node's InternalIP and
+//! pods/log, pods/exec and pods/portforward, proxied to the pod's kubelet (found at the Node's InternalIP and
 //! daemonEndpoints.kubeletEndpoint.port), authenticated with apiserver-kubelet-client.
 
 mod exec;
 mod log;
+mod portforward;
 
 pub use exec::exec;
 pub use log::log;
+pub use portforward::portforward;
 
 use crate::registry::Store;
 use crate::status::ApiError;
@@ -86,6 +88,12 @@ pub(crate) async fn locate(reg: &crate::registry::Registry, store: &Store, ns: O
             )))
         }
     };
+    let host = kubelet_host(reg, &pod, name).await?;
+    Ok((container, host))
+}
+
+/// The `host:port` of the kubelet running `pod`.
+pub(crate) async fn kubelet_host(reg: &crate::registry::Registry, pod: &Value, name: &str) -> Result<String, ApiError> {
     let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
     if node_name.is_empty() {
         return Err(ApiError::BadRequest(format!("pod {name} does not have a host assigned")));
@@ -100,6 +108,5 @@ pub(crate) async fn locate(reg: &crate::registry::Registry, store: &Store, ns: O
         .ok_or_else(|| ApiError::BadRequest(format!("node {node_name} has no InternalIP address")))?
         .to_string();
     let port = node.pointer("/status/daemonEndpoints/kubeletEndpoint/Port").and_then(Value::as_i64).unwrap_or(10250);
-    let host = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
-    Ok((container, host))
+    Ok(if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") })
 }

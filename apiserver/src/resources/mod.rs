@@ -81,7 +81,7 @@ const fn row(
 /// Every served resource, in discovery order.
 pub static RESOURCES: &[ResourceRow] = &[
     row("", "v1", "Namespace", "namespaces", "namespace", false, &["status", "finalize"], &["ns"], NONE, "namespaces", &Namespaces),
-    row("", "v1", "Pod", "pods", "pod", true, &["status", "binding", "eviction", "log", "exec"], &["po"], ALL, "pods", &Pods),
+    row("", "v1", "Pod", "pods", "pod", true, &["status", "binding", "eviction", "log", "exec", "portforward"], &["po"], ALL, "pods", &Pods),
     row("", "v1", "Node", "nodes", "node", false, &["status"], &["no"], NONE, "nodes", &Nodes),
     row("", "v1", "Event", "events", "event", true, NONE, &["ev"], NONE, "events", &Events),
     row("", "v1", "ConfigMap", "configmaps", "configmap", true, NONE, &["cm"], NONE, "configmaps", &ConfigMaps),
@@ -166,7 +166,7 @@ pub fn verbs(row: &ResourceRow, sub: Option<&str>) -> &'static [&'static str] {
         Some("binding") | Some("eviction") => &["create"],
         Some("finalize") => &["update"],
         Some("log") => &["get"],
-        Some("exec") => &["create", "get"],
+        Some("exec") | Some("portforward") => &["create", "get"],
         Some(_) => {
             let _ = row;
             &["get"]
