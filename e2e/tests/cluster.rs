@@ -730,3 +730,65 @@ async fn kubectl_drain_respects_a_pod_disruption_budget_with_min_available_1() {
     assert_ne!(nodes.get(drained).await.unwrap().spec.and_then(|s| s.unschedulable), Some(true));
 }
 
+
+/// `kubectl port-forward pod/web <local>:80`: kubectl 1.33 tunnels SPDY/3.1 through a
+/// WebSocket (`SPDY/3.1+portforward.k8s.io`, KEP-4006) to the apiserver, which dials the
+/// kubelet with a SPDY upgrade; nginx's page comes back on the local port. With
+/// KUBECTL_PORT_FORWARD_WEBSOCKETS=false kubectl upgrades to SPDY/3.1 directly, as
+/// clients before 1.30 do, and gets the same page.
+#[tokio::test]
+async fn kubectl_port_forward_pod_serves_nginx_on_a_local_port() {
+    let cluster = shared_cluster().await;
+    let ns = TestNs::new(cluster, "portfwd").await;
+    ns.apply_yaml(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: nginx\n    image: nginx\n    ports:\n    - containerPort: 80\n",
+    )
+    .await;
+    wait_pod(&ns.pods(), "web", POD_START, "Running", is_running).await;
+    let stderr = port_forward_and_fetch(&ns, true).await;
+    // client-go's tunneling dialer logs the WebSocket upgrade and the protocol inside it at -v=4.
+    assert!(stderr.contains("Before WebSocket Upgrade Connection"), "{stderr}");
+    assert!(stderr.contains("negotiated protocol: portforward.k8s.io"), "{stderr}");
+    let spdy = port_forward_and_fetch(&ns, false).await;
+    assert!(!spdy.contains("Before WebSocket Upgrade Connection"), "{spdy}");
+}
+
+/// Runs `kubectl port-forward pod/web <free port>:80 -v=4` in the background, fetches `/`
+/// through it, stops it by its PID and returns its stderr.
+async fn port_forward_and_fetch(ns: &TestNs<'_>, websockets: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let local = testkit::free_port();
+    let cache = tempfile::tempdir().unwrap();
+    let program = std::env::var_os("FERROKUBE_KUBECTL").unwrap_or_else(|| testkit::KUBECTL.into());
+    let mut kubectl = tokio::process::Command::new(program)
+        .arg("--kubeconfig")
+        .arg(ns.cluster.kubeconfig())
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(["-n", &ns.name, "port-forward", "pod/web", &format!("{local}:80"), "-v=4"])
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting kubectl port-forward");
+    let pid = kubectl.id().expect("kubectl's PID");
+    let page = wait_for_or(Duration::from_secs(30), "nginx's page through kubectl port-forward", || async move {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", local)).await.ok()?;
+        c.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+        let mut page = Vec::new();
+        c.read_to_end(&mut page).await.ok()?;
+        Some(String::from_utf8_lossy(&page).into_owned()).filter(|p| p.contains("Welcome to nginx!"))
+    })
+    .await;
+    // Stop the kubectl this test started, by its PID (through its child handle).
+    kubectl.start_kill().unwrap_or_else(|e| panic!("stopping kubectl (pid {pid}): {e}"));
+    let out = kubectl.wait_with_output().await.expect("kubectl's output");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned());
+    let page = page.unwrap_or_else(|e| panic!("{e} (websockets={websockets})\nkubectl port-forward printed:\n{stdout}{stderr}"));
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(stdout.contains(&format!("Forwarding from 127.0.0.1:{local} -> 80")), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("Handling connection for {local}")), "{stdout}{stderr}");
+    assert!(!stderr.contains("an error occurred forwarding"), "{stderr}");
+    stderr
+}
