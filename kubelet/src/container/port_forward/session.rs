@@ -106,9 +106,7 @@ where
     let (out, mut out_rx) = mpsc::channel::<Frame>(64);
     let writer = tokio::spawn(async move {
         while let Some(f) = out_rx.recv().await {
-            if let Err(e) = sink.send(f).await {
-                return Err(e);
-            }
+            sink.send(f).await?;
         }
         sink.close().await
     });
