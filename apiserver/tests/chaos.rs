@@ -20,9 +20,8 @@ const CMS: &str = "/api/v1/namespaces/default/configmaps";
 const OUTAGE_ANSWER: Duration = Duration::from_secs(5);
 
 /// How long an answer may take while etcd is away: the apiserver must not hang. Against a
-/// frozen etcd only its 5 s etcd request timeout ends a write (measured: 5.005 s), so the
-/// bound is those 5 s plus scheduling slack on a loaded machine.
-const OUTAGE_ANSWER_BOUND: Duration = Duration::from_millis(5_500);
+/// frozen etcd its 4.5 s etcd request timeout ends a write, leaving slack within the 5 s.
+const OUTAGE_ANSWER_BOUND: Duration = Duration::from_millis(5_000);
 
 /// A client of the harness's apiserver that tasks can own (the harness itself is borrowed
 /// mutably to stop and restart etcd).
@@ -56,7 +55,6 @@ struct Writes {
     /// Known defect: a connection to etcd broken by the kill reaches the storage layer as a
     /// gRPC status with code Unknown ("transport error"), which it maps to a 500 instead of a
     /// 503. Counted and printed, not failed, until the mapping is fixed; then drop this arm.
-    transport_500: Vec<(String, Duration)>,
     /// Anything else: a finding.
     other: Vec<String>,
 }
@@ -75,7 +73,6 @@ async fn writer(c: Client, id: usize, stop: Arc<AtomicBool>, log: Arc<Mutex<Writ
             Ok((StatusCode::CREATED, _)) => log.acknowledged.push((name, Instant::now())),
             Ok((StatusCode::SERVICE_UNAVAILABLE, s)) if s["kind"] == "Status" => log.unavailable.push((name, took)),
             Ok((StatusCode::GATEWAY_TIMEOUT, s)) if s["kind"] == "Status" => log.timed_out.push((name, took)),
-            Ok((StatusCode::INTERNAL_SERVER_ERROR, s)) if s["message"] == "transport error" => log.transport_500.push((name, took)),
             Ok((code, body)) => log.other.push(format!("{name}: {code} after {took:?}: {body}")),
             Err(e) => log.other.push(format!("{name}: no answer after {took:?}: {e}")),
         }
@@ -193,10 +190,7 @@ async fn etcd_stopped_killed_and_restarted_under_load_with_watchers_open() {
     }
     let log = std::mem::take(&mut *log.lock().unwrap());
     assert!(log.other.is_empty(), "answers other than 201, 503 or 504 Status: {:#?}", log.other);
-    if !log.transport_500.is_empty() {
-        eprintln!("KNOWN DEFECT: {} writes answered 500 'transport error' instead of 503: {:?}", log.transport_500.len(), log.transport_500);
-    }
-    let slow: Vec<_> = log.unavailable.iter().chain(&log.timed_out).chain(&log.transport_500).filter(|(_, took)| *took > OUTAGE_ANSWER_BOUND).collect();
+    let slow: Vec<_> = log.unavailable.iter().chain(&log.timed_out).filter(|(_, took)| *took > OUTAGE_ANSWER_BOUND).collect();
     assert!(slow.is_empty(), "outage answers slower than {OUTAGE_ANSWER_BOUND:?}: {slow:?}");
     let acknowledged: BTreeSet<String> = log.acknowledged.iter().map(|(n, _)| n.clone()).collect();
 

@@ -14,6 +14,9 @@ use super::paging::{next_page_keys, FIRST_PAGE_KEYS};
 /// default --max-request-bytes), so a page of [`FIRST_PAGE_KEYS`] such values fits, and so
 /// does a page sized to [`super::paging::PAGE_BYTES`] from the values seen before it; a
 /// larger answer is asked for again in smaller pages.
+/// How long one etcd request may take: an outage is answered (503 or 504) within 5 s.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(4_500);
+
 pub const MAX_DECODING_MESSAGE_SIZE: usize = 256 << 20;
 
 pub struct EtcdStorage {
@@ -40,6 +43,8 @@ fn map_err(e: etcd_client::Error) -> StorageError {
                 tonic::Code::Unavailable => StorageError::Unavailable(msg.to_string()),
                 // A deadline hit after the request left: etcd may still commit it.
                 tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => StorageError::Timeout(msg.to_string()),
+                // The connection broke under the request (etcd killed): it may have committed.
+                tonic::Code::Unknown if msg.contains("transport") || msg.contains("connection") => StorageError::Timeout(msg.to_string()),
                 _ => StorageError::Internal(msg.to_string()),
             }
         }
@@ -62,7 +67,7 @@ impl EtcdStorage {
     pub async fn connect(endpoints: &[String]) -> StorageResult<Self> {
         let opts = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5))
+            .with_timeout(REQUEST_TIMEOUT)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
         let client = Client::connect(endpoints, Some(opts)).await.map_err(map_err)?;
         let kv = client.kv_client().max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
