@@ -17,14 +17,25 @@ pub fn body_too_large() -> ApiError {
 
 /// Decodes an object body by Content-Type.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    decode_object(headers, body).map(|(v, _)| v)
+}
+
+/// Like [`decode_body`], also telling whether a JSON body repeated a key (learned in the
+/// same parse).
+pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<(Value, bool), ApiError> {
+    let mut dups = false;
     if body.len() > MAX_BODY {
         return Err(body_too_large());
     }
     let ct = content_type(headers);
     let value: Value = match ct.as_str() {
-        "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| {
-            ApiError::BadRequest(format!("the object provided is unrecognized (must be of type {}): {e}", "object"))
-        })?,
+        "" | "application/json" | "*/*" => {
+            let (v, d) = crate::validation::parse_noting_duplicates(body).map_err(|e| {
+                ApiError::BadRequest(format!("the object provided is unrecognized (must be of type {}): {e}", "object"))
+            })?;
+            dups = d;
+            v
+        }
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
             serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?
         }
@@ -34,7 +45,7 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
     if !value.is_object() {
         return Err(ApiError::BadRequest("the body of the request is not an object".into()));
     }
-    Ok(value)
+    Ok((value, dups))
 }
 
 pub fn content_type(headers: &HeaderMap) -> String {

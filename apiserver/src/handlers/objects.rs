@@ -73,11 +73,8 @@ fn write_options(state: &SharedState, q: &Query, headers: &HeaderMap) -> Result<
 
 /// Duplicate fields of a JSON body, which a parsed `Value` no longer shows: Strict refuses
 /// them with the rest of the strict decoding errors in document order, Warn reports them.
-fn check_duplicate_fields(store: &Store, headers: &HeaderMap, body: &[u8], opts: &WriteOptions) -> Result<(), ApiError> {
-    if opts.field_validation == FieldValidation::Ignore || !codec::content_type(headers).starts_with("application/json") {
-        return Ok(());
-    }
-    if !validation::has_duplicate_fields(body) {
+fn check_duplicate_fields(store: &Store, dups: bool, body: &[u8], opts: &WriteOptions) -> Result<(), ApiError> {
+    if opts.field_validation == FieldValidation::Ignore || !dups {
         return Ok(());
     }
     let errs = validation::strict_decoding_errors(&store.row.gvk(), body);
@@ -169,9 +166,9 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
         }
         (Method::POST, None, None) => {
             let body = read_body(req.into_body()).await?;
-            let obj = codec::decode_body(&headers, &body)?;
+            let (obj, dups) = codec::decode_object(&headers, &body)?;
             let opts = write_options(&state, &q, &headers)?;
-            check_duplicate_fields(&store, &headers, &body, &opts)?;
+            check_duplicate_fields(&store, dups, &body, &opts)?;
             let created = store.create(ns.or(row.namespaced().then_some("default")), obj, &opts).await?;
             Ok(codec::object_response(StatusCode::CREATED, &created, format, &opts.warnings.take()))
         }
@@ -201,8 +198,8 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
                 let scale = store.update_scale(ns, name, &body, None, &opts).await?;
                 return Ok(codec::object_response(StatusCode::OK, &scale, format, &[]));
             }
-            let obj = codec::decode_body(&headers, &body)?;
-            check_duplicate_fields(&store, &headers, &body, &opts)?;
+            let (obj, dups) = codec::decode_object(&headers, &body)?;
+            check_duplicate_fields(&store, dups, &body, &opts)?;
             let part = part_of(sub)?;
             let updated = store.update(ns, name, obj, part, &opts).await?;
             Ok(codec::object_response(StatusCode::OK, &updated, format, &opts.warnings.take()))

@@ -27,3 +27,8 @@ pub fn strict_decoding_errors(gvk: &Gvk, body: &[u8]) -> Vec<String> {
 pub fn has_duplicate_fields(body: &[u8]) -> bool {
     strict::has_duplicate_fields(body)
 }
+
+/// Parses a JSON body noting duplicate keys in the same pass (see `strict::parse_noting_duplicates`).
+pub fn parse_noting_duplicates(body: &[u8]) -> Result<(serde_json::Value, bool), serde_json::Error> {
+    strict::parse_noting_duplicates(body)
+}

@@ -213,6 +213,76 @@ impl<'de> Visitor<'de> for DupScan {
     }
 }
 
+/// Parses a JSON body into a `Value` and notes, in the same pass, whether any object repeats
+/// a key: the duplicate check costs no second parse of every body.
+pub fn parse_noting_duplicates(body: &[u8]) -> Result<(Value, bool), serde_json::Error> {
+    let mut dup = false;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let v = ValueSeed { dup: &mut dup }.deserialize(&mut de)?;
+    de.end()?;
+    Ok((v, dup))
+}
+
+struct ValueSeed<'a> {
+    dup: &'a mut bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let v = map.next_value_seed(ValueSeed { dup: &mut *self.dup })?;
+            if out.insert(key, v).is_some() {
+                *self.dup = true;
+            }
+        }
+        Ok(Value::Object(out))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(ValueSeed { dup: &mut *self.dup })? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +335,11 @@ mod tests {
         assert!(has_duplicate_fields(br#"{"c\u0041": 1, "cA": 2}"#));
         assert!(!has_duplicate_fields(br#"{"a": {"b": 1}, "b": [{"a": 1}, {"a": 2}]}"#));
         assert!(!has_duplicate_fields(b"{not json"));
+        let (v, dup) = parse_noting_duplicates(br#"{"a": {"b": 1}, "a": [1.5, "x", null, true]}"#).unwrap();
+        assert!(dup);
+        assert_eq!(v, serde_json::json!({"a": [1.5, "x", null, true]}), "the last value wins, as in a plain parse");
+        assert!(!parse_noting_duplicates(br#"{"a": 1, "b": {"a": 2}}"#).unwrap().1);
+        assert!(parse_noting_duplicates(b"{} x").is_err());
         assert!(strict_decoding_errors(
             &Gvk::new("", "v1", "Pod"),
             br#"{"metadata": {"managedFields": [{"fieldsV1": {"f:x": {}}}]}}"#
