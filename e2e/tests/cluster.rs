@@ -792,3 +792,49 @@ async fn port_forward_and_fetch(ns: &TestNs<'_>, websockets: bool) -> String {
     assert!(!stderr.contains("an error occurred forwarding"), "{stderr}");
     stderr
 }
+
+/// "StatefulSet, Rolling Update" with kubectl's rollback: a new image is a new
+/// ControllerRevision, `kubectl rollout history` lists both, `--revision=1` shows the
+/// first template, and `kubectl rollout undo` (which PATCHes the set with revision 1's
+/// data) brings the first image back on a running pod, renumbering revision 1 to 3.
+#[tokio::test]
+async fn conformance_statefulset_rolling_update_and_kubectl_rollout_undo_restores_the_first_image() {
+    let cluster = shared_cluster().await;
+    let ns = TestNs::new(cluster, "stshistory").await;
+    let pods = ns.pods();
+    ns.apply_yaml(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  serviceName: web\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: c\n        image: busybox\n        command: [\"sleep\", \"3600\"]\n",
+    )
+    .await;
+    let image_is = |image: &'static str| {
+        move |p: &k8s_openapi::api::core::v1::Pod| {
+            is_active_running(p) && p.spec.as_ref().and_then(|s| s.containers[0].image.as_deref()) == Some(image)
+        }
+    };
+    let first = wait_pod(&pods, "web-0", POD_START, "Running busybox", image_is("busybox")).await;
+    ns.kubectl_ok(&["set", "image", "statefulset/web", "c=busybox:latest"]).await;
+    let second = wait_pod(&pods, "web-0", POD_START, "Running busybox:latest", image_is("busybox:latest")).await;
+    let label = |p: &k8s_openapi::api::core::v1::Pod| p.metadata.labels.as_ref().unwrap()["controller-revision-hash"].clone();
+    assert_ne!(label(&first), label(&second), "a new template is a new revision");
+
+    let revisions = |out: &str| -> Vec<String> {
+        out.lines()
+            .skip_while(|l| !l.starts_with("REVISION"))
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let history = ns.kubectl_ok(&["rollout", "history", "statefulset/web"]).await;
+    assert_eq!(revisions(&history), ["1", "2"], "{history}");
+    let one = ns.kubectl_ok(&["rollout", "history", "statefulset/web", "--revision=1"]).await;
+    assert!(one.contains("revision #1") && one.contains("busybox") && !one.contains("busybox:latest"), "{one}");
+
+    let undo = ns.kubectl_ok(&["rollout", "undo", "statefulset/web"]).await;
+    assert!(undo.contains("rolled back"), "{undo}");
+    let back = wait_pod(&pods, "web-0", POD_START, "Running busybox again", image_is("busybox")).await;
+    assert_eq!(label(&back), label(&first), "the first revision is reused, not copied");
+    let history = ns.kubectl_ok(&["rollout", "history", "statefulset/web"]).await;
+    assert_eq!(revisions(&history), ["2", "3"], "{history}");
+    let sts = ns.kubectl_ok(&["get", "statefulset", "web", "-o", "jsonpath={.status.updateRevision} {.status.currentRevision}"]).await;
+    assert_eq!(sts.split_whitespace().next(), Some(label(&first).as_str()), "{sts}");
+}
