@@ -1,13 +1,13 @@
 //! The DaemonSet controller: one pod per eligible node, bound through node
 //! affinity on metadata.name (the scheduler places it), with RollingUpdate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::{Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, Toleration};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::core::v1::{Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodTemplateSpec, Toleration};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -17,6 +17,7 @@ use serde_json::json;
 
 use apimachinery::labels::set_matches;
 use apimachinery::taints::tolerations_tolerate_taint;
+use super::history::{self, Step};
 use super::{Ctx, Result, SyncError};
 use crate::events::{EventType, Recorder};
 use crate::podutil;
@@ -95,13 +96,65 @@ pub fn pod_node(p: &Pod) -> Option<String> {
         .and_then(|f| f.values.as_ref()?.first().cloned())
 }
 
-pub fn template_hash(ds: &DaemonSet) -> String {
-    let t = ds
-        .spec
-        .as_ref()
-        .map(|s| serde_json::to_vec(&s.template).unwrap_or_default())
-        .unwrap_or_default();
-    podutil::safe_encode(podutil::fnv32a(&t))
+/// The DaemonSet's `controller-revision-hash`: FNV-1a of the template and
+/// the collision count, as upstream's ComputeHash. Upstream hashes Go's spew
+/// dump of the struct, which cannot be reproduced here, so we hash the
+/// template's Go-style JSON instead: stable, but not upstream's value.
+pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
+    let mut bytes = history::go_json(&serde_json::to_value(template).unwrap_or_default()).into_bytes();
+    if let Some(c) = collision_count {
+        bytes.extend_from_slice(&(c as u32 as u64).to_le_bytes());
+    }
+    podutil::safe_encode(podutil::fnv32a(&bytes))
+}
+
+/// Upstream's snapshot: the revision `<ds>-<hash>`, labelled with the
+/// template's labels and the hash its pods wear.
+pub fn snapshot(ds: &DaemonSet, revision: i64) -> ControllerRevision {
+    let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let hash = template_hash(&template, ds.status.as_ref().and_then(|s| s.collision_count));
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    let mut rev = history::new_revision(ds, labels, history::template_patch(&template), revision, None);
+    rev.metadata.name = Some(history::revision_name(&ds.name_any(), &hash));
+    let l = rev.metadata.labels.get_or_insert_with(BTreeMap::new);
+    l.remove(history::HASH_LABEL);
+    l.insert(REVISION_HASH.into(), hash);
+    rev
+}
+
+/// constructHistory: the revision that holds the template now (renumbered
+/// to the newest if it is an old one, as after a rollback), or a new one;
+/// and the others.
+pub fn plan_history(ds: &DaemonSet, sorted: &[Arc<ControllerRevision>]) -> (Step, Vec<Arc<ControllerRevision>>) {
+    let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let patch = history::go_json(&history::template_patch(&template));
+    let (cur, old): (Vec<_>, Vec<_>) = sorted.iter().cloned().partition(|r| history::data_bytes(r) == patch);
+    let next = old.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
+    // Of duplicates (upstream dedups them), the newest wins.
+    let step = match cur.last() {
+        None => Step::Create(snapshot(ds, next)),
+        Some(r) if r.revision < next => Step::Renumber(r.clone(), next),
+        Some(r) => Step::Keep(r.clone()),
+    };
+    (step, old)
+}
+
+/// cleanupHistory: beyond revisionHistoryLimit old revisions, delete the
+/// oldest whose hash no pod wears.
+pub fn prune_history(old: &[Arc<ControllerRevision>], live_hashes: &BTreeSet<String>, limit: i32) -> Vec<String> {
+    let mut excess = old.len().saturating_sub(limit.max(0) as usize);
+    let mut out = Vec::new();
+    for r in old {
+        if excess == 0 {
+            break;
+        }
+        if r.labels().get(REVISION_HASH).is_some_and(|h| live_hashes.contains(h)) {
+            continue;
+        }
+        out.push(r.name_any());
+        excess -= 1;
+    }
+    out
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -112,9 +165,8 @@ pub struct Plan {
     pub status: DaemonSetStatus,
 }
 
-pub fn plan(ds: &DaemonSet, nodes: &[Arc<Node>], pods: &[Arc<Pod>], now: Timestamp) -> Plan {
+pub fn plan(ds: &DaemonSet, hash: &str, nodes: &[Arc<Node>], pods: &[Arc<Pod>], now: Timestamp) -> Plan {
     let mut out = Plan::default();
-    let hash = template_hash(ds);
     let min_ready = ds.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
     let mut by_node: BTreeMap<String, Vec<&Arc<Pod>>> = BTreeMap::new();
     for p in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
@@ -144,7 +196,7 @@ pub fn plan(ds: &DaemonSet, nodes: &[Arc<Node>], pods: &[Arc<Pod>], now: Timesta
                 Some((keep, extra)) => {
                     current += 1;
                     out.delete.extend(extra.iter().map(|p| p.name_any()));
-                    let is_new = keep.labels().get(REVISION_HASH) == Some(&hash);
+                    let is_new = keep.labels().get(REVISION_HASH).map(String::as_str) == Some(hash);
                     let avail = podutil::is_available(keep, min_ready, now);
                     ready += podutil::is_ready(keep) as i32;
                     available += avail as i32;
@@ -199,7 +251,7 @@ pub fn plan(ds: &DaemonSet, nodes: &[Arc<Node>], pods: &[Arc<Pod>], now: Timesta
 }
 
 /// The daemon pod for one node.
-pub fn pod_for_node(ds: &DaemonSet, node: &str) -> Option<Pod> {
+pub fn pod_for_node(ds: &DaemonSet, hash: &str, node: &str) -> Option<Pod> {
     let spec = ds.spec.as_ref()?;
     let mut pod = podutil::pod_from_template(
         &spec.template,
@@ -210,7 +262,7 @@ pub fn pod_for_node(ds: &DaemonSet, node: &str) -> Option<Pod> {
     pod.metadata
         .labels
         .get_or_insert_with(BTreeMap::new)
-        .insert(REVISION_HASH.into(), template_hash(ds));
+        .insert(REVISION_HASH.into(), hash.to_string());
     let ps = pod.spec.get_or_insert_with(Default::default);
     ps.tolerations = Some(daemon_tolerations(
         ps.tolerations.take().unwrap_or_default(),
@@ -236,6 +288,7 @@ struct State {
     daemonsets: Store<DaemonSet>,
     nodes: Store<Node>,
     pods: Store<Pod>,
+    revisions: Store<ControllerRevision>,
     expectations: Expectations<Key>,
     recorder: Recorder,
 }
@@ -245,6 +298,7 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
     let daemonsets = inf.store::<DaemonSet>();
     inf.get::<DaemonSet>().enqueue_self(&queue);
     inf.get::<Pod>().enqueue_controller(&queue, "DaemonSet");
+    inf.get::<ControllerRevision>().enqueue_controller(&queue, "DaemonSet");
     {
         let q = queue.clone();
         let dss = daemonsets.clone();
@@ -266,12 +320,18 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         daemonsets,
         nodes: inf.store(),
         pods: inf.store(),
+        revisions: inf.store(),
         expectations: Expectations::with_relister(inf.relister::<Pod>()),
         recorder: Recorder::new(ctx.client.clone(), NAME),
     });
     let metrics = ctx.metrics.clone();
     let workers = ctx.opts.concurrent_syncs;
-    let synced = vec![inf.synced::<DaemonSet>(), inf.synced::<Node>(), inf.synced::<Pod>()];
+    let synced = vec![
+        inf.synced::<DaemonSet>(),
+        inf.synced::<Node>(),
+        inf.synced::<Pod>(),
+        inf.synced::<ControllerRevision>(),
+    ];
     run_workers(NAME, queue, workers, metrics, synced, move |key| {
         let state = state.clone();
         async move { sync(&state, &key).await }
@@ -287,7 +347,15 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     let ns = key.ns().to_string();
     let pods = podutil::owned_pods(&st.pods, &ns, &uid);
     let satisfied = st.expectations.pods_satisfied(key, &st.pods, &pods);
-    let plan = plan(&ds, &st.nodes.state(), &pods, Timestamp::now());
+    let rapi: Api<ControllerRevision> = Api::namespaced(st.ctx.client.clone(), &ns);
+    let (step, old) = plan_history(&ds, &history::owned(&st.revisions, &ns, &uid));
+    let cur = match step {
+        Step::Keep(r) => (*r).clone(),
+        Step::Renumber(r, n) => history::renumber(&rapi, &r.name_any(), n).await?,
+        Step::Create(r) => create_revision(&rapi, &ds, r).await?,
+    };
+    let hash = cur.labels().get(REVISION_HASH).cloned().unwrap_or_else(|| cur.name_any());
+    let plan = plan(&ds, &hash, &st.nodes.state(), &pods, Timestamp::now());
     if satisfied && ds.metadata.deletion_timestamp.is_none() {
         let api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
         if !plan.delete.is_empty() {
@@ -307,7 +375,7 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
             st.expectations.expect(key, [], plan.delete.clone());
         }
         let pp = PostParams::default();
-        let results = join_all(plan.create_on.iter().filter_map(|n| pod_for_node(&ds, n)).map(|p| {
+        let results = join_all(plan.create_on.iter().filter_map(|n| pod_for_node(&ds, &hash, n)).map(|p| {
             let api = api.clone();
             let pp = pp.clone();
             async move { api.create(&pp, &p).await }
@@ -353,6 +421,9 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
             Err(e) => return Err(e.into()),
         }
     }
+    let live: BTreeSet<String> = pods.iter().filter_map(|p| p.labels().get(REVISION_HASH).cloned()).collect();
+    let limit = ds.spec.as_ref().and_then(|s| s.revision_history_limit).unwrap_or(10);
+    history::delete_all(&rapi, &prune_history(&old, &live, limit)).await?;
     if !satisfied {
         // Look again without an event: a lost one is a reason to wait.
         return Ok(Some(super::replicaset::RECHECK));
@@ -360,6 +431,27 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     // minReadySeconds: look again when pods may have become available.
     let min_ready = ds.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
     Ok((min_ready > 0).then(|| Duration::from_secs(min_ready as u64)))
+}
+
+/// Create the snapshot; a name taken by another template is a hash
+/// collision: count it in the status and retry with the next hash.
+async fn create_revision(api: &Api<ControllerRevision>, ds: &DaemonSet, rev: ControllerRevision) -> Result<ControllerRevision> {
+    let name = rev.name_any();
+    match super::timed(api.create(&PostParams::default(), &rev)).await? {
+        Ok(r) => Ok(r),
+        Err(e) if super::is_already_exists(&e) => {
+            let existing = super::timed(api.get(&name)).await??;
+            if history::data_bytes(&existing) == history::data_bytes(&rev) {
+                return Ok(existing);
+            }
+            let count = ds.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0) + 1;
+            let dapi: Api<DaemonSet> = Api::namespaced(api.clone().into_client(), &ds.namespace().unwrap_or_default());
+            let patch = json!({ "status": { "collisionCount": count } });
+            super::timed(dapi.patch_status(&ds.name_any(), &PatchParams::default(), &Patch::Merge(&patch))).await??;
+            Err(SyncError::Invalid(format!("hash collision on controller revision {name}; collisionCount is now {count}")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -397,6 +489,10 @@ mod tests {
         }
     }
 
+    fn h(d: &DaemonSet) -> String {
+        template_hash(&d.spec.as_ref().unwrap().template, None)
+    }
+
     fn node(name: &str, labels: &[(&str, &str)], taints: Vec<Taint>) -> Arc<Node> {
         Arc::new(Node {
             metadata: ObjectMeta {
@@ -428,10 +524,10 @@ mod tests {
                 }],
             ),
         ];
-        let p = plan(&d, &nodes, &[], Timestamp::now());
+        let p = plan(&d, &h(&d), &nodes, &[], Timestamp::now());
         assert_eq!(p.create_on, vec!["a".to_string()]);
         assert_eq!(p.status.desired_number_scheduled, 1);
-        let pod = pod_for_node(&d, "a").unwrap();
+        let pod = pod_for_node(&d, &h(&d), "a").unwrap();
         assert_eq!(pod_node(&pod).as_deref(), Some("a"));
         assert!(pod.labels().contains_key(REVISION_HASH));
         assert!(pod
@@ -463,12 +559,13 @@ mod tests {
         let d = ds(Some([("disk".to_string(), "ssd".to_string())].into()));
         let nodes = vec![node("a", &[("disk", "ssd")], vec![]), node("b", &[], vec![])];
         let mk = |name: &str, node: &str| {
-            let mut p = pod_for_node(&d, node).unwrap();
+            let mut p = pod_for_node(&d, &h(&d), node).unwrap();
             p.metadata.name = Some(name.into());
             Arc::new(p)
         };
         let p = plan(
             &d,
+            &h(&d),
             &nodes,
             &[mk("a1", "a"), mk("a2", "a"), mk("b1", "b"), mk("gone1", "gone")],
             Timestamp::now(),
@@ -486,12 +583,67 @@ mod tests {
         new.spec.as_mut().unwrap().template.spec.as_mut().unwrap().host_network = Some(true);
         let nodes = vec![node("a", &[], vec![]), node("b", &[], vec![])];
         let ready_old = |n: &str| {
-            let mut p = with_phase(pod_for_node(&old, n).unwrap(), "Running", true);
+            let mut p = with_phase(pod_for_node(&old, &h(&old), n).unwrap(), "Running", true);
             p.metadata.name = Some(format!("{n}-old"));
             Arc::new(p)
         };
-        let p = plan(&new, &nodes, &[ready_old("a"), ready_old("b")], Timestamp::now());
+        let p = plan(&new, &h(&new), &nodes, &[ready_old("a"), ready_old("b")], Timestamp::now());
         assert_eq!(p.delete.len(), 1, "maxUnavailable defaults to 1");
         assert_eq!(p.status.updated_number_scheduled, Some(0));
+    }
+
+    fn image(d: &DaemonSet, image: &str) -> DaemonSet {
+        let mut d = d.clone();
+        d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers =
+            vec![serde_json::from_value(serde_json::json!({"name": "c", "image": image})).unwrap()];
+        d
+    }
+
+    #[test]
+    fn daemonset_rollback_renumbers_the_old_revision_instead_of_creating_one() {
+        let v1 = image(&ds(None), "agent:1");
+        let v2 = image(&ds(None), "agent:2");
+        let r1 = match plan_history(&v1, &[]).0 {
+            Step::Create(r) => Arc::new(r),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(r1.revision, 1);
+        assert_eq!(r1.name_any(), format!("agent-{}", h(&v1)));
+        assert_eq!(r1.labels().get(REVISION_HASH), Some(&h(&v1)));
+        assert_eq!(r1.labels().get("app").map(String::as_str), Some("agent"));
+        assert_eq!(history::template_of(&r1), Some(v1.spec.as_ref().unwrap().template.clone()));
+        assert!(matches!(plan_history(&v1, &[r1.clone()]).0, Step::Keep(ref r) if Arc::ptr_eq(r, &r1)));
+        let r2 = match plan_history(&v2, &[r1.clone()]) {
+            (Step::Create(r), old) if old == vec![r1.clone()] => Arc::new(r),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(r2.revision, 2);
+        // Back to v1: revision 1 becomes 3, no new object.
+        let (step, old) = plan_history(&v1, &[r1.clone(), r2.clone()]);
+        assert_eq!(step, Step::Renumber(r1.clone(), 3));
+        assert_eq!(old, vec![r2]);
+    }
+
+    #[test]
+    fn daemonset_history_beyond_the_limit_loses_its_oldest_unworn_revisions() {
+        let revs: Vec<_> = (1..=4)
+            .map(|i| {
+                let mut r = snapshot(&image(&ds(None), &format!("agent:{i}")), i);
+                r.revision = i;
+                Arc::new(r)
+            })
+            .collect();
+        let worn: BTreeSet<String> = [revs[0].labels()[REVISION_HASH].clone()].into();
+        assert_eq!(prune_history(&revs, &worn, 2), vec![revs[1].name_any(), revs[2].name_any()]);
+        assert!(prune_history(&revs, &worn, 10).is_empty());
+    }
+
+    #[test]
+    fn hash_follows_the_template_and_the_collision_count() {
+        let d = ds(None);
+        let t = &d.spec.as_ref().unwrap().template;
+        assert_eq!(template_hash(t, None), template_hash(t, None));
+        assert_ne!(template_hash(t, None), template_hash(t, Some(1)));
+        assert_ne!(h(&d), h(&image(&d, "x")));
     }
 }
