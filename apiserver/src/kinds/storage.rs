@@ -4,14 +4,9 @@
 use crate::registry::strategy::Strategy;
 use crate::table::{arr, s, Column};
 use crate::types::FieldCause;
+use crate::validation::defaults::set_if_absent as set_default;
 use crate::validation::field::{self, Path};
 use serde_json::{json, Value};
-
-fn set_default(obj: &mut Value, key: &str, v: Value) {
-    if obj.get(key).is_none_or(Value::is_null) {
-        obj[key] = v;
-    }
-}
 
 fn immutable(obj: &Value, old: &Value, keys: &[&str], root: Option<&str>) -> Vec<FieldCause> {
     let (new_root, old_root) = match root {

@@ -5,6 +5,7 @@
 use crate::registry::strategy::Strategy;
 use crate::table::{arr, s, Column};
 use crate::types::FieldCause;
+use crate::validation::defaults::set_if_absent;
 use crate::validation::field::{self, Path};
 use crate::validation::quantity::{Quantity, QUANTITY_REGEX_MSG};
 use serde_json::{json, Value};
@@ -50,12 +51,6 @@ fn storage_quantity(map: Option<&Value>, path: &Path, errs: &mut Vec<FieldCause>
 fn enum_field(spec: &Value, key: &str, allowed: &[&str], path: &Path, errs: &mut Vec<FieldCause>) {
     if let Some(v) = spec.get(key).filter(|v| !v.as_str().is_some_and(|x| allowed.contains(&x))) {
         errs.push(field::not_supported(&path.child(key), v, allowed));
-    }
-}
-
-fn set_if_absent(obj: &mut Value, key: &str, v: Value) {
-    if obj.is_object() && obj.get(key).is_none_or(Value::is_null) {
-        obj[key] = v;
     }
 }
 

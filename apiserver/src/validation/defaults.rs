@@ -11,6 +11,14 @@ fn set(map: &mut Obj, key: &str, value: Value) {
     }
 }
 
+/// Upstream's defaulting rule for the kinds' strategies: a field absent or null gets `value`;
+/// anything but an object is left alone.
+pub fn set_if_absent(obj: &mut Value, key: &str, value: Value) {
+    if let Some(map) = obj.as_object_mut() {
+        set(map, key, value);
+    }
+}
+
 /// The object at `key`, created empty when absent; None when something else is there.
 fn child<'a>(map: &'a mut Obj, key: &str) -> Option<&'a mut Obj> {
     set(map, key, json!({}));
