@@ -93,12 +93,15 @@ impl ResourceQuotaAdmission {
         // The namespace's current usage of this resource: its cache, plus the creates admitted
         // here that the cache does not hold yet.
         let mut used: Vec<(String, Quantity)> = Vec::new();
-        let (objs, _) = store.cache.snapshot(&store.prefix(Some(ns)));
+        let prefix = store.prefix(Some(ns));
+        let (objs, _) = store.cache.snapshot(&prefix);
         for o in &objs {
             add(&mut used, usage_of(resource, group, &o.value()));
         }
-        charges.retain(|c| c.at.elapsed() < CHARGE_TTL && store.cache.get(&c.key).is_none());
-        let prefix = store.prefix(Some(ns));
+        // A charge ends when its object is in the snapshot just counted, not in the live cache:
+        // an object that reaches the cache after the snapshot would otherwise count nowhere.
+        let counted: std::collections::HashSet<&str> = objs.iter().map(|o| o.key.as_str()).collect();
+        charges.retain(|c| c.at.elapsed() < CHARGE_TTL && !(c.key.starts_with(&prefix) && counted.contains(c.key.as_str())));
         for c in charges.iter().filter(|c| c.group == group && c.resource == resource && c.key.starts_with(&prefix)) {
             add(&mut used, c.usage.clone());
         }
