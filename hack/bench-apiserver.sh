@@ -12,7 +12,9 @@
 # BENCH_PHASES (creates,paced,watch; the list phase always runs), KEEP=1.
 # BASELINE_REV=<git rev> also builds the apiserver of that revision (in a worktree, its own
 # target dir) and runs the same phases against it first, then prints the apiserver's CPU per
-# create of both side by side: "before and after" measured in one run on one machine.
+# create of both side by side: "before and after" measured in one run on one machine, and
+# (BENCH_CALLGRIND=1, the default) the instructions per create of both, counted by callgrind
+# (hack/bench-apiserver-callgrind.sh), which the machine's other load does not move.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -108,5 +110,12 @@ if [ -n "$BASELINE_BIN" ]; then
       python3 -c "b,a=$before,$after; print(f'  {\"$clients\".strip():>2} clients: {b:>5} -> {a:>5} us  ({(a-b)/b*100:+.1f}%)')"
   done
   printf '  idle RSS (kB): %s -> %s\n' "$(grep -i 'rss idle' "$WORK/baseline-$BASELINE_REV/out.txt" | head -1)" "$(grep -i 'rss idle' "$WORK/current/out.txt" | head -1)"
+fi
+if [ -n "$BASELINE_BIN" ] && [ "${BENCH_CALLGRIND:-1}" = 1 ]; then
+  # CPU seconds per create move by 10-20% with whatever else the machine runs; instructions
+  # counted by callgrind do not, so the before/after is also given in those.
+  echo
+  echo "apiserver instructions per create (callgrind, 1 client), baseline $BASELINE_REV vs current:"
+  "$ROOT/hack/bench-apiserver-callgrind.sh" "$BASELINE_BIN" "$BIN" | grep 'instr/create'
 fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -44,6 +44,7 @@ PACKAGE_TABLE=(
   # Benches.
   "python3|bench scripts: free ports, load generators (standard library only)"
   "linux-perf|bench-scheduler.sh PERF=1 profiles (perf record)"
+  "valgrind|bench-apiserver-callgrind.sh: instructions per create (callgrind, callgrind_control)"
   "git|bench-apiserver.sh BASELINE_REV= builds the baseline in a git worktree"
 )
 
