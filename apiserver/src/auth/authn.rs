@@ -48,7 +48,7 @@ impl Authenticator {
                 return Err(AuthError::TokenFile { path: path.into(), line: i + 1, message: "expected token,user,uid[,\"groups\"]".into() });
             }
             let groups = f.get(3).map(|g| g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default();
-            tokens.insert(f[0].clone(), UserInfo { name: f[1].clone(), uid: f[2].clone(), groups });
+            tokens.insert(f[0].clone(), UserInfo { name: f[1].clone(), uid: f[2].clone(), groups, ..Default::default() });
         }
         Ok(Authenticator { tokens })
     }

@@ -6,12 +6,14 @@ pub mod certs;
 pub mod kubeconfig;
 pub mod tls;
 
-/// Who made a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Who made a request (upstream's user.Info). `extra` carries authenticator-specific facts,
+/// e.g. `authentication.kubernetes.io/pod-name` for a bound ServiceAccount token.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserInfo {
     pub name: String,
     pub uid: String,
     pub groups: Vec<String>,
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -49,7 +49,7 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Option<UserInfo> {
     let subject = parsed.subject();
     let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
     let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
-    Some(UserInfo { name, uid: String::new(), groups })
+    Some(UserInfo { name, groups, ..Default::default() })
 }
 
 /// Open connections at most; past it, accepting waits for one to close, so a flood of slow
