@@ -24,6 +24,7 @@ pub fn app(state: SharedState, auth: Arc<Authenticator>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api", get(api_root))
         .route("/apis", get(apis_root))
+        .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(openapi_index))
         .route("/openapi/v3/{*path}", get(openapi_gv))
         .route("/api/{*rest}", any(api_paths))
@@ -107,6 +108,10 @@ fn with_kind<T: serde::Serialize>(v: &T, kind: &str, api_version: Option<&str>) 
         out["apiVersion"] = av.into();
     }
     out
+}
+
+async fn openapi_v2(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    crate::openapi::v2::respond(&crate::resources::infos(&state.registry.rows()), &headers)
 }
 
 async fn openapi_index(State(state): State<SharedState>) -> Response {

@@ -1,4 +1,4 @@
-//! OpenAPI v3 documents generated from k8s-openapi's schemars schemas.
+//! OpenAPI v3 documents (and the v2 document, `v2`) generated from k8s-openapi's schemars schemas.
 //!
 //! kubectl needs them to validate `apply -f`/`create -f` (finding B of kubectl-wire.md), to find
 //! which query parameters a server supports (`fieldValidation` on PATCH ops), to compute
@@ -6,6 +6,8 @@
 
 pub mod paths;
 pub mod schemas;
+pub mod v2;
+pub mod v2_proto;
 
 use crate::types::ResourceInfo;
 use serde_json::{json, Value};
