@@ -106,10 +106,18 @@ pub struct ServerCerts {
 }
 
 pub fn ensure_server_certs(dir: &Path, bind_address: &str) -> Result<ServerCerts, AuthError> {
+    ensure_server_certs_with(dir, bind_address, &[])
+}
+
+/// As [`ensure_server_certs`], the serving certificate also naming `extra` (the first
+/// service IP and the advertise address, so pods reach `https://kubernetes.default.svc`).
+pub fn ensure_server_certs_with(dir: &Path, bind_address: &str, extra: &[String]) -> Result<ServerCerts, AuthError> {
     let ca = ensure_ca(dir)?;
-    let mut sans = vec!["127.0.0.1".to_string(), "localhost".to_string(), "kubernetes".into(), "kubernetes.default".into(), "kubernetes.default.svc".into()];
-    if !sans.iter().any(|s| s == bind_address) && !bind_address.is_empty() && bind_address != "0.0.0.0" {
-        sans.push(bind_address.to_string());
+    let mut sans = vec!["127.0.0.1".to_string(), "localhost".to_string(), "kubernetes".into(), "kubernetes.default".into(), "kubernetes.default.svc".into(), "kubernetes.default.svc.cluster.local".into()];
+    for name in std::iter::once(bind_address).chain(extra.iter().map(String::as_str)) {
+        if !sans.iter().any(|s| s == name) && !name.is_empty() && name != "0.0.0.0" {
+            sans.push(name.to_string());
+        }
     }
     let serving = ensure_leaf(dir, "apiserver", || issue(&ca, "kube-apiserver", &[], &sans, true))?;
     let kubelet_client = ensure_leaf(dir, "apiserver-kubelet-client", || {
