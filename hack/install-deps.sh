@@ -23,6 +23,8 @@ PACKAGE_TABLE=(
   "containernetworking-plugins|kubelet pod networking: CNI bridge, host-local, portmap, loopback"
   "iptables|CNI bridge masquerade and portmap rules; scripts remove leaked hostPort chains"
   "iproute2|ip netns / ip link for pod networks and test cleanup; ss for port checks"
+  "nftables|ferrokube-proxy programs Services through nft -j -f - (nftables mode, as kube-proxy)"
+  "conntrack|ferrokube-proxy flushes stale UDP conntrack entries when Service endpoints go away"
   "util-linux|flock (image build, test slot locks) and setsid (cluster scripts)"
   "procps|ps in the benches, sysctl for ip_forward here"
   "mawk|awk in the cluster scripts and benches"
