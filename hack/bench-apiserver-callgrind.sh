@@ -76,9 +76,9 @@ for bin in "$@"; do
   url=https://127.0.0.1:$api_port
   echo "== $bin"
   printf '   warm-up: '; creates "$WARMUP" "$url" "$token" "$dir/pki/ca.crt"
-  callgrind_control -z "$api_pid" >/dev/null
+  callgrind_control -z "$api_pid" >/dev/null 2>&1
   printf '   measured: '; creates "$N" "$url" "$token" "$dir/pki/ca.crt"
-  callgrind_control -d "$api_pid" >/dev/null
+  callgrind_control -d "$api_pid" >/dev/null 2>&1
   kill "$api_pid" "$etcd_pid" 2>/dev/null || true
   wait "$api_pid" "$etcd_pid" 2>/dev/null || true
   # The dump after the zeroing is the last file written besides the final one at exit.
