@@ -16,7 +16,14 @@ use std::time::Duration;
 
 pub fn app(state: SharedState, auth: Arc<Authenticator>) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let mut router = Router::new();
+    if let Some(sa) = auth.service_accounts().cloned() {
+        let jwks = sa.clone();
+        router = router
+            .route("/.well-known/openid-configuration", get(move || async move { crate::auth::oidc::configuration(&sa) }))
+            .route("/openid/v1/jwks", get(move || async move { crate::auth::oidc::jwks(&jwks) }));
+    }
+    router
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -139,7 +146,7 @@ mod tests {
         let registry = Registry::new(Arc::new(MemoryStorage::new()), "/registry");
         let admission = Chain::new(&registry, &AdmissionConfig::default());
         let bootstrapped = crate::bootstrap::spawn(registry.clone());
-        let state = Arc::new(AppState { registry, admission, bootstrapped, metrics: Arc::new(crate::metrics::Metrics::new()), server_address: "127.0.0.1:6443".into(), kubelet: None });
+        let state = Arc::new(AppState { registry, admission, bootstrapped, metrics: Arc::new(crate::metrics::Metrics::new()), server_address: "127.0.0.1:6443".into(), kubelet: None, computed: Default::default() });
         let auth = Authenticator::from_token_csv("t,admin,1,\"system:masters\"\n", "test").unwrap();
         app(state, Arc::new(auth))
     }

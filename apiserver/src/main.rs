@@ -23,6 +23,24 @@ struct Cli {
     cert_dir: PathBuf,
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// Requests without credentials are system:anonymous (else 401).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
+    #[arg(long, default_value = apiserver::auth::token::serviceaccount::DEFAULT_ISSUER)]
+    service_account_issuer: String,
+    /// Audiences a token must name to authenticate here (default: the issuer).
+    #[arg(long, value_delimiter = ',')]
+    api_audiences: Vec<String>,
+    /// PKCS#8 PEM key to sign ServiceAccount tokens with (default: <cert-dir>/sa.key, created).
+    #[arg(long)]
+    service_account_signing_key_file: Option<PathBuf>,
+    /// Longest token a TokenRequest gets (a Go duration; 0: no cap).
+    #[arg(long, value_parser = apimachinery::duration::parse_duration)]
+    service_account_max_token_expiration: Option<std::time::Duration>,
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    service_account_extend_token_expiration: bool,
+    #[arg(long)]
+    service_account_jwks_uri: Option<String>,
     #[arg(long, default_value_t = 300)]
     default_not_ready_toleration_seconds: i64,
     #[arg(long, default_value_t = 300)]
@@ -72,6 +90,15 @@ fn main() {
         secure_port: cli.secure_port,
         cert_dir: cli.cert_dir,
         token_auth_file: cli.token_auth_file,
+        authn: apiserver::server::AuthnOptions {
+            anonymous_auth: cli.anonymous_auth,
+            service_account_issuer: cli.service_account_issuer,
+            api_audiences: cli.api_audiences,
+            service_account_signing_key_file: cli.service_account_signing_key_file,
+            service_account_max_token_expiration: cli.service_account_max_token_expiration,
+            service_account_extend_token_expiration: cli.service_account_extend_token_expiration,
+            service_account_jwks_uri: cli.service_account_jwks_uri,
+        },
         admission: AdmissionConfig {
             default_not_ready_toleration_seconds: cli.default_not_ready_toleration_seconds,
             default_unreachable_toleration_seconds: cli.default_unreachable_toleration_seconds,

@@ -18,11 +18,42 @@ pub struct ServerOptions {
     pub secure_port: u16,
     pub cert_dir: PathBuf,
     pub token_auth_file: Option<PathBuf>,
+    /// Authentication beyond certificates and the token file (`--anonymous-auth`,
+    /// `--service-account-*`).
+    pub authn: AuthnOptions,
     pub admission: AdmissionConfig,
     /// How long Events live (`--event-ttl`).
     pub event_ttl: std::time::Duration,
     /// How often etcd is compacted (`--etcd-compaction-interval`; zero: never).
     pub etcd_compaction_interval: std::time::Duration,
+}
+
+/// Upstream's authentication flags.
+#[derive(Clone, Debug)]
+pub struct AuthnOptions {
+    pub anonymous_auth: bool,
+    pub service_account_issuer: String,
+    /// `--api-audiences`; the issuer when empty.
+    pub api_audiences: Vec<String>,
+    /// The PKCS#8 PEM key tokens are signed with; `<cert-dir>/sa.key` (created) when None.
+    pub service_account_signing_key_file: Option<PathBuf>,
+    pub service_account_max_token_expiration: Option<std::time::Duration>,
+    pub service_account_extend_token_expiration: bool,
+    pub service_account_jwks_uri: Option<String>,
+}
+
+impl Default for AuthnOptions {
+    fn default() -> Self {
+        AuthnOptions {
+            anonymous_auth: true,
+            service_account_issuer: crate::auth::token::serviceaccount::DEFAULT_ISSUER.into(),
+            api_audiences: Vec::new(),
+            service_account_signing_key_file: None,
+            service_account_max_token_expiration: None,
+            service_account_extend_token_expiration: true,
+            service_account_jwks_uri: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +77,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         Some(p) => Authenticator::from_token_file(p)?,
         None => Authenticator::default(),
     };
+    let signing_key = match &opts.authn.service_account_signing_key_file {
+        Some(p) => {
+            let pem = std::fs::read_to_string(p).map_err(|source| crate::auth::AuthError::Io { path: p.display().to_string(), source })?;
+            crate::auth::token::serviceaccount::SigningKey::from_pem(&pem)?
+        }
+        None => crate::auth::token::serviceaccount::SigningKey::ensure(&opts.cert_dir)?,
+    };
     let etcd: DynStorage = Arc::new(EtcdStorage::connect(&opts.etcd_servers).await?);
     crate::compaction::start(etcd.clone(), opts.etcd_compaction_interval);
     let storage = crate::storage::ttl::events_expire(etcd, opts.etcd_prefix.trim_end_matches('/'), opts.event_ttl);
@@ -56,6 +94,16 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let addr = format!("{}:{}", opts.bind_address, opts.secure_port);
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| ServerError::Listen { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: addr.clone(), source })?;
+    let sa_config = Arc::new(crate::auth::token::ServiceAccountConfig {
+        key: signing_key,
+        issuer: opts.authn.service_account_issuer.clone(),
+        api_audiences: if opts.authn.api_audiences.is_empty() { vec![opts.authn.service_account_issuer.clone()] } else { opts.authn.api_audiences.clone() },
+        max_expiration_seconds: opts.authn.service_account_max_token_expiration.filter(|d| !d.is_zero()).map(|d| d.as_secs() as i64),
+        extend_expiration: opts.authn.service_account_extend_token_expiration,
+        jwks_uri: opts.authn.service_account_jwks_uri.clone().unwrap_or_else(|| format!("https://{local}/openid/v1/jwks")),
+    });
+    let auth = Arc::new(auth.with_anonymous(opts.authn.anonymous_auth).with_registry(registry.clone()).with_service_accounts(sa_config.clone()));
+    let computed = crate::auth::computed_handlers(&registry, &auth, &sa_config);
     let state = Arc::new(AppState {
         registry,
         admission,
@@ -63,8 +111,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         metrics: Arc::new(crate::metrics::Metrics::new()),
         server_address: local.to_string(),
         kubelet: Some(Arc::new(kubelet)),
+        computed,
     });
-    let router = crate::app(state, Arc::new(auth));
+    let router = crate::app(state, auth);
     tracing::info!(%local, "serving HTTPS");
     tls::serve(listener, tls::server_config(&certs)?, router).await;
     Ok(())

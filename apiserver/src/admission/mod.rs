@@ -82,7 +82,7 @@ impl Chain {
         if let Some(ranges) = store("", "limitranges") {
             plugins.push(Box::new(limit_ranger::LimitRanger::new(ranges)));
         }
-        plugins.push(Box::new(service_account::ServiceAccount));
+        plugins.push(Box::new(service_account::ServiceAccount::new(store("", "serviceaccounts"))));
         if let Some(classes) = store("scheduling.k8s.io", "priorityclasses") {
             plugins.push(Box::new(priority::Priority::new(classes)));
         }

@@ -1,88 +1,242 @@
-//! The authentication layer: a verified client certificate (put in the request extensions by
-//! the TLS acceptor) or a bearer token from --token-auth-file; otherwise 401.
+//! The authentication layer (upstream's union of request authenticators): a verified client
+//! certificate, else a bearer token (the static token file, a bootstrap token, a
+//! ServiceAccount JWT), else anonymous when `--anonymous-auth` allows it. A presented token
+//! that no authenticator accepts is 401, never anonymous. Every authenticated user gains
+//! `system:authenticated`; anonymous is `system:anonymous` in `system:unauthenticated`.
 
+use super::token::cache::TokenCache;
+use super::token::serviceaccount::TokenError;
+use super::token::static_file::TokenFile;
+use super::token::validator::Objects;
+use super::token::{bootstrap, ServiceAccountConfig, MAX_TOKEN_BYTES};
 use super::{AuthError, UserInfo};
+use crate::registry::Registry;
 use crate::status::ApiError;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+
+pub const ANONYMOUS: &str = "system:anonymous";
+pub const UNAUTHENTICATED: &str = "system:unauthenticated";
+pub const AUTHENTICATED: &str = "system:authenticated";
+
+/// Verified tokens kept at most; a few thousand pods' tokens and the components'.
+const CACHE_ENTRIES: usize = 4096;
 
 /// The identity the TLS layer proved from a client certificate.
 #[derive(Clone, Debug)]
 pub struct PeerIdentity(pub Option<UserInfo>);
 
-#[derive(Default, Debug)]
-pub struct Authenticator {
-    tokens: HashMap<String, UserInfo>,
+/// What became of the request's credentials.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    User(UserInfo),
+    /// No credentials at all.
+    NoCredentials,
+    /// Credentials were presented and refused (401).
+    Refused(String),
 }
 
-/// Splits one CSV line, honouring double quotes (`token,user,uid,"g1,g2"`).
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
+/// A JWT whose signature, issuer and times checked out (the objects it names are checked on
+/// every use, so a deleted pod's token stops working at once).
+#[derive(Clone)]
+struct CachedJwt {
+    verified: super::token::serviceaccount::Verified,
+    /// When the cached verification stops counting (the token's exp; none for legacy).
+    exp: Option<i64>,
+}
+
+pub struct Authenticator {
+    tokens: TokenFile,
+    anonymous: bool,
+    objects: Option<Objects>,
+    service_accounts: Option<Arc<ServiceAccountConfig>>,
+    cache: TokenCache<CachedJwt>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("anonymous", &self.anonymous).field("service_accounts", &self.service_accounts.is_some()).finish()
     }
-    out.push(cur);
-    out.into_iter().map(|s| s.trim().to_string()).collect()
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        Authenticator { tokens: TokenFile::default(), anonymous: false, objects: None, service_accounts: None, cache: TokenCache::new(CACHE_ENTRIES) }
+    }
 }
 
 impl Authenticator {
     pub fn from_token_csv(text: &str, path: &str) -> Result<Self, AuthError> {
-        let mut tokens = HashMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let f = csv_fields(line);
-            if f.len() < 3 || f[0].is_empty() || f[1].is_empty() {
-                return Err(AuthError::TokenFile { path: path.into(), line: i + 1, message: "expected token,user,uid[,\"groups\"]".into() });
-            }
-            let groups = f.get(3).map(|g| g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default();
-            tokens.insert(f[0].clone(), UserInfo { name: f[1].clone(), uid: f[2].clone(), groups, ..Default::default() });
-        }
-        Ok(Authenticator { tokens })
+        Ok(Authenticator { tokens: TokenFile::parse(text, path)?, ..Default::default() })
     }
 
     pub fn from_token_file(path: &Path) -> Result<Self, AuthError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io { path: path.display().to_string(), source })?;
-        Self::from_token_csv(&text, &path.display().to_string())
+        Ok(Authenticator { tokens: TokenFile::read(path)?, ..Default::default() })
     }
 
-    pub fn authenticate(&self, req: &Request) -> Option<UserInfo> {
-        if let Some(PeerIdentity(Some(u))) = req.extensions().get::<PeerIdentity>() {
-            return Some(u.clone());
+    /// `--anonymous-auth`.
+    pub fn with_anonymous(mut self, allow: bool) -> Self {
+        self.anonymous = allow;
+        self
+    }
+
+    /// Bootstrap tokens and the bound objects of ServiceAccount tokens are looked up here.
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
+        self.objects = Some(Objects { registry });
+        self
+    }
+
+    pub fn with_service_accounts(mut self, config: Arc<ServiceAccountConfig>) -> Self {
+        self.service_accounts = Some(config);
+        self
+    }
+
+    pub fn service_accounts(&self) -> Option<&Arc<ServiceAccountConfig>> {
+        self.service_accounts.as_ref()
+    }
+
+    /// The user of a bearer token meant for `audiences` (the server's own when None), or why
+    /// it is refused. TokenReview asks this too.
+    pub async fn authenticate_token(&self, token: &str, audiences: Option<&[String]>) -> Result<UserInfo, String> {
+        if token.is_empty() {
+            return Err("empty token".into());
         }
-        let auth = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer "))?.trim();
-        self.tokens.get(token).cloned()
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err("token too long".into());
+        }
+        if let Some(u) = self.tokens.get(token) {
+            return Ok(with_authenticated(u.clone()));
+        }
+        if let (Some((id, secret)), Some(objects)) = (bootstrap::parse(token), &self.objects) {
+            let name = bootstrap::secret_name(id);
+            let found = match objects.registry.store("", "v1", "secrets") {
+                Some(s) => s.get(Some(bootstrap::NAMESPACE), &name, true).await.ok(),
+                None => None,
+            };
+            return match found.and_then(|s| bootstrap::authenticate(&s, id, secret, chrono::Utc::now())) {
+                Some(u) => Ok(with_authenticated(u)),
+                None => Err("invalid bootstrap token".into()),
+            };
+        }
+        let (Some(sa), Some(objects)) = (&self.service_accounts, &self.objects) else { return Err("invalid bearer token".into()) };
+        // Only something shaped like a JWT is worth a signature check.
+        if token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return Err("invalid bearer token".into());
+        }
+        let audiences = audiences.unwrap_or(&sa.api_audiences);
+        let now = chrono::Utc::now().timestamp();
+        let key = TokenCache::<CachedJwt>::key(token, audiences);
+        let verified = match self.cache.get(&key).filter(|c| c.exp.is_none_or(|e| now < e)) {
+            Some(c) => c.verified,
+            None => {
+                let v = sa.key.verify(token, &sa.issuer, audiences, now).map_err(|e: TokenError| e.to_string())?;
+                let exp = match &v {
+                    super::token::serviceaccount::Verified::Bound(c) => Some(c.exp),
+                    super::token::serviceaccount::Verified::Legacy(_) => None,
+                };
+                self.cache.put(key, CachedJwt { verified: v.clone(), exp });
+                v
+            }
+        };
+        if let super::token::serviceaccount::Verified::Bound(c) = &verified {
+            if now < c.nbf {
+                return Err(TokenError::NotYetValid.to_string());
+            }
+        }
+        objects.user_of(&verified, token, now).await.map(with_authenticated)
+    }
+
+    pub async fn authenticate(&self, req: &Request) -> Outcome {
+        let peer = req.extensions().get::<PeerIdentity>().and_then(|p| p.0.clone());
+        self.authenticate_parts(peer, req.headers().get(http::header::AUTHORIZATION).cloned()).await
+    }
+
+    /// The request's certificate identity or Authorization header (taken out of the request,
+    /// whose body may not be shared across an await).
+    pub async fn authenticate_parts(&self, peer: Option<UserInfo>, authorization: Option<http::HeaderValue>) -> Outcome {
+        if let Some(u) = peer {
+            return Outcome::User(with_authenticated(u));
+        }
+        let Some(auth) = authorization else { return Outcome::NoCredentials };
+        // Refused by length before anything looks at it.
+        if auth.len() > MAX_TOKEN_BYTES + 16 {
+            return Outcome::Refused("token too long".into());
+        }
+        let Ok(auth) = auth.to_str() else { return Outcome::Refused("invalid authorization header".into()) };
+        let Some(token) = bearer(auth) else {
+            // Basic and other schemes have no authenticator here; upstream ignores them.
+            return Outcome::NoCredentials;
+        };
+        match self.authenticate_token(token, None).await {
+            Ok(u) => Outcome::User(u),
+            Err(e) => Outcome::Refused(e),
+        }
     }
 }
 
-/// Health probes stay reachable without credentials, as upstream allows them to anonymous users.
-fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz") || path.starts_with("/healthz/") || path.starts_with("/livez/") || path.starts_with("/readyz/")
+/// The token of `Bearer <token>` (the scheme case-insensitive, as upstream).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Upstream's AuthenticatedGroupAdder.
+fn with_authenticated(mut u: UserInfo) -> UserInfo {
+    if !u.groups.iter().any(|g| g == AUTHENTICATED) && u.name != ANONYMOUS {
+        u.groups.push(AUTHENTICATED.to_string());
+    }
+    u
+}
+
+pub fn anonymous_user() -> UserInfo {
+    UserInfo { name: ANONYMOUS.into(), groups: vec![UNAUTHENTICATED.into()], ..Default::default() }
+}
+
+/// What anonymous users may reach: upstream's system:public-info-viewer paths and the OIDC
+/// discovery documents (system:service-account-issuer-discovery).
+pub fn anonymous_may_reach(path: &str) -> bool {
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    under("/healthz") || under("/livez") || under("/readyz") || path == "/version" || path == "/.well-known/openid-configuration" || path == "/openid/v1/jwks"
 }
 
 pub async fn authenticate(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
-    if is_public(req.uri().path()) {
-        return next.run(req).await;
-    }
-    match auth.authenticate(&req) {
-        Some(user) => {
-            req.extensions_mut().insert(user);
-            next.run(req).await
+    let peer = req.extensions().get::<PeerIdentity>().and_then(|p| p.0.clone());
+    let header = req.headers().get(http::header::AUTHORIZATION).cloned();
+    let user = match auth.authenticate_parts(peer, header).await {
+        Outcome::User(u) => u,
+        Outcome::Refused(reason) => {
+            tracing::debug!(%reason, "authentication refused");
+            return ApiError::Unauthorized.into_response();
         }
-        None => ApiError::Unauthorized.into_response(),
+        // Health probes stay reachable without credentials even with --anonymous-auth=false.
+        Outcome::NoCredentials if auth.anonymous || anonymous_may_reach_always(req.uri().path()) => anonymous_user(),
+        Outcome::NoCredentials => return ApiError::Unauthorized.into_response(),
+    };
+    // Until the RBAC authorizer decides for anonymous requests, they reach only what
+    // upstream's default policy grants them.
+    if user.name == ANONYMOUS && !anonymous_may_reach(req.uri().path()) {
+        return ApiError::Forbidden(format!("forbidden: User \"{ANONYMOUS}\" cannot {} path \"{}\"", verb_of(req.method()), req.uri().path())).into_response();
+    }
+    req.extensions_mut().insert(user);
+    next.run(req).await
+}
+
+fn anonymous_may_reach_always(path: &str) -> bool {
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    under("/healthz") || under("/livez") || under("/readyz")
+}
+
+fn verb_of(m: &http::Method) -> &'static str {
+    match *m {
+        http::Method::GET | http::Method::HEAD => "get",
+        http::Method::POST => "post",
+        http::Method::PUT => "put",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => "get",
     }
 }
 
@@ -90,20 +244,39 @@ pub async fn authenticate(State(auth): State<Arc<Authenticator>>, mut req: Reque
 mod tests {
     use super::*;
 
-    #[test]
-    fn token_file_with_quoted_groups() {
-        let a = Authenticator::from_token_csv("# comment\nsecret,admin,uid1,\"system:masters,devs\"\nt2,bob,uid2\n", "f").unwrap();
-        let u = &a.tokens["secret"];
-        assert_eq!(u.name, "admin");
-        assert_eq!(u.groups, vec!["system:masters", "devs"]);
-        assert!(a.tokens["t2"].groups.is_empty());
-        assert!(Authenticator::from_token_csv("onlytoken\n", "f").is_err());
+    fn req(auth: Option<&str>) -> Request {
+        let mut b = Request::builder().uri("/api");
+        if let Some(a) = auth {
+            b = b.header("Authorization", a);
+        }
+        b.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn static_token_users_are_authenticated() {
+        let a = Authenticator::from_token_csv("t,admin,1,\"system:masters\"\n", "f").unwrap();
+        let Outcome::User(u) = a.authenticate(&req(Some("Bearer t"))).await else { panic!() };
+        assert_eq!(u.groups, vec!["system:masters", AUTHENTICATED]);
+        let Outcome::User(_) = a.authenticate(&req(Some("bearer t"))).await else { panic!() };
+    }
+
+    #[tokio::test]
+    async fn no_credentials_and_refused_credentials_differ() {
+        let a = Authenticator::default().with_anonymous(true);
+        assert_eq!(a.authenticate(&req(None)).await, Outcome::NoCredentials);
+        assert!(matches!(a.authenticate(&req(Some("Bearer nope"))).await, Outcome::Refused(_)));
+        assert!(matches!(a.authenticate(&req(Some("Bearer a.b.c"))).await, Outcome::Refused(_)));
+        let huge = format!("Bearer {}", "x".repeat(1 << 20));
+        assert_eq!(a.authenticate(&req(Some(&huge))).await, Outcome::Refused("token too long".into()));
+        assert_eq!(a.authenticate(&req(Some("Basic dTpw"))).await, Outcome::NoCredentials);
     }
 
     #[test]
-    fn anonymous_is_refused() {
-        let a = Authenticator::default();
-        let req = Request::builder().uri("/api").body(axum::body::Body::empty()).unwrap();
-        assert!(a.authenticate(&req).is_none());
+    fn anonymous_paths() {
+        assert!(anonymous_may_reach("/healthz/etcd"));
+        assert!(anonymous_may_reach("/openid/v1/jwks"));
+        assert!(!anonymous_may_reach("/api"));
+        assert!(!anonymous_may_reach("/healthzz"));
+        assert_eq!(anonymous_user().groups, vec![UNAUTHENTICATED]);
     }
 }

@@ -18,7 +18,7 @@ fn cert_err(e: rcgen::Error) -> AuthError {
     AuthError::Cert(e.to_string())
 }
 
-fn write_private(path: &Path, data: &str) -> Result<(), AuthError> {
+pub(crate) fn write_private(path: &Path, data: &str) -> Result<(), AuthError> {
     std::fs::write(path, data).map_err(io(path))?;
     #[cfg(unix)]
     {

@@ -1,10 +1,16 @@
-//! Authentication: client certificates signed by the cluster CA (user = CN, groups = O) and
-//! static bearer tokens; anonymous requests get 401. Certificates are generated on first start.
+//! Authentication: client certificates signed by the cluster CA (user = CN, groups = O),
+//! bearer tokens (static file, bootstrap tokens, ServiceAccount JWTs) and anonymous requests;
+//! the ServiceAccount token APIs (TokenRequest, TokenReview, SelfSubjectReview, OIDC
+//! discovery). Certificates and the token signing key are generated on first start.
 
 pub mod authn;
 pub mod certs;
 pub mod kubeconfig;
+pub mod oidc;
+pub mod reviews;
 pub mod tls;
+pub mod token;
+pub mod token_request;
 
 /// Who made a request (upstream's user.Info). `extra` carries authenticator-specific facts,
 /// e.g. `authentication.kubernetes.io/pod-name` for a bound ServiceAccount token.
@@ -30,4 +36,18 @@ pub enum AuthError {
     TokenFile { path: String, line: usize, message: String },
     #[error("tls error: {0}")]
     Tls(String),
+}
+
+/// The authentication APIs' handlers: TokenReview, SelfSubjectReview, serviceaccounts/token.
+pub fn computed_handlers(
+    registry: &std::sync::Arc<crate::registry::Registry>,
+    authenticator: &std::sync::Arc<authn::Authenticator>,
+    config: &std::sync::Arc<token::ServiceAccountConfig>,
+) -> crate::handlers::computed::Computed {
+    use std::sync::Arc;
+    let mut c = crate::handlers::computed::Computed::default();
+    c.insert("authentication.k8s.io", "tokenreviews", "", Arc::new(reviews::TokenReviews { authenticator: authenticator.clone() }));
+    c.insert("authentication.k8s.io", "selfsubjectreviews", "", Arc::new(reviews::SelfSubjectReviews));
+    c.insert("", "serviceaccounts", "token", Arc::new(token_request::TokenRequests { registry: registry.clone(), config: config.clone() }));
+    c
 }

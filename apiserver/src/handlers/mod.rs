@@ -2,6 +2,7 @@
 //! method onto a Store verb. No handler is written per kind.
 
 pub mod codec;
+pub mod computed;
 pub mod objects;
 pub mod request;
 pub mod watch;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub server_address: String,
     /// How to reach kubelets (None in unit tests: log/exec answer 503).
     pub kubelet: Option<Arc<crate::proxy::KubeletClient>>,
+    /// Resources answered by computation instead of storage (reviews, serviceaccounts/token).
+    pub computed: computed::Computed,
 }
 
 pub type SharedState = Arc<AppState>;

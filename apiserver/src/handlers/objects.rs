@@ -150,6 +150,9 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
     }
     let ns = info.namespace.as_deref();
     let format = codec::negotiate(req.headers());
+    if let Some(handler) = state.computed.get(row.group(), row.plural(), info.subresource.as_deref()) {
+        return super::computed::serve(handler, req, ns, info.name.as_deref(), q.get("dryRun") == Some("All"), format).await;
+    }
     let method = req.method().clone();
     let headers = req.headers().clone();
     match (method.clone(), info.name.as_deref(), info.subresource.as_deref()) {

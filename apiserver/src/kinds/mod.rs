@@ -2,6 +2,7 @@
 //! defaults, what create resets, validation, delete semantics and `kubectl get` columns. A row
 //! of the resource table (`crate::resources`) names its strategy; nothing else chooses by kind.
 
+mod authentication;
 mod autoscaling;
 mod config;
 mod jobs;
@@ -23,6 +24,7 @@ mod storage;
 mod volumes;
 mod workloads;
 
+pub use authentication::Reviews;
 pub use autoscaling::HorizontalPodAutoscalers;
 pub use config::{ConfigMaps, Secrets};
 pub use coordination::Leases;

@@ -72,6 +72,11 @@ pub trait Strategy: Send + Sync + 'static {
     fn deletion_gates_admission(&self) -> bool {
         false
     }
+    /// A kind that is never stored (TokenReview, SubjectAccessReview): only create is served,
+    /// by a handler in `crate::handlers::computed`.
+    fn create_only(&self) -> bool {
+        false
+    }
     /// `kubectl get` columns; NAME and AGE unless the kind prints more.
     fn columns(&self) -> &'static [Column] {
         crate::table::DEFAULT_COLUMNS

@@ -88,7 +88,7 @@ pub static RESOURCES: &[ResourceRow] = &[
     row("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, NONE, "secrets", &Secrets),
     row("", "v1", "Service", "services", "service", true, &["status"], &["svc"], ALL, "services", &Services),
     row("", "v1", "Endpoints", "endpoints", "endpoints", true, NONE, &["ep"], NONE, "endpoints", &Endpoints),
-    row("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, NONE, &["sa"], NONE, "serviceaccounts", &ServiceAccounts),
+    row("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["token"], &["sa"], NONE, "serviceaccounts", &ServiceAccounts),
     row("apps", "v1", "Deployment", "deployments", "deployment", true, &["status", "scale"], &["deploy"], ALL, "deployments", &DEPLOYMENTS),
     row("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["status", "scale"], &["rs"], ALL, "replicasets", &REPLICA_SETS),
     row("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["status"], &["ds"], ALL, "daemonsets", &DAEMON_SETS),
@@ -115,6 +115,8 @@ pub static RESOURCES: &[ResourceRow] = &[
     row("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", false, NONE, &["sc"], NONE, "storageclasses", &StorageClasses),
     row("storage.k8s.io", "v1", "CSIDriver", "csidrivers", "csidriver", false, NONE, NONE, NONE, "csidrivers", &CsiDrivers),
     row("storage.k8s.io", "v1", "CSINode", "csinodes", "csinode", false, NONE, NONE, NONE, "csinodes", &CsiNodes),
+    row("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", false, NONE, NONE, NONE, "tokenreviews", &Reviews),
+    row("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, NONE, NONE, NONE, "selfsubjectreviews", &Reviews),
 ];
 
 /// The `ResourceInfo`s of `rows`, for the OpenAPI documents.
@@ -154,6 +156,7 @@ pub fn subresource_kind(row: &ResourceRow, sub: &str) -> (Option<&'static str>, 
         "attach" => (None, None, "PodAttachOptions"),
         "portforward" => (None, None, "PodPortForwardOptions"),
         "proxy" => (None, None, "PodProxyOptions"),
+        "token" => (Some("authentication.k8s.io"), Some("v1"), "TokenRequest"),
         _ => (None, None, row.info.kind),
     }
 }
@@ -161,9 +164,10 @@ pub fn subresource_kind(row: &ResourceRow, sub: &str) -> (Option<&'static str>, 
 /// The verbs of a resource (or of one of its subresources), as discovery lists them.
 pub fn verbs(row: &ResourceRow, sub: Option<&str>) -> &'static [&'static str] {
     match sub {
+        None if row.strategy.create_only() => &["create"],
         None => &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
         Some("status") | Some("scale") => &["get", "patch", "update"],
-        Some("binding") | Some("eviction") => &["create"],
+        Some("binding") | Some("eviction") | Some("token") => &["create"],
         Some("finalize") => &["update"],
         Some("log") => &["get"],
         Some("exec") | Some("portforward") => &["create", "get"],
