@@ -51,6 +51,19 @@ struct Cli {
     /// How often etcd's history is compacted (a Go duration; 0 disables).
     #[arg(long, default_value = "5m", value_parser = apimachinery::duration::parse_duration)]
     etcd_compaction_interval: std::time::Duration,
+    /// The CIDR Service cluster IPs come from.
+    #[arg(long, default_value = "10.96.0.0/16", value_parser = |s: &str| apiserver::allocator::IpRange::parse(s).map_err(|e| e.to_string()))]
+    service_cluster_ip_range: apiserver::allocator::IpRange,
+    /// The ports NodePort Services get (FROM-TO).
+    #[arg(long, default_value = "30000-32767", value_parser = |s: &str| apiserver::allocator::PortRange::parse(s).map_err(|e| e.to_string()))]
+    service_node_port_range: apiserver::allocator::PortRange,
+    /// The address pods reach this apiserver at (the kubernetes Service's endpoint); it is
+    /// also listened on.
+    #[arg(long)]
+    advertise_address: Option<std::net::Ipv4Addr>,
+    /// How often Service IP and NodePort allocations are repaired (a Go duration).
+    #[arg(long, default_value = "3m", value_parser = apimachinery::duration::parse_duration)]
+    service_allocation_repair_interval: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,6 +118,12 @@ fn main() {
         },
         event_ttl: cli.event_ttl,
         etcd_compaction_interval: cli.etcd_compaction_interval,
+        services: apiserver::controlplane::ServiceNetworkOptions {
+            cluster_ip_range: cli.service_cluster_ip_range,
+            node_port_range: cli.service_node_port_range,
+            advertise_address: cli.advertise_address,
+            repair_interval: cli.service_allocation_repair_interval,
+        },
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -26,6 +26,8 @@ pub struct ServerOptions {
     pub event_ttl: std::time::Duration,
     /// How often etcd is compacted (`--etcd-compaction-interval`; zero: never).
     pub etcd_compaction_interval: std::time::Duration,
+    /// Service IP and node-port ranges, the advertise address (`--service-*`, `--advertise-address`).
+    pub services: crate::controlplane::ServiceNetworkOptions,
 }
 
 /// Upstream's authentication flags.
@@ -72,7 +74,10 @@ pub enum ServerError {
 
 /// Builds everything and serves until the process ends.
 pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
-    let certs = certs::ensure_server_certs(&opts.cert_dir, &opts.bind_address)?;
+    let service_ip = crate::controlplane::kubernetes_service_ip(&opts.services.cluster_ip_range);
+    let mut extra_sans = vec![service_ip.to_string()];
+    extra_sans.extend(opts.services.advertise_address.map(|a| a.to_string()));
+    let certs = certs::ensure_server_certs_with(&opts.cert_dir, &opts.bind_address, &extra_sans)?;
     let auth = match &opts.token_auth_file {
         Some(p) => Authenticator::from_token_file(p)?,
         None => Authenticator::default(),
@@ -90,6 +95,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
     let registry = Registry::new(storage, opts.etcd_prefix.trim_end_matches('/'));
     let admission = crate::admission::Chain::new(&registry, &opts.admission);
     let bootstrapped = crate::bootstrap::spawn(registry.clone());
+    let registry_for_services = registry.clone();
     let kubelet = crate::proxy::KubeletClient::new(&certs.kubelet_client.cert, &certs.kubelet_client.key)?;
     let addr = format!("{}:{}", opts.bind_address, opts.secure_port);
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| ServerError::Listen { addr: addr.clone(), source })?;
@@ -114,7 +120,17 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         computed,
     });
     let router = crate::app(state, auth);
+    let endpoint_ip = opts.services.advertise_address.or(opts.bind_address.parse().ok()).unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+    crate::controlplane::start(&registry_for_services, registry_for_services.storage.clone(), &opts.services, endpoint_ip, local.port());
+    let tls_config = tls::server_config(&certs)?;
+    if let Some(adv) = opts.services.advertise_address.filter(|a| a.to_string() != opts.bind_address) {
+        // Pods reach the apiserver here, through the kubernetes Service's DNAT.
+        let addr = format!("{adv}:{}", local.port());
+        let extra = tokio::net::TcpListener::bind(&addr).await.map_err(|source| ServerError::Listen { addr: addr.clone(), source })?;
+        tracing::info!(%addr, "serving HTTPS on the advertise address");
+        tokio::spawn(tls::serve(extra, tls_config.clone(), router.clone()));
+    }
     tracing::info!(%local, "serving HTTPS");
-    tls::serve(listener, tls::server_config(&certs)?, router).await;
+    tls::serve(listener, tls_config, router).await;
     Ok(())
 }

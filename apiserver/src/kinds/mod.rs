@@ -41,7 +41,7 @@ pub use quotas::{LimitRanges, ResourceQuotas};
 pub use replicationcontrollers::ReplicationControllers;
 pub use scheduling::PriorityClasses;
 pub use serviceaccounts::ServiceAccounts;
-pub use services::Services;
+pub use services::{ServiceAllocations, Services};
 pub use storage::{CsiDrivers, CsiNodes, StorageClasses};
 pub use volumes::{PersistentVolumeClaims, PersistentVolumes};
 pub use workloads::{PodDisruptionBudgets, DAEMON_SETS, DEPLOYMENTS, REPLICA_SETS, STATEFUL_SETS};

@@ -2,6 +2,7 @@
 
 pub mod decoding;
 pub mod eviction;
+pub mod hooks;
 pub mod list;
 pub mod store;
 pub mod strategy;

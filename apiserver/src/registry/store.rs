@@ -18,6 +18,9 @@ pub struct Store {
     pub storage: DynStorage,
     pub cache: Arc<WatchCache>,
     pub etcd_prefix: String,
+    /// Values the kind draws from shared pools (Service cluster IPs and node ports), set once
+    /// at start-up by whoever owns the pools.
+    pub hooks: std::sync::OnceLock<Arc<dyn super::hooks::AllocationHooks>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -56,6 +59,8 @@ pub(crate) enum OpError {
     Api(ApiError),
     /// The object does not exist and the write creates it (server-side apply).
     CreateInstead(Value),
+    /// The kind's hooks need these values reserved before the write can go on.
+    Needs(Vec<super::hooks::Claim>),
 }
 
 impl From<StorageError> for OpError {
@@ -95,6 +100,7 @@ pub(crate) fn map_op(target: &Target, e: OpError) -> ApiError {
         OpError::Storage(s) => storage_error(target.clone(), s),
         OpError::Api(a) => a,
         OpError::CreateInstead(_) => ApiError::NotFound(target.clone()),
+        OpError::Needs(_) => ApiError::Internal("allocation retry escaped the store".into()),
     }
 }
 
@@ -157,7 +163,7 @@ fn random_suffix() -> String {
 impl Store {
     pub(super) fn new(row: &'static ResourceRow, storage: DynStorage, etcd_prefix: &str) -> Self {
         let cache = WatchCache::start(storage.clone(), row.key_prefix(etcd_prefix, None), row.info.kind, row.api_version());
-        Store { row, storage, cache, etcd_prefix: etcd_prefix.to_string() }
+        Store { row, storage, cache, etcd_prefix: etcd_prefix.to_string(), hooks: std::sync::OnceLock::new() }
     }
 
     pub fn target(&self, name: &str) -> Target {
@@ -258,6 +264,10 @@ impl Store {
         strategy::prepare_for_create(self.row, &mut obj);
         validation::decode::fill_required_status_zeroes(&self.row.gvk(), &mut obj);
         self.validate_create(&obj, &name)?;
+        let hooks = self.hooks.get();
+        if let Some(h) = hooks {
+            h.begin_create(&mut obj, opts.dry_run).await?;
+        }
         if let Some(manager) = &opts.field_manager {
             patch::record_update(&self.row.gvk(), None, &mut obj, manager, &now());
         }
@@ -266,11 +276,19 @@ impl Store {
         }
         let key = self.key(ns, &name);
         let bytes = encode(&obj);
-        if let Some(e) = too_large(&bytes) {
-            return Err(e);
+        let written = match too_large(&bytes) {
+            Some(e) => Err(e),
+            None => self.storage.create(&key, bytes).await.map_err(|e| storage_error(self.target(&name), e)),
+        };
+        match written {
+            Ok(rev) => Ok(with_rv(obj, rev)),
+            Err(e) => {
+                if let Some(h) = hooks {
+                    h.abort_create(&obj).await;
+                }
+                Err(e)
+            }
         }
-        let rev = self.storage.create(&key, bytes).await.map_err(|e| storage_error(self.target(&name), e))?;
-        Ok(with_rv(obj, rev))
     }
 
     /// Get: `resourceVersion=0` may be served from the cache, otherwise from storage.
@@ -319,10 +337,53 @@ impl Store {
     where
         F: FnMut(Option<&Value>) -> Result<Value, ApiError>,
     {
+        let hooks = self.hooks.get().filter(|_| part == Part::Main);
+        let mut reserved = super::hooks::Reserved::default();
+        loop {
+            let res = self.write_once(ns, name, part, verb, opts, &mut mutate, hooks, &reserved).await;
+            let Some(h) = hooks else { return res.map(|(v, _, _)| v).map_err(|e| map_op(&self.target(name), e)) };
+            match res {
+                Err(OpError::Needs(claims)) => {
+                    if let Err(e) = h.reserve(claims, &mut reserved).await {
+                        h.finish_update(None, None, reserved).await;
+                        return Err(e);
+                    }
+                }
+                Ok((v, old, deleted)) => {
+                    let old = old.filter(|_| !opts.dry_run);
+                    h.finish_update(old.as_ref(), if deleted { None } else { Some(&v) }, reserved).await;
+                    return Ok(v);
+                }
+                Err(e) => {
+                    h.finish_update(None, None, reserved).await;
+                    return Err(map_op(&self.target(name), e));
+                }
+            }
+        }
+    }
+
+    /// One attempt of `write`; with hooks, also the stored object it replaced (None when
+    /// nothing was written) or the reservations it still needs.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_once<F>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        verb: Verb,
+        opts: &WriteOptions,
+        mutate: &mut F,
+        hooks: Option<&Arc<dyn super::hooks::AllocationHooks>>,
+        reserved: &super::hooks::Reserved,
+    ) -> Result<(Value, Option<Value>, bool), OpError>
+    where
+        F: FnMut(Option<&Value>) -> Result<Value, ApiError>,
+    {
         let key = self.key(ns, name);
         let target = self.target(name);
         let gvk = self.row.gvk();
         let row = self.row;
+        let mut replaced: Option<Value> = None;
         let mut dry: Option<Value> = None;
         // The value of the last attempted write: the answer, without parsing what was stored.
         let mut written: Option<Value> = None;
@@ -377,6 +438,12 @@ impl Store {
                 }
             }
             meta_mut(&mut new).insert("uid".into(), json!(old_uid));
+            if let Some(h) = hooks {
+                h.update(&old, &mut new, reserved).map_err(|e| match e {
+                    super::hooks::UpdateHookError::Api(a) => OpError::Api(a),
+                    super::hooks::UpdateHookError::Needs(c) => OpError::Needs(c),
+                })?;
+            }
             let causes = if part == Part::Binding { Vec::new() } else { strategy::validate_update(row, &new, &old) };
             if !causes.is_empty() {
                 return Err(ApiError::invalid(target.clone(), row.kind(), causes).into());
@@ -395,6 +462,7 @@ impl Store {
                     dry = Some(new);
                     return Ok(UpdateDecision::Unchanged);
                 }
+                replaced = Some(old);
                 return Ok(UpdateDecision::Delete);
             }
             if opts.dry_run {
@@ -407,20 +475,21 @@ impl Store {
                 return Err(e.into());
             }
             written = Some(new);
+            replaced = Some(old);
             Ok(UpdateDecision::Write(bytes))
         })
         .await;
         warnings.into_iter().for_each(|w| opts.warnings.add(w));
         match outcome {
-            Ok(_) if dry.is_some() => Ok(dry.unwrap_or_default()),
-            Ok(UpdateOutcome::Written(kv)) if written.is_some() => Ok(with_rv(written.unwrap_or_default(), kv.mod_revision)),
+            Ok(_) if dry.is_some() => Ok((dry.unwrap_or_default(), None, false)),
+            Ok(UpdateOutcome::Written(kv)) if written.is_some() => Ok((with_rv(written.unwrap_or_default(), kv.mod_revision), replaced, false)),
             Ok(UpdateOutcome::Written(kv)) | Ok(UpdateOutcome::Unchanged(kv)) => {
-                Ok(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, kv.mod_revision))
+                Ok((with_rv(parse_stored(&kv.value)?, kv.mod_revision), None, false))
             }
-            Ok(UpdateOutcome::Deleted(kv, rev)) => Ok(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, rev)),
-            Err(OpError::CreateInstead(obj)) => self.create(ns, obj, opts).await,
-            Err(OpError::Storage(StorageError::NotFound { .. })) => Err(ApiError::NotFound(target)),
-            Err(e) => Err(map_op(&target, e)),
+            Ok(UpdateOutcome::Deleted(kv, rev)) => Ok((with_rv(parse_stored(&kv.value)?, rev), replaced, true)),
+            Err(OpError::CreateInstead(obj)) => Ok((self.create(ns, obj, opts).await?, None, false)),
+            Err(OpError::Storage(StorageError::NotFound { .. })) => Err(ApiError::NotFound(target).into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -593,7 +662,11 @@ impl Store {
         }
         match outcome {
             Ok(UpdateOutcome::Deleted(kv, _)) => {
-                Ok(DeleteOutcome::Deleted(with_rv(parse_stored(&kv.value).map_err(|e| map_op(&target, e))?, kv.mod_revision)))
+                let obj = parse_stored(&kv.value).map_err(|e| map_op(&target, e))?;
+                if let Some(h) = self.hooks.get() {
+                    h.after_delete(&obj).await;
+                }
+                Ok(DeleteOutcome::Deleted(with_rv(obj, kv.mod_revision)))
             }
             Ok(UpdateOutcome::Written(kv)) | Ok(UpdateOutcome::Unchanged(kv)) => {
                 let _ = pending;
