@@ -7,6 +7,7 @@
 //! ([`server`]). Each loop is a pure `plan` function plus a thin reconciler.
 
 pub mod controllers;
+pub mod credentials;
 pub mod discovery;
 pub mod events;
 pub mod metrics;
@@ -32,6 +33,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialsError),
     #[error("leader election failed: {0}")]
     LeaderElection(String),
 }
@@ -61,10 +64,12 @@ pub fn start_controllers(ctx: &Ctx, enabled: &[&str]) {
             "replicationcontroller-controller" => controllers::replicationcontroller::register,
             "disruption-controller" => controllers::disruption::register,
             "resourcequota-controller" => controllers::resourcequota::register,
+            "root-ca-certificate-publisher-controller" => controllers::rootcacertpublisher::register,
             _ => continue,
         };
         tracing::info!(controller = name, "starting");
-        register(&mut inf, ctx);
+        let own = ctx.credentials.get(name).map(|client| Ctx { client, ..ctx.clone() });
+        register(&mut inf, own.as_ref().unwrap_or(ctx));
     }
     inf.start();
 }
@@ -85,10 +90,17 @@ pub async fn run(opts: Options) -> Result<(), Error> {
             }
         });
     }
+    let credentials = if opts.use_service_account_credentials {
+        let dir = std::env::temp_dir().join(format!("ferrokube-controller-tokens-{}", std::process::id()));
+        credentials::ControllerClients::start(&client, opts.kubeconfig.as_deref(), &enabled, &dir).await?
+    } else {
+        Default::default()
+    };
     let ctx = Ctx {
         client: client.clone(),
         metrics,
         opts: opts.clone(),
+        credentials,
     };
     if opts.leader_elect {
         leader::run_as_leader(&ctx, &enabled).await

@@ -44,6 +44,12 @@ pub struct Options {
     /// carries out one deletion at a time.
     #[arg(long, default_value_t = 20)]
     pub concurrent_gc_syncs: usize,
+    /// The cluster CA published as kube-root-ca.crt (default: the kubeconfig's CA).
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
+    /// Each controller writes as its own ServiceAccount in kube-system.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub use_service_account_credentials: bool,
 }
 
 impl Options {
@@ -71,6 +77,7 @@ pub const KNOWN_CONTROLLERS: &[(&str, &str)] = &[
     ("replicationcontroller-controller", "replicationcontroller"),
     ("disruption-controller", "disruption"),
     ("resourcequota-controller", "resourcequota"),
+    ("root-ca-certificate-publisher-controller", "root-ca-cert-publisher"),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]

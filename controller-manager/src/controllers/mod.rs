@@ -17,6 +17,7 @@ pub mod podgc;
 pub mod replicaset;
 pub mod replicationcontroller;
 pub mod resourcequota;
+pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod statefulset;
 
@@ -31,6 +32,8 @@ pub struct Ctx {
     pub client: Client,
     pub metrics: Metrics,
     pub opts: Options,
+    /// Per-controller clients under --use-service-account-credentials.
+    pub credentials: crate::credentials::ControllerClients,
 }
 
 /// Errors of one sync; the runtime logs them and retries with back-off.
