@@ -6,6 +6,8 @@
 //! - [`labels`]: label selectors, parsed from strings or from `metav1.LabelSelector`;
 //! - [`fields`]: field selectors (`=`, `==`, `!=`);
 //! - [`taints`]: which tolerations tolerate which taints;
+//! - [`nodeaffinity`]: node selector terms against a node's labels and name;
+//! - [`volume`]: claims and volumes: which volume satisfies a claim, the binding annotations;
 //! - [`qos`]: a pod's QoS class;
 //! - [`quota`]: what pods, services, claims and other objects charge to a ResourceQuota;
 //! - [`ports`]: named container ports for probes and Service targetPorts;
@@ -22,11 +24,13 @@ pub mod fields;
 #[cfg(feature = "client")]
 pub mod kubeconfig;
 pub mod labels;
+pub mod nodeaffinity;
 pub mod phase;
 pub mod ports;
 pub mod qos;
 pub mod quota;
 pub mod quantity;
 pub mod taints;
+pub mod volume;
 
 pub use quantity::Quantity;
