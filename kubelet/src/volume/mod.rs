@@ -82,7 +82,7 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
     } else if let Some(da) = &v.downward_api {
         Ok(downward_api::volume(k, pod, da))
     } else if let Some(pr) = &v.projected {
-        projected::files(k, pod, pr, f)
+        projected::files(k, pod, pr, f, &dir).await
     } else {
         // Unsupported volume types get an empty directory rather than a crash.
         std::fs::create_dir_all(&dir)?;
