@@ -13,12 +13,18 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 
 /// How many past events a watcher can resume from.
 const HISTORY: usize = 10_000;
+
+/// How many of the newest events keep their encoded watch frames. Live watchers send an
+/// event within this window; older frames would double the history's memory (the soak's
+/// RSS levelled at 169 MB with every frame kept), and a watcher resuming from further back
+/// encodes its frames again.
+const FRAME_WINDOW: usize = 1_024;
 
 /// An object as the cache keeps it: its JSON encoding with the resourceVersion set, plus a
 /// small copy of the fields selectors and admission read. A decoded `Value` of a pod takes
@@ -102,7 +108,9 @@ pub struct CacheEvent {
     pub seq: u64,
     /// The JSON watch frame of this event per type a watcher may send it as (a selector can
     /// turn MODIFIED into ADDED or DELETED): encoded by the first watcher, shared by the rest.
-    frames: [OnceLock<Bytes>; 3],
+    /// Released once the event is FRAME_WINDOW events old (see `publish`): live watchers have
+    /// sent it by then, and a frame is a second copy of the object kept for the history's life.
+    frames: parking_lot::Mutex<[Option<Bytes>; 3]>,
 }
 
 impl CacheEvent {
@@ -117,8 +125,9 @@ impl CacheEvent {
             EventType::Modified => 1,
             EventType::Deleted => 2,
         };
-        self.frames[slot]
-            .get_or_init(|| {
+        let mut frames = self.frames.lock();
+        frames[slot]
+            .get_or_insert_with(|| {
                 let json = &self.object.json;
                 let mut out = Vec::with_capacity(json.len() + 32);
                 out.extend_from_slice(b"{\"type\":\"");
@@ -481,6 +490,9 @@ impl WatchCache {
         event.seq = st.seq;
         let event = Arc::new(event);
         st.history.push_back(event.clone());
+        if let Some(old) = st.history.len().checked_sub(FRAME_WINDOW + 1).and_then(|i| st.history.get(i)) {
+            *old.frames.lock() = Default::default();
+        }
         while st.history.len() > HISTORY {
             if let Some(e) = st.history.pop_front() {
                 st.oldest = e.rv;
