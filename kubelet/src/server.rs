@@ -1,5 +1,6 @@
 //! The kubelet's HTTPS server: /healthz, /pods, /metrics, /containerLogs,
-//! /exec (WebSocket v5.channel.k8s.io) and /portForward (SPDY/3.1). Clients must present a certificate
+//! /exec and /attach (WebSocket v5/v4.channel.k8s.io or SPDY/3.1, `container::streaming`)
+//! and /portForward (SPDY/3.1). Clients must present a certificate
 //! that chains to --client-ca-file.
 
 use std::path::Path;
@@ -7,20 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::config::Flags;
 use crate::container::logs::{self, LogOptions};
+use crate::container::streaming;
 use crate::context::Kubelet;
-use crate::runtime::{ContainerState, ExecConfig, ObservedContainer};
+use crate::runtime::{ContainerState, ObservedContainer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -84,6 +84,7 @@ pub fn app(k: Arc<Kubelet>) -> Router {
         .route("/metrics", get(metrics))
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
         .route("/exec/{ns}/{pod}/{container}", get(exec).post(exec))
+        .route("/attach/{ns}/{pod}/{container}", get(attach).post(attach))
         .route("/portForward/{ns}/{pod}", get(port_forward).post(port_forward))
         .with_state(k)
 }
@@ -295,241 +296,69 @@ async fn container_logs(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// The running attempt of `container` in pod `ns/name`, or the Status to answer.
+async fn running_container(k: &Kubelet, ns: &str, name: &str, container: &str) -> Result<String, Response> {
+    let Some(pod) = find_pod(k, ns, name).await else {
+        return Err(status_error(StatusCode::NOT_FOUND, "NotFound", format!("pod \"{name}\" not found")));
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    attempts_of(k, &uid, container)
+        .await
+        .into_iter()
+        .find(|c| matches!(c.state, ContainerState::Running { .. }))
+        .map(|c| c.id)
+        .ok_or_else(|| status_error(StatusCode::BAD_REQUEST, "BadRequest", format!("container {container} is not valid for pod {name}")))
+}
+
+async fn streaming_transport(req: axum::extract::Request) -> Result<streaming::Transport, Response> {
+    streaming::transport(req).await.map_err(|e| match e {
+        streaming::UpgradeError::Protocol { .. } => status_error(StatusCode::FORBIDDEN, "Forbidden", e.to_string()),
+        streaming::UpgradeError::BadRequest(m) => status_error(StatusCode::BAD_REQUEST, "BadRequest", m),
+    })
+}
+
+/// /exec over a WebSocket or SPDY/3.1 (see `container::streaming`).
 async fn exec(
     State(k): State<Arc<Kubelet>>,
     UrlPath((ns, name, container)): UrlPath<(String, String, String)>,
     RawQuery(q): RawQuery,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    req: axum::extract::Request,
 ) -> Response {
     let q = parse_query(q.as_deref());
-    let command: Vec<String> = q
-        .iter()
-        .filter(|(k, _)| k == "command")
-        .map(|(_, v)| v.clone())
-        .collect();
+    let command: Vec<String> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
     if command.is_empty() {
-        return status_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "you must specify at least one command for the container".into(),
-        );
+        return status_error(StatusCode::BAD_REQUEST, "BadRequest", "you must specify at least one command for the container".into());
     }
-    let Ok(ws) = ws else {
-        return status_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "exec requires a WebSocket upgrade with v5.channel.k8s.io".into(),
-        );
+    let transport = match streaming_transport(req).await {
+        Ok(t) => t,
+        Err(r) => return r,
     };
-    let Some(pod) = find_pod(&k, &ns, &name).await else {
-        return status_error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("pod \"{name}\" not found"),
-        );
+    let id = match running_container(&k, &ns, &name, &container).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let Some(c) = attempts_of(&k, &uid, &container)
-        .await
-        .into_iter()
-        .find(|c| matches!(c.state, ContainerState::Running { .. }))
-    else {
-        return status_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("container {container} is not valid for pod {name}"),
-        );
-    };
-    let tty = flag(&q, "tty");
-    let (stdin, stdout, stderr) = (
-        flag(&q, "stdin"),
-        flag(&q, "stdout"),
-        flag(&q, "stderr") && !tty,
-    );
-    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
-        .on_upgrade(move |socket| async move {
-            if let Err(e) = exec_session(k, socket, c.id, command, stdin, stdout, stderr, tty).await
-            {
-                tracing::debug!(error = %e, "exec session");
-            }
-        })
+    let opts = streaming::Options::from_query(&q);
+    streaming::serve(transport, opts, move |streams| crate::container::exec::session(k, streams, id, command, opts))
 }
 
-/// A close frame with 1000: client-go treats anything else (even "no status") as an error.
-fn normal_close() -> Message {
-    Message::Close(Some(axum::extract::ws::CloseFrame {
-        code: 1000,
-        reason: "".into(),
-    }))
-}
-
-/// Channel 3's Status for an exit code, as upstream's remotecommand sends it.
-pub fn exit_status_json(code: i32, command: &[String]) -> String {
-    if code == 0 {
-        return serde_json::json!({"metadata": {}, "status": "Success"}).to_string();
-    }
-    serde_json::json!({
-        "metadata": {},
-        "status": "Failure",
-        "message": format!("command terminated with non-zero exit code: error executing command {command:?}, exit code {code}"),
-        "reason": "NonZeroExitCode",
-        "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}
-    })
-    .to_string()
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn exec_session(
-    k: Arc<Kubelet>,
-    socket: WebSocket,
-    container_id: String,
-    command: Vec<String>,
-    stdin: bool,
-    stdout: bool,
-    stderr: bool,
-    tty: bool,
-) -> Result<(), String> {
-    let exec_id = crate::container::exec::exec_id();
-    // The shim needs both output paths (an empty one fails); unwanted output is discarded.
-    let fifos =
-        crate::container::exec::make_fifos(&k.root_dir.join("exec"), &exec_id, stdin, true, !tty)
-            .map_err(|e| e.to_string())?;
-    let (mut tx, mut rx) = socket.split();
-    let open_rx = |p: &Option<std::path::PathBuf>| -> std::io::Result<
-        Option<(
-            tokio::net::unix::pipe::Receiver,
-            tokio::net::unix::pipe::Sender,
-        )>,
-    > {
-        match p {
-            None => Ok(None),
-            Some(p) => {
-                let r = tokio::net::unix::pipe::OpenOptions::new().open_receiver(p)?;
-                let hold = tokio::net::unix::pipe::OpenOptions::new().open_sender(p)?;
-                Ok(Some((r, hold)))
-            }
-        }
+/// /attach over a WebSocket or SPDY/3.1: the container's own stdio.
+async fn attach(
+    State(k): State<Arc<Kubelet>>,
+    UrlPath((ns, name, container)): UrlPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+    req: axum::extract::Request,
+) -> Response {
+    let q = parse_query(q.as_deref());
+    let transport = match streaming_transport(req).await {
+        Ok(t) => t,
+        Err(r) => return r,
     };
-    let out = open_rx(&fifos.stdout).map_err(|e| e.to_string())?;
-    let err = open_rx(&fifos.stderr).map_err(|e| e.to_string())?;
-    let input = match &fifos.stdin {
-        Some(p) => Some(
-            tokio::net::unix::pipe::OpenOptions::new()
-                .read_write(true)
-                .open_sender(p)
-                .map_err(|e| e.to_string())?,
-        ),
-        None => None,
+    let id = match running_container(&k, &ns, &name, &container).await {
+        Ok(id) => id,
+        Err(r) => return r,
     };
-    let cfg = ExecConfig {
-        container_id: container_id.clone(),
-        exec_id: exec_id.clone(),
-        // As containerd's CRI does: the container's own user, env and cwd.
-        process: crate::container::exec::container_process_spec(
-            &k.root_dir,
-            &container_id,
-            &command,
-            tty,
-        ),
-        stdin: fifos.stdin.clone(),
-        stdout: fifos.stdout.clone(),
-        stderr: fifos.stderr.clone(),
-        terminal: tty,
-    };
-    let started = k.runtime.exec(cfg).await;
-    let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    let mut pumps = Vec::new();
-    for (chan, pipe, wanted) in [(1u8, out, stdout), (2u8, err, stderr)] {
-        if let Some((mut r, hold)) = pipe {
-            drop(hold);
-            let ftx = frames_tx.clone();
-            pumps.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    match r.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) if !wanted => {}
-                        Ok(n) => {
-                            let mut f = Vec::with_capacity(n + 1);
-                            f.push(chan);
-                            f.extend_from_slice(&buf[..n]);
-                            if ftx.send(f).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            }));
-        }
-    }
-    drop(frames_tx);
-    if let Err(e) = started {
-        let msg = serde_json::json!({"metadata": {}, "status": "Failure", "message": e.to_string(), "reason": "InternalError"}).to_string();
-        let mut f = vec![3u8];
-        f.extend_from_slice(msg.as_bytes());
-        let _ = tx.send(Message::Binary(f.into())).await;
-        let _ = tx.send(normal_close()).await;
-        let _ = std::fs::remove_dir_all(&fifos.dir);
-        return Ok(());
-    }
-    // Client → process: stdin, resize, close.
-    let k2 = k.clone();
-    let (cid, eid) = (container_id.clone(), exec_id.clone());
-    let reader = tokio::spawn(async move {
-        let mut input = input;
-        while let Some(Ok(m)) = rx.next().await {
-            let data = match m {
-                Message::Binary(b) => b.to_vec(),
-                Message::Text(t) => t.as_bytes().to_vec(),
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            match data.first() {
-                Some(0) => {
-                    if let Some(i) = input.as_mut() {
-                        let _ = i.write_all(&data[1..]).await;
-                    }
-                }
-                Some(4) => {
-                    #[derive(serde::Deserialize)]
-                    #[serde(rename_all = "PascalCase")]
-                    struct Size {
-                        width: u32,
-                        height: u32,
-                    }
-                    if let Ok(s) = serde_json::from_slice::<Size>(&data[1..]) {
-                        let _ = k2.runtime.resize_exec(&cid, &eid, s.width, s.height).await;
-                    }
-                }
-                Some(255) if data.get(1) == Some(&0) => {
-                    if let Some(mut i) = input.take() {
-                        let _ = i.flush().await;
-                        drop(i);
-                        let _ = k2.runtime.close_exec_stdin(&cid, &eid).await;
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
-    let waiter = {
-        let k = k.clone();
-        let (cid, eid) = (container_id.clone(), exec_id.clone());
-        tokio::spawn(async move { k.runtime.wait_exec(&cid, &eid).await })
-    };
-    while let Some(f) = frames_rx.recv().await {
-        if tx.send(Message::Binary(f.into())).await.is_err() {
-            break;
-        }
-    }
-    let code = waiter.await.map_err(|e| e.to_string())?.unwrap_or(1);
-    let mut f = vec![3u8];
-    f.extend_from_slice(exit_status_json(code, &command).as_bytes());
-    let _ = tx.send(Message::Binary(f.into())).await;
-    let _ = tx.send(normal_close()).await;
-    reader.abort();
-    let _ = std::fs::remove_dir_all(&fifos.dir);
-    Ok(())
+    let opts = streaming::Options::from_query(&q);
+    streaming::serve(transport, opts, move |streams| crate::container::attach::session(k, streams, id, opts))
 }
 
 /// True when the request asks for SPDY/3.1 carrying `portforward.k8s.io` streams.
@@ -702,17 +531,5 @@ mod tests {
         assert_eq!(pct_decode("%"), "%");
         assert_eq!(pct_decode("%z"), "%z");
         assert_eq!(pct_decode("a%2"), "a%2");
-    }
-
-    #[test]
-    fn exit_status_carries_the_code() {
-        assert_eq!(
-            exit_status_json(0, &[]),
-            r#"{"metadata":{},"status":"Success"}"#
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&exit_status_json(3, &["false".into()])).unwrap();
-        assert_eq!(v["reason"], "NonZeroExitCode");
-        assert_eq!(v["details"]["causes"][0]["message"], "3");
     }
 }

@@ -152,6 +152,132 @@ pub fn make_fifos(
     })
 }
 
+/// An interactive exec of `command` in container `container_id`, its stdio carried by
+/// `streams` (either transport): output until the process's pipes close, then its exit
+/// Status.
+pub async fn session(
+    k: std::sync::Arc<Kubelet>,
+    streams: crate::container::streaming::Streams,
+    container_id: String,
+    command: Vec<String>,
+    opts: crate::container::streaming::Options,
+) {
+    use crate::container::streaming::{exit_status, failure, Input, Output};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exec_id = exec_id();
+    let tty = opts.tty;
+    // The shim needs both output paths (an empty one fails); unwanted output is discarded.
+    let fifos = match make_fifos(&k.root_dir.join("exec"), &exec_id, opts.stdin, true, !tty) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = streams.output.send(Output::Exit(failure("InternalError", e.to_string()))).await;
+            return;
+        }
+    };
+    let open_rx = |p: &Option<PathBuf>| -> std::io::Result<Option<(tokio::net::unix::pipe::Receiver, tokio::net::unix::pipe::Sender)>> {
+        match p {
+            None => Ok(None),
+            Some(p) => {
+                let r = tokio::net::unix::pipe::OpenOptions::new().open_receiver(p)?;
+                let hold = tokio::net::unix::pipe::OpenOptions::new().open_sender(p)?;
+                Ok(Some((r, hold)))
+            }
+        }
+    };
+    let opened = (|| -> std::io::Result<_> {
+        let out = open_rx(&fifos.stdout)?;
+        let err = open_rx(&fifos.stderr)?;
+        let input = match &fifos.stdin {
+            Some(p) => Some(tokio::net::unix::pipe::OpenOptions::new().read_write(true).open_sender(p)?),
+            None => None,
+        };
+        Ok((out, err, input))
+    })();
+    let (out, err, input) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = streams.output.send(Output::Exit(failure("InternalError", e.to_string()))).await;
+            let _ = std::fs::remove_dir_all(&fifos.dir);
+            return;
+        }
+    };
+    let cfg = ExecConfig {
+        container_id: container_id.clone(),
+        exec_id: exec_id.clone(),
+        // As containerd's CRI does: the container's own user, env and cwd.
+        process: container_process_spec(&k.root_dir, &container_id, &command, tty),
+        stdin: fifos.stdin.clone(),
+        stdout: fifos.stdout.clone(),
+        stderr: fifos.stderr.clone(),
+        terminal: tty,
+    };
+    let started = k.runtime.exec(cfg).await;
+    let mut pumps = Vec::new();
+    for (is_err, pipe, wanted) in [(false, out, opts.stdout), (true, err, opts.stderr)] {
+        if let Some((mut r, hold)) = pipe {
+            drop(hold);
+            let tx = streams.output.clone();
+            pumps.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) if !wanted => {}
+                        Ok(n) => {
+                            let b = bytes::Bytes::copy_from_slice(&buf[..n]);
+                            let o = if is_err { Output::Stderr(b) } else { Output::Stdout(b) };
+                            if tx.send(o).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    if let Err(e) = started {
+        for p in pumps {
+            p.abort();
+        }
+        let _ = streams.output.send(Output::Exit(failure("InternalError", e.to_string()))).await;
+        let _ = std::fs::remove_dir_all(&fifos.dir);
+        return;
+    }
+    // Client → process: stdin, resize, close.
+    let k2 = k.clone();
+    let (cid, eid) = (container_id.clone(), exec_id.clone());
+    let mut input_rx = streams.input;
+    let reader = tokio::spawn(async move {
+        let mut input = input;
+        while let Some(i) = input_rx.recv().await {
+            match i {
+                Input::Stdin(data) => {
+                    if let Some(w) = input.as_mut() {
+                        let _ = w.write_all(&data).await;
+                    }
+                }
+                Input::Resize { width, height } => {
+                    let _ = k2.runtime.resize_exec(&cid, &eid, width.into(), height.into()).await;
+                }
+                Input::StdinEof => {
+                    if let Some(mut w) = input.take() {
+                        let _ = w.flush().await;
+                        drop(w);
+                        let _ = k2.runtime.close_exec_stdin(&cid, &eid).await;
+                    }
+                }
+            }
+        }
+    });
+    let code = k.runtime.wait_exec(&container_id, &exec_id).await.unwrap_or(1);
+    for p in pumps {
+        let _ = p.await;
+    }
+    let _ = streams.output.send(Output::Exit(exit_status(code, &command))).await;
+    reader.abort();
+    let _ = std::fs::remove_dir_all(&fifos.dir);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

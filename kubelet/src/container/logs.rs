@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// Lines longer than this are split into partial (P) records, as upstream does.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -129,39 +129,62 @@ pub fn log_path(pod_log_dir: &Path, container: &str, restart_count: i32) -> Path
         .join(format!("{restart_count}.log"))
 }
 
-/// Copies one FIFO into the log file until the writer side closes.
+/// Copies one FIFO into the log file until the writer side closes, passing what it reads
+/// on to attached clients as it arrives (a prompt without a newline included).
 pub async fn copy_stream(
     fifo: tokio::net::unix::pipe::Receiver,
     stream: &'static str,
     file: std::sync::Arc<tokio::sync::Mutex<tokio::fs::File>>,
+    attach: Option<(std::sync::Arc<crate::container::attach::Hub>, String)>,
 ) {
-    let mut reader = tokio::io::BufReader::with_capacity(MAX_LINE, fifo);
-    let mut buf = Vec::new();
+    use crate::container::attach::Stream;
+    let mut fifo = fifo;
+    let kind = if stream == "stderr" { Stream::Stderr } else { Stream::Stdout };
+    let mut buf = vec![0u8; MAX_LINE];
+    // Bytes of a line not yet ended; written as a partial record once it reaches MAX_LINE.
+    let mut line: Vec<u8> = Vec::new();
     loop {
-        buf.clear();
-        let n = match (&mut reader)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut buf)
-            .await
-        {
+        let n = match fifo.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
             Ok(n) => n,
-            Err(_) => break,
         };
-        if n == 0 {
-            break;
+        if let Some((hub, _)) = &attach {
+            hub.publish(kind, &buf[..n]);
         }
-        let partial = buf.last() != Some(&b'\n');
-        let content = if partial {
-            &buf[..]
-        } else {
-            &buf[..buf.len() - 1]
-        };
-        let rec = format_line(Utc::now(), stream, partial, content);
+        line.extend_from_slice(&buf[..n]);
+        let mut records = Vec::new();
+        while let Some(i) = line.iter().position(|b| *b == b'\n') {
+            let rest = line.split_off(i + 1);
+            let full = std::mem::replace(&mut line, rest);
+            let content = &full[..full.len() - 1];
+            let mut chunks = content.chunks(MAX_LINE).peekable();
+            if content.is_empty() {
+                records.extend(format_line(Utc::now(), stream, false, b""));
+            }
+            while let Some(c) = chunks.next() {
+                records.extend(format_line(Utc::now(), stream, chunks.peek().is_some(), c));
+            }
+        }
+        while line.len() >= MAX_LINE {
+            let rest = line.split_off(MAX_LINE);
+            records.extend(format_line(Utc::now(), stream, true, &line));
+            line = rest;
+        }
+        if !records.is_empty() {
+            let mut f = file.lock().await;
+            if f.write_all(&records).await.is_err() {
+                break;
+            }
+            let _ = f.flush().await;
+        }
+    }
+    if !line.is_empty() {
         let mut f = file.lock().await;
-        if f.write_all(&rec).await.is_err() {
-            break;
-        }
+        let _ = f.write_all(&format_line(Utc::now(), stream, true, &line)).await;
         let _ = f.flush().await;
+    }
+    if let Some((hub, id)) = &attach {
+        hub.stream_closed(id);
     }
 }
 

@@ -63,13 +63,30 @@ fn mkfifo(p: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Opens a FIFO's read side and starts copying it into the CRI log file.
+/// Opens a FIFO's read side and starts copying it into the CRI log file (and to clients
+/// attached to the container). A stdin FIFO left by an earlier kubelet is reopened.
 pub async fn attach_logs(
     k: &Kubelet,
     pod_uid: &str,
     name: &str,
     restart_count: i32,
     id: &str,
+) -> std::io::Result<Vec<tokio::net::unix::pipe::Sender>> {
+    let stdin = crate::container::attach::stdin_fifo(&k.fifo_dir(pod_uid), id);
+    let reopen = stdin.exists().then_some(false);
+    attach_stdio(k, pod_uid, name, restart_count, id, reopen, true).await
+}
+
+/// [`attach_logs`] for a new container: `stdin` is Some(stdinOnce) when the container
+/// has `stdin: true`; a `tty` container has no stderr FIFO.
+pub async fn attach_stdio(
+    k: &Kubelet,
+    pod_uid: &str,
+    name: &str,
+    restart_count: i32,
+    id: &str,
+    stdin: Option<bool>,
+    stderr: bool,
 ) -> std::io::Result<Vec<tokio::net::unix::pipe::Sender>> {
     let fifo_dir = k.fifo_dir(pod_uid);
     tokio::fs::create_dir_all(&fifo_dir).await?;
@@ -83,15 +100,26 @@ pub async fn attach_logs(
         .open(&log)
         .await?;
     let file = Arc::new(tokio::sync::Mutex::new(file));
+    let streams: &[&'static str] = if stderr { &["stdout", "stderr"] } else { &["stdout"] };
+    let stdin_writer = match stdin {
+        Some(_) => {
+            let p = crate::container::attach::stdin_fifo(&fifo_dir, id);
+            mkfifo(&p)?;
+            // Read-write, so the open neither blocks nor fails before the shim opens its end.
+            Some(tokio::net::unix::pipe::OpenOptions::new().read_write(true).open_sender(&p)?)
+        }
+        None => None,
+    };
+    let hub = crate::container::attach::Hub::register(id, streams.len(), stdin_writer, stdin == Some(true));
     let mut holders = Vec::new();
-    for stream in ["stdout", "stderr"] {
+    for stream in streams {
         let p = fifo_dir.join(format!("{id}.{stream}"));
         mkfifo(&p)?;
         let rx = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&p)?;
         // Holding a writer until the shim opens its own keeps the reader from seeing EOF early.
         holders.push(tokio::net::unix::pipe::OpenOptions::new().open_sender(&p)?);
         let f = file.clone();
-        tokio::spawn(logs::copy_stream(rx, stream, f));
+        tokio::spawn(logs::copy_stream(rx, stream, f, Some((hub.clone(), id.to_string()))));
     }
     Ok(holders)
 }
@@ -236,7 +264,9 @@ pub async fn start_container(
     labels.insert(LABEL_RESTART_COUNT.to_string(), restart_count.to_string());
     labels.insert(LABEL_IMAGE.to_string(), image_name.clone());
     labels.insert(LABEL_IMAGE_ID.to_string(), image.image_id.clone());
-    let holders = attach_logs(k, &uid, &c.name, restart_count, &id)
+    let tty = c.tty.unwrap_or(false);
+    let stdin = c.stdin.unwrap_or(false).then_some(c.stdin_once.unwrap_or(false));
+    let holders = attach_stdio(k, &uid, &c.name, restart_count, &id, stdin, !tty)
         .await
         .map_err(RuntimeError::from)?;
     let fifo_dir = k.fifo_dir(&uid);
@@ -247,8 +277,8 @@ pub async fn start_container(
         spec,
         stdout: fifo_dir.join(format!("{id}.stdout")),
         stderr: fifo_dir.join(format!("{id}.stderr")),
-        stdin: None,
-        terminal: false,
+        stdin: stdin.map(|_| crate::container::attach::stdin_fifo(&fifo_dir, &id)),
+        terminal: tty,
     };
     let created = k.runtime.create_container(cfg).await;
     drop(holders);

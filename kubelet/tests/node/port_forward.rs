@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
-use kubelet::container::port_forward::frame::{Codec, Frame};
+use kubelet::container::spdy::frame::{Codec, Frame};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_util::codec::Framed;
 

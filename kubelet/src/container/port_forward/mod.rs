@@ -3,8 +3,6 @@
 //! Kubernetes 1.30), forwarding to localhost in the pod's network namespace.
 
 pub mod dial;
-pub mod frame;
-pub mod headers;
 pub mod session;
 
 pub use dial::{DialError, PodLocalhost, PortDialer};
@@ -12,5 +10,4 @@ pub use session::{serve, Target};
 
 /// The stream protocol negotiated in `X-Stream-Protocol-Version`.
 pub const PROTOCOL_V1: &str = "portforward.k8s.io";
-/// The `Upgrade` token of a SPDY connection.
-pub const SPDY_UPGRADE: &str = "SPDY/3.1";
+pub use crate::container::spdy::SPDY_UPGRADE;

@@ -17,8 +17,8 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use super::dial::PortDialer;
-use super::frame::{rst, Codec, Frame, SpdyError};
-use super::headers::Headers;
+use crate::container::spdy::frame::{rst, Codec, Frame, SpdyError};
+use crate::container::spdy::headers::Headers;
 
 /// Payload per DATA frame read from the pod: well under SPDY's 24-bit limit.
 const CHUNK: usize = 32 * 1024;
