@@ -159,6 +159,8 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
         (Method::GET, Some(name), Some("log")) => crate::proxy::log(&state, &store, ns, name, &q).await,
         (Method::GET | Method::POST, Some(name), Some("exec")) => crate::proxy::exec(&state, &store, ns, name, &q, req).await,
         (Method::GET | Method::POST, Some(name), Some("portforward")) => crate::proxy::portforward(&state, &store, ns, name, &q, req).await,
+        (Method::GET | Method::POST, Some(name), Some("attach")) => crate::proxy::attach(&state, &store, ns, name, &q, req).await,
+        (_, Some(name), Some("proxy")) => crate::proxy::proxy(&state, &store, ns, name, req).await,
         (Method::GET, None, None) if q.flag("watch") && q.get("watch").is_some() => watch::serve(state, store, ns, &q, format).await,
         (Method::GET, None, None) => list(&store, ns, &q, format).await,
         (Method::GET, Some(name), Some("scale")) => Ok(codec::object_response(StatusCode::OK, &store.get_scale(ns, name).await?, format, &[])),

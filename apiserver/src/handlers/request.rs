@@ -31,7 +31,8 @@ pub fn parse(path: &str) -> Option<RequestInfo> {
             cur = &cur[2..];
         }
     }
-    if cur.len() > 3 {
+    // Only a proxy subresource has more: the path it forwards.
+    if cur.len() > 3 && cur[2] != "proxy" {
         return None;
     }
     Some(RequestInfo {

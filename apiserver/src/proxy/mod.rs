@@ -1,13 +1,16 @@
-//! pods/log, pods/exec and pods/portforward, proxied to the pod's kubelet (found at the Node's InternalIP and
+//! pods/log, pods/exec, pods/attach and pods/portforward, proxied to the pod's kubelet (found at the Node's InternalIP and
 //! daemonEndpoints.kubeletEndpoint.port), authenticated with apiserver-kubelet-client.
 
 mod exec;
 mod log;
 mod portforward;
+mod reverse;
+pub mod upgrade;
 
-pub use exec::exec;
+pub use exec::{attach, exec};
 pub use log::log;
 pub use portforward::portforward;
+pub use reverse::proxy;
 
 use crate::registry::Store;
 use crate::status::ApiError;

@@ -14,7 +14,6 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
-use http::header;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -64,56 +63,12 @@ pub async fn portforward(state: &SharedState, store: &Store, ns: Option<&str>, n
         }
     };
     // Dialled before answering the client, so a kubelet failure is an HTTP error it can read.
-    let backend = dial_kubelet(&kubelet, &host, &path).await?;
+    let (backend, _) = super::upgrade::dial_spdy(&kubelet, &host, &path, &[PROTOCOL_V1]).await?;
     if let Some(ws) = ws {
         return Ok(ws.protocols([TUNNEL_PROTOCOL]).on_upgrade(move |socket| tunnel(socket, backend)));
     }
     let client_upgrade = client_upgrade.ok_or_else(|| ApiError::BadRequest("the connection cannot be upgraded".into()))?;
-    tokio::spawn(async move {
-        if let Ok(client) = client_upgrade.await {
-            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(backend)).await;
-        }
-    });
-    Response::builder()
-        .status(http::StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, SPDY_UPGRADE)
-        .header("X-Stream-Protocol-Version", PROTOCOL_V1)
-        .body(Body::empty())
-        .map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// POSTs an upgrade to SPDY/3.1 to the kubelet over TLS with the apiserver's client
-/// certificate and returns the upgraded connection.
-async fn dial_kubelet(kubelet: &super::KubeletClient, host: &str, path: &str) -> Result<Upgraded, ApiError> {
-    let unavailable = |e: String| ApiError::ServiceUnavailable(format!("error dialing backend: {e}"));
-    let addr: std::net::SocketAddr = host.parse().map_err(|e| ApiError::Internal(format!("kubelet address {host}: {e}")))?;
-    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
-    let server_name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let tls = tokio_rustls::TlsConnector::from(kubelet.tls.clone())
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| unavailable(e.to_string()))?;
-    tokio::spawn(conn.with_upgrades());
-    let req = http::Request::post(path)
-        .header(header::HOST, host)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, SPDY_UPGRADE)
-        .header("X-Stream-Protocol-Version", PROTOCOL_V1)
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let resp = sender.send_request(req).await.map_err(|e| unavailable(e.to_string()))?;
-    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-        let status = resp.status();
-        let body = http_body_util::BodyExt::collect(resp.into_body()).await.map(|b| b.to_bytes()).unwrap_or_default();
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        return Err(ApiError::BadRequest(format!("error upgrading connection to the kubelet ({status}): {message}")));
-    }
-    hyper::upgrade::on(resp).await.map_err(|e| unavailable(e.to_string()))
+    super::upgrade::splice(client_upgrade, backend, PROTOCOL_V1)
 }
 
 /// WebSocket binary messages carry the SPDY byte stream, split anywhere (client-go's

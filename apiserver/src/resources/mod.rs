@@ -81,12 +81,12 @@ const fn row(
 /// Every served resource, in discovery order.
 pub static RESOURCES: &[ResourceRow] = &[
     row("", "v1", "Namespace", "namespaces", "namespace", false, &["status", "finalize"], &["ns"], NONE, "namespaces", &Namespaces),
-    row("", "v1", "Pod", "pods", "pod", true, &["status", "binding", "eviction", "log", "exec", "portforward"], &["po"], ALL, "pods", &Pods),
-    row("", "v1", "Node", "nodes", "node", false, &["status"], &["no"], NONE, "nodes", &Nodes),
+    row("", "v1", "Pod", "pods", "pod", true, &["status", "binding", "eviction", "log", "exec", "attach", "portforward", "proxy"], &["po"], ALL, "pods", &Pods),
+    row("", "v1", "Node", "nodes", "node", false, &["status", "proxy"], &["no"], NONE, "nodes", &Nodes),
     row("", "v1", "Event", "events", "event", true, NONE, &["ev"], NONE, "events", &Events),
     row("", "v1", "ConfigMap", "configmaps", "configmap", true, NONE, &["cm"], NONE, "configmaps", &ConfigMaps),
     row("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, NONE, "secrets", &Secrets),
-    row("", "v1", "Service", "services", "service", true, &["status"], &["svc"], ALL, "services", &Services),
+    row("", "v1", "Service", "services", "service", true, &["status", "proxy"], &["svc"], ALL, "services", &Services),
     row("", "v1", "Endpoints", "endpoints", "endpoints", true, NONE, &["ep"], NONE, "endpoints", &Endpoints),
     row("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["token"], &["sa"], NONE, "serviceaccounts", &ServiceAccounts),
     row("apps", "v1", "Deployment", "deployments", "deployment", true, &["status", "scale"], &["deploy"], ALL, "deployments", &DEPLOYMENTS),
@@ -155,7 +155,11 @@ pub fn subresource_kind(row: &ResourceRow, sub: &str) -> (Option<&'static str>, 
         "exec" => (None, None, "PodExecOptions"),
         "attach" => (None, None, "PodAttachOptions"),
         "portforward" => (None, None, "PodPortForwardOptions"),
-        "proxy" => (None, None, "PodProxyOptions"),
+        "proxy" => (None, None, match row.info.kind {
+            "Node" => "NodeProxyOptions",
+            "Service" => "ServiceProxyOptions",
+            _ => "PodProxyOptions",
+        }),
         "token" => (Some("authentication.k8s.io"), Some("v1"), "TokenRequest"),
         _ => (None, None, row.info.kind),
     }
@@ -170,7 +174,8 @@ pub fn verbs(row: &ResourceRow, sub: Option<&str>) -> &'static [&'static str] {
         Some("binding") | Some("eviction") | Some("token") => &["create"],
         Some("finalize") => &["update"],
         Some("log") => &["get"],
-        Some("exec") | Some("portforward") => &["create", "get"],
+        Some("exec") | Some("attach") | Some("portforward") => &["create", "get"],
+        Some("proxy") => &["create", "delete", "get", "patch", "update"],
         Some(_) => {
             let _ = row;
             &["get"]
