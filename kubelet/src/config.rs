@@ -24,6 +24,13 @@ pub struct Flags {
     pub registry_mirror: Vec<String>,
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
+    /// Callers without credentials are system:anonymous (upstream's default is true; here
+    /// they get 401 unless this is set).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+    /// AlwaysAllow or Webhook (SubjectAccessReview); Webhook when there is a kubeconfig.
+    #[arg(long, value_enum)]
+    pub authorization_mode: Option<crate::auth::AuthorizationMode>,
     #[arg(long, default_value = "/usr/lib/cni")]
     pub cni_bin_dir: PathBuf,
     #[arg(long, default_value = "fk0")]

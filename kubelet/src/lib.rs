@@ -17,6 +17,7 @@
 //! - [`pod`]: the pod source, the per-pod worker, its plan and the pod's status;
 //! - [`config`], [`server`]: the kubelet's flags and its HTTPS API.
 
+pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod container;

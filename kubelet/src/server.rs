@@ -1,7 +1,7 @@
 //! The kubelet's HTTPS server: /healthz, /pods, /metrics, /containerLogs,
 //! /exec and /attach (WebSocket v5/v4.channel.k8s.io or SPDY/3.1, `container::streaming`)
-//! and /portForward (SPDY/3.1). Clients must present a certificate
-//! that chains to --client-ca-file.
+//! and /portForward (SPDY/3.1). Clients present a certificate that chains to
+//! --client-ca-file or a bearer token, and are authorized per request (`crate::auth`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -469,7 +469,9 @@ pub async fn serve(
             for c in rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(ca)?)) {
                 roots.add(c?).map_err(|e| ServerError::Tls(e.to_string()))?;
             }
+            // Token clients come without a certificate; the auth layer decides for them.
             let v = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .allow_unauthenticated()
                 .build()
                 .map_err(|e| ServerError::Tls(e.to_string()))?;
             builder.with_client_cert_verifier(v)
@@ -483,7 +485,13 @@ pub async fn serve(
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listener = tokio::net::TcpListener::bind((flags.node_ip.as_str(), flags.port)).await?;
-    let app = app(k);
+    let mode = flags.authorization_mode.unwrap_or(if k.client.is_some() {
+        crate::auth::AuthorizationMode::Webhook
+    } else {
+        crate::auth::AuthorizationMode::AlwaysAllow
+    });
+    let auth = Arc::new(crate::auth::ApiAuth::new(&k.node_name, flags.anonymous_auth, mode, k.client.clone()));
+    let app = app(k).layer(axum::middleware::from_fn_with_state(auth, crate::auth::layer));
     Ok(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -495,6 +503,17 @@ pub async fn serve(
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                let peer = crate::auth::Peer(
+                    tls.get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(|c| crate::auth::user_of_certificate(c.as_ref())),
+                );
+                let app = tower::ServiceExt::map_request(app, move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer.clone());
+                    req.map(axum::body::Body::new)
+                });
                 let svc = hyper_util::service::TowerToHyperService::new(app);
                 let _ = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
