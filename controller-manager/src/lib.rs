@@ -65,6 +65,8 @@ pub fn start_controllers(ctx: &Ctx, enabled: &[&str]) {
             "disruption-controller" => controllers::disruption::register,
             "resourcequota-controller" => controllers::resourcequota::register,
             "root-ca-certificate-publisher-controller" => controllers::rootcacertpublisher::register,
+            "persistentvolume-binder-controller" => controllers::volume::persistentvolume::register,
+            "local-path-provisioner-controller" => controllers::volume::local_path::register,
             _ => continue,
         };
         tracing::info!(controller = name, "starting");

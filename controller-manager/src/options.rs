@@ -78,6 +78,9 @@ pub const KNOWN_CONTROLLERS: &[(&str, &str)] = &[
     ("disruption-controller", "disruption"),
     ("resourcequota-controller", "resourcequota"),
     ("root-ca-certificate-publisher-controller", "root-ca-cert-publisher"),
+    ("persistentvolume-binder-controller", "persistentvolume-binder"),
+    // Not upstream's: the provisioner k3s and kind run beside it.
+    ("local-path-provisioner-controller", "local-path-provisioner"),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -20,6 +20,7 @@ pub mod resourcequota;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod volume;
 
 use kube::Client;
 
