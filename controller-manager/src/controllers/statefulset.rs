@@ -1,13 +1,20 @@
 //! The StatefulSet controller: pods with stable names `<set>-<ordinal>`,
 //! created in order and deleted in reverse order (OrderedReady), or all at
 //! once (Parallel), with RollingUpdate from the highest ordinal down.
+//! Each ordinal gets a claim per volumeClaimTemplate, `<template>-<set>-<n>`,
+//! created before its pod and kept when the pod goes; the
+//! persistentVolumeClaimRetentionPolicy decides which owner (the set, or a
+//! scaled-down pod) the garbage collector deletes it with.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -242,13 +249,108 @@ pub fn pod_for(sts: &StatefulSet, rev: &Revision, i: i32) -> Option<Pod> {
     if let Some(svc) = spec.service_name.clone().filter(|s| !s.is_empty()) {
         ps.subdomain = Some(svc);
     }
+    // updateStorage: each claim template is a volume of the same name,
+    // replacing a template volume that shares it.
+    for t in spec.volume_claim_templates.iter().flatten() {
+        let template = t.metadata.name.clone().unwrap_or_default();
+        let volumes = ps.volumes.get_or_insert_with(Vec::new);
+        volumes.retain(|v| v.name != template);
+        volumes.push(Volume {
+            name: template.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim_name(&template, &sts.name_any(), i),
+                read_only: None,
+            }),
+            ..Default::default()
+        });
+    }
     Some(pod)
+}
+
+/// getPersistentVolumeClaimName: the claim of one template for one ordinal.
+pub fn claim_name(template: &str, set: &str, i: i32) -> String {
+    format!("{template}-{set}-{i}")
+}
+
+/// getPersistentVolumeClaims: the claims ordinal `i` needs, from the set's
+/// templates, labelled with the set's selector as upstream does.
+pub fn claims_for(sts: &StatefulSet, i: i32) -> Vec<PersistentVolumeClaim> {
+    let Some(spec) = sts.spec.as_ref() else { return Vec::new() };
+    let selector = spec.selector.match_labels.clone().unwrap_or_default();
+    spec.volume_claim_templates
+        .iter()
+        .flatten()
+        .map(|t| {
+            let mut c = t.clone();
+            let template = t.metadata.name.clone().unwrap_or_default();
+            c.metadata.name = Some(claim_name(&template, &sts.name_any(), i));
+            c.metadata.namespace = sts.namespace();
+            c.metadata.resource_version = None;
+            c.metadata.uid = None;
+            c.metadata.labels.get_or_insert_with(BTreeMap::new).extend(selector.clone());
+            c.status = None;
+            c
+        })
+        .collect()
+}
+
+fn plain_ref(api_version: &str, kind: &str, name: String, uid: String) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name,
+        uid,
+        ..Default::default()
+    }
+}
+
+/// updateClaimOwnerRefForSetAndPod: the owner references a claim of
+/// ordinal `i` should carry under the retention policy, as (refs to keep
+/// or add, uids of ours to drop). whenDeleted=Delete makes the set an
+/// owner; whenScaled=Delete makes a scaled-down pod the owner instead.
+pub fn claim_owners(sts: &StatefulSet, pod: Option<&Pod>, i: i32) -> (Vec<OwnerReference>, Vec<String>) {
+    let spec = sts.spec.clone().unwrap_or_default();
+    let policy = spec.persistent_volume_claim_retention_policy.unwrap_or_default();
+    let delete = |p: Option<String>| p.as_deref() == Some("Delete");
+    let (when_deleted, when_scaled) = (delete(policy.when_deleted), delete(policy.when_scaled));
+    let condemned = i >= spec.replicas.unwrap_or(1);
+    let set_ref = plain_ref("apps/v1", "StatefulSet", sts.name_any(), sts.uid().unwrap_or_default());
+    let pod_ref = pod.map(|p| plain_ref("v1", "Pod", p.name_any(), p.uid().unwrap_or_default()));
+    let owned_by_pod = when_scaled && condemned && pod_ref.is_some();
+    let owned_by_set = when_deleted && !(when_scaled && condemned);
+    let mut add = Vec::new();
+    let mut drop = Vec::new();
+    if owned_by_set {
+        add.push(set_ref);
+    } else {
+        drop.push(set_ref.uid);
+    }
+    match pod_ref {
+        Some(r) if owned_by_pod => add.push(r),
+        Some(r) => drop.push(r.uid),
+        None => {}
+    }
+    (add, drop)
+}
+
+/// The claim's ownerReferences with ours set as `claim_owners` says, or
+/// None when they already are.
+pub fn updated_owner_refs(claim: &PersistentVolumeClaim, add: &[OwnerReference], drop: &[String]) -> Option<Vec<OwnerReference>> {
+    let old = claim.metadata.owner_references.clone().unwrap_or_default();
+    let mut next: Vec<OwnerReference> = old.iter().filter(|r| !drop.contains(&r.uid)).cloned().collect();
+    for r in add {
+        if !next.iter().any(|o| o.uid == r.uid) {
+            next.push(r.clone());
+        }
+    }
+    (next != old).then_some(next)
 }
 
 struct State {
     ctx: Ctx,
     sets: Store<StatefulSet>,
     pods: Store<Pod>,
+    claims: Store<PersistentVolumeClaim>,
     revisions: Store<ControllerRevision>,
     recorder: Recorder,
 }
@@ -262,12 +364,18 @@ pub fn register(inf: &mut Informers, ctx: &Ctx) {
         ctx: ctx.clone(),
         sets: inf.store(),
         pods: inf.store(),
+        claims: inf.store(),
         revisions: inf.store(),
         recorder: Recorder::new(ctx.client.clone(), NAME),
     });
     let metrics = ctx.metrics.clone();
     let workers = ctx.opts.concurrent_syncs;
-    let synced = vec![inf.synced::<StatefulSet>(), inf.synced::<Pod>(), inf.synced::<ControllerRevision>()];
+    let synced = vec![
+        inf.synced::<StatefulSet>(),
+        inf.synced::<Pod>(),
+        inf.synced::<ControllerRevision>(),
+        inf.synced::<PersistentVolumeClaim>(),
+    ];
     run_workers(NAME, queue, workers, metrics, synced, move |key| {
         let state = state.clone();
         async move { sync(&state, &key).await }
@@ -297,11 +405,13 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     let mut plan = plan(&sts, &revs, &pods, Timestamp::now());
     plan.status.collision_count = Some(collisions);
     let api: Api<Pod> = Api::namespaced(st.ctx.client.clone(), &ns);
+    sync_claim_owners(st, &sts, &pods).await?;
     for a in &plan.actions {
         match a {
             Action::Create(i) => {
                 let Some(pod) = pod_for(&sts, revision_for(&sts, &revs, *i), *i) else { continue };
                 let name = pod.name_any();
+                create_claims(st, &sts, *i, &name).await?;
                 match api.create(&PostParams::default(), &pod).await {
                     Ok(_) => st.recorder.record(
                         sts.as_ref(),
@@ -354,6 +464,71 @@ async fn sync(st: &State, key: &Key) -> Result<Option<Duration>> {
     let limit = sts.spec.as_ref().and_then(|s| s.revision_history_limit).unwrap_or(10);
     history::delete_all(&rapi, &history::prune(&existing, &live, limit)).await?;
     Ok(None)
+}
+
+/// createPersistentVolumeClaims: the ordinal's missing claims, before its
+/// pod; a claim still being deleted holds the pod back.
+async fn create_claims(st: &State, sts: &StatefulSet, i: i32, pod: &str) -> Result<()> {
+    let ns = sts.namespace().unwrap_or_default();
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(st.ctx.client.clone(), &ns);
+    for mut claim in claims_for(sts, i) {
+        let name = claim.name_any();
+        if let Some(old) = st.claims.get(&ObjectRef::new(&name).within(&ns)) {
+            if old.metadata.deletion_timestamp.is_some() {
+                return Err(SyncError::Invalid(format!(
+                    "pod {pod} of StatefulSet {} waits for claim {name}, which is being deleted",
+                    sts.name_any()
+                )));
+            }
+            continue;
+        }
+        let (add, _) = claim_owners(sts, None, i);
+        if !add.is_empty() {
+            claim.metadata.owner_references = Some(add);
+        }
+        match super::timed(api.create(&PostParams::default(), &claim)).await? {
+            Ok(_) => st.recorder.record(
+                sts,
+                EventType::Normal,
+                "SuccessfulCreate",
+                &format!("create Claim {name} Pod {pod} in StatefulSet {} success", sts.name_any()),
+            ),
+            Err(e) if super::is_already_exists(&e) => {}
+            Err(e) => {
+                st.recorder.record(
+                    sts,
+                    EventType::Warning,
+                    "FailedCreate",
+                    &format!("create Claim {name} for Pod {pod} in StatefulSet {} failed error: {e}", sts.name_any()),
+                );
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The retention policy on the claims of the set's live pods, so that the
+/// garbage collector deletes what the policy says when the set or a
+/// scaled-down pod goes.
+async fn sync_claim_owners(st: &State, sts: &StatefulSet, pods: &[Arc<Pod>]) -> Result<()> {
+    let ns = sts.namespace().unwrap_or_default();
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(st.ctx.client.clone(), &ns);
+    for p in pods {
+        let Some(i) = ordinal(&sts.name_any(), &p.name_any()) else { continue };
+        let (add, drop) = claim_owners(sts, Some(p), i);
+        for want in claims_for(sts, i) {
+            let Some(claim) = st.claims.get(&ObjectRef::new(&want.name_any()).within(&ns)) else { continue };
+            let Some(refs) = updated_owner_refs(&claim, &add, &drop) else { continue };
+            let patch = json!({"metadata": {"ownerReferences": refs}});
+            match super::timed(api.patch(&claim.name_any(), &PatchParams::default(), &Patch::Merge(&patch))).await? {
+                Ok(_) => {}
+                Err(e) if super::is_not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -490,5 +665,64 @@ mod tests {
         let p = pod_for(&new, revision_for(&new, &rv, 0), 0).unwrap();
         assert_eq!(p.labels().get(REVISION_HASH), Some(&rv.current.name));
         assert!(!p.labels().contains_key("v"));
+    }
+
+    fn with_claims(mut s: StatefulSet, when_deleted: &str, when_scaled: &str) -> StatefulSet {
+        let spec = s.spec.as_mut().unwrap();
+        spec.selector.match_labels = Some([("app".to_string(), "web".to_string())].into());
+        spec.volume_claim_templates = Some(vec![serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "www"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+        }))
+        .unwrap()]);
+        spec.persistent_volume_claim_retention_policy = Some(
+            k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some(when_deleted.into()),
+                when_scaled: Some(when_scaled.into()),
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn each_ordinal_mounts_its_own_claim() {
+        let s = with_claims(sts(2, false), "Retain", "Retain");
+        let claims = claims_for(&s, 1);
+        assert_eq!(claims.len(), 1);
+        assert_eq!(claims[0].name_any(), "www-web-1");
+        assert_eq!(claims[0].labels().get("app").map(String::as_str), Some("web"));
+        let pod = pod_for(&s, &revs(&s).update, 1).unwrap();
+        let v = &pod.spec.unwrap().volumes.unwrap()[0];
+        assert_eq!(v.name, "www");
+        assert_eq!(v.persistent_volume_claim.as_ref().unwrap().claim_name, "www-web-1");
+    }
+
+    #[test]
+    fn retention_policy_picks_the_claims_owner() {
+        let pod = |i: i32| pod_for(&sts(1, false), &revs(&sts(1, false)).update, i).map(|mut p| {
+            p.metadata.uid = Some(format!("pod-{i}"));
+            p
+        });
+        let owners = |s: &StatefulSet, i: i32| {
+            let p = pod(i).unwrap();
+            let (add, _) = claim_owners(s, Some(&p), i);
+            add.into_iter().map(|r| r.kind).collect::<Vec<_>>()
+        };
+        // Retain/Retain: no owner, the claims outlive everything.
+        assert!(owners(&with_claims(sts(1, false), "Retain", "Retain"), 0).is_empty());
+        // whenDeleted=Delete: the set owns its claims.
+        assert_eq!(owners(&with_claims(sts(1, false), "Delete", "Retain"), 0), vec!["StatefulSet"]);
+        // whenScaled=Delete: a pod beyond replicas owns its claim, one within does not.
+        assert_eq!(owners(&with_claims(sts(1, false), "Retain", "Delete"), 1), vec!["Pod"]);
+        assert!(owners(&with_claims(sts(1, false), "Retain", "Delete"), 0).is_empty());
+        assert_eq!(owners(&with_claims(sts(1, false), "Delete", "Delete"), 1), vec!["Pod"]);
+        assert_eq!(owners(&with_claims(sts(1, false), "Delete", "Delete"), 0), vec!["StatefulSet"]);
+        // Only our references change; a foreign owner stays.
+        let s = with_claims(sts(1, false), "Retain", "Retain");
+        let mut claim = claims_for(&s, 0).remove(0);
+        let foreign = plain_ref("v1", "ConfigMap", "x".into(), "cm".into());
+        claim.metadata.owner_references = Some(vec![foreign.clone(), plain_ref("apps/v1", "StatefulSet", "web".into(), "u".into())]);
+        let (add, drop) = claim_owners(&s, None, 0);
+        assert_eq!(updated_owner_refs(&claim, &add, &drop), Some(vec![foreign]));
     }
 }
