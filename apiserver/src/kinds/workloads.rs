@@ -35,6 +35,9 @@ impl Strategy for Workload {
         true
     }
     fn validate(&self, obj: &Value) -> Vec<FieldCause> {
+        if self.kind == "StatefulSet" {
+            return apps::validate_workload(self.kind, &with_claim_template_volumes(obj));
+        }
         apps::validate_workload(self.kind, obj)
     }
     fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldCause> {
@@ -46,6 +49,32 @@ impl Strategy for Workload {
     fn cells(&self, obj: &Value) -> Vec<Value> {
         (self.cells)(obj)
     }
+}
+
+/// A StatefulSet's containers may mount its volumeClaimTemplates by name:
+/// the controller adds them to each pod as claim volumes, so the template
+/// is checked as the pods will be.
+fn with_claim_template_volumes(obj: &Value) -> std::borrow::Cow<'_, Value> {
+    let names: Vec<Value> = obj
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .map(|n| json!({"name": n, "persistentVolumeClaim": {"claimName": n}}))
+        .collect();
+    let Some(spec) = obj.pointer("/spec/template/spec").filter(|s| s.is_object() && !names.is_empty()) else {
+        return std::borrow::Cow::Borrowed(obj);
+    };
+    let mut spec = spec.clone();
+    let volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
+    let taken: Vec<Value> = volumes.iter().filter_map(|v| v.get("name").cloned()).collect();
+    let mut all = volumes;
+    all.extend(names.into_iter().filter(|v| !taken.contains(&v["name"])));
+    spec["volumes"] = Value::Array(all);
+    let mut out = obj.clone();
+    out["spec"]["template"]["spec"] = spec;
+    std::borrow::Cow::Owned(out)
 }
 
 pub static DEPLOYMENTS: Workload = Workload {
