@@ -15,6 +15,7 @@
 //! - [`duration`]: Go `time.ParseDuration` for flags;
 //! - [`cron`]: CronJob schedules (robfig/cron's syntax) and `spec.timeZone`;
 //! - [`events`]: core/v1 Events as upstream's recorder writes them;
+//! - [`resolvconf`]: the host's `/etc/resolv.conf`, for pods' DNS and the cluster DNS forwarder;
 //! - [`kubeconfig`] (feature `client`): a `kube::Client` from a kubeconfig file.
 
 pub mod cron;
@@ -30,6 +31,7 @@ pub mod ports;
 pub mod qos;
 pub mod quota;
 pub mod quantity;
+pub mod resolvconf;
 pub mod taints;
 pub mod volume;
 
