@@ -94,6 +94,12 @@ async fn run(flags: Flags) -> Result<(), String> {
             let k = kubelet::config::parse_reserved(&flags.kube_reserved)?;
             (s.0 + k.0, s.1 + k.1)
         },
+        // Absolute: the path is written into volumes other components read.
+        local_path_root: std::fs::canonicalize(&flags.root_dir)
+            .unwrap_or_else(|_| flags.root_dir.clone())
+            .join("local-path")
+            .display()
+            .to_string(),
     });
     // The apiserver may come up after us: retry registration.
     loop {

@@ -24,6 +24,9 @@ pub struct NodeInfo {
     pub max_pods: i64,
     /// Kept out of allocatable: (milli-CPU, bytes).
     pub reserved: (i64, i64),
+    /// `<root dir>/local-path`, published as the node's
+    /// `ferrokube.io/local-path-root` annotation for the local-path provisioner.
+    pub local_path_root: String,
 }
 
 fn read_trim(p: &str) -> String {
@@ -174,10 +177,15 @@ pub async fn register(
     labels.insert("kubernetes.io/arch".to_string(), "amd64".to_string());
     labels.insert("beta.kubernetes.io/os".to_string(), "linux".to_string());
     labels.insert("beta.kubernetes.io/arch".to_string(), "amd64".to_string());
+    let annotations = BTreeMap::from([(
+        apimachinery::volume::ANN_LOCAL_PATH_ROOT.to_string(),
+        info.local_path_root.clone(),
+    )]);
     let node = Node {
         metadata: ObjectMeta {
             name: Some(info.name.clone()),
             labels: Some(labels.clone()),
+            annotations: Some(annotations.clone()),
             ..Default::default()
         },
         spec: Some(NodeSpec {
@@ -190,7 +198,7 @@ pub async fn register(
     match api.create(&PostParams::default(), &node).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            let patch = serde_json::json!({"metadata": {"labels": labels}, "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr]}});
+            let patch = serde_json::json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr]}});
             api.patch(
                 &info.name,
                 &PatchParams::default(),

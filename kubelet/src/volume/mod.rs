@@ -1,5 +1,5 @@
 //! Pod volumes on the node, one file per volume type (emptyDir, hostPath,
-//! configMap and secret, downwardAPI, projected), and the container's
+//! configMap and secret, downwardAPI, projected, persistentVolumeClaim), and the container's
 //! resolved env and bind mounts.
 
 mod atomic_writer;
@@ -7,6 +7,7 @@ mod config_map_secret;
 mod downward_api;
 mod empty_dir;
 mod host_path;
+mod persistent_volume_claim;
 mod projected;
 mod sources;
 mod sub_path;
@@ -71,6 +72,9 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
     if let Some(hp) = &v.host_path {
         return host_path::setup(&v.name, hp);
     }
+    if let Some(pvc) = &v.persistent_volume_claim {
+        return persistent_volume_claim::setup(k, pod, &v.name, pvc).await;
+    }
     if let Some(ed) = &v.empty_dir {
         empty_dir::setup(&v.name, &dir, ed)?;
         return Ok(dir);
@@ -115,7 +119,8 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
             || v.config_map.is_some()
             || v.secret.is_some()
             || v.downward_api.is_some()
-            || v.projected.is_some();
+            || v.projected.is_some()
+            || v.persistent_volume_claim.as_ref().is_some_and(|c| c.read_only == Some(true));
         volumes.push((vm, host, read_only));
     }
     // Volumes are set up before the env is resolved, as upstream mounts before
