@@ -121,6 +121,9 @@ pub async fn dispatch(state: SharedState, req: Request<Body>) -> Result<Response
     let path = req.uri().path().to_string();
     let q = Query::parse(req.uri().query())?;
     let info = request::parse(&path).ok_or(ApiError::NotFoundPath)?;
+    if let Some(c) = crate::registry::conversion::lookup(&info.group, &info.version, &info.resource) {
+        return crate::registry::conversion::serve(state, c, req).await;
+    }
     let store = state.registry.store(&info.group, &info.version, &info.resource).ok_or(ApiError::NotFoundPath)?;
     let row = store.row;
     if info.namespace.is_some() && !row.namespaced() {

@@ -131,3 +131,345 @@ impl Strategy for HorizontalPodAutoscalers {
         cells
     }
 }
+
+/// autoscaling/v1 beside the stored v2, as upstream's v1 conversion
+/// (pkg/apis/autoscaling/v1/conversion.go): v1 has only `targetCPUUtilizationPercentage`, so
+/// every other metric, the behavior, the conditions and the other current metrics ride in
+/// annotations in v1's older metric format.
+pub mod v1 {
+    use serde_json::{json, Map, Value};
+
+    pub const METRICS: &str = "autoscaling.alpha.kubernetes.io/metrics";
+    pub const CURRENT_METRICS: &str = "autoscaling.alpha.kubernetes.io/current-metrics";
+    pub const BEHAVIOR: &str = "autoscaling.alpha.kubernetes.io/behavior";
+    pub const CONDITIONS: &str = "autoscaling.alpha.kubernetes.io/conditions";
+
+    fn set(m: &mut Map<String, Value>, k: &str, v: Option<&Value>) {
+        if let Some(v) = v.filter(|v| !v.is_null()) {
+            m.insert(k.into(), v.clone());
+        }
+    }
+
+    fn is_cpu_utilization(m: &Value) -> bool {
+        m["type"] == "Resource" && m.pointer("/resource/name") == Some(&json!("cpu")) && m.pointer("/resource/target/type") == Some(&json!("Utilization"))
+    }
+
+    /// A v2 MetricSpec in v1's metric format (`targetAverageUtilization`, `metricName`, ...).
+    fn spec_to_v1(m: &Value) -> Value {
+        let ty = m["type"].as_str().unwrap_or("");
+        let mut out = Map::new();
+        let t = |k: &str, src: &Value| src.pointer(&format!("/target/{k}")).cloned();
+        match ty {
+            "Resource" | "ContainerResource" => {
+                let key = if ty == "Resource" { "resource" } else { "containerResource" };
+                let r = &m[key];
+                set(&mut out, "name", r.get("name"));
+                set(&mut out, "container", r.get("container"));
+                set(&mut out, "targetAverageUtilization", t("averageUtilization", r).as_ref());
+                set(&mut out, "targetAverageValue", t("averageValue", r).as_ref());
+                return json!({"type": ty, key: out});
+            }
+            "Pods" => {
+                let p = &m["pods"];
+                set(&mut out, "metricName", p.pointer("/metric/name"));
+                set(&mut out, "selector", p.pointer("/metric/selector"));
+                set(&mut out, "targetAverageValue", t("averageValue", p).as_ref());
+                json!({"type": ty, "pods": out})
+            }
+            "Object" => {
+                let o = &m["object"];
+                set(&mut out, "target", o.get("describedObject"));
+                set(&mut out, "metricName", o.pointer("/metric/name"));
+                set(&mut out, "selector", o.pointer("/metric/selector"));
+                set(&mut out, "targetValue", t("value", o).as_ref());
+                set(&mut out, "averageValue", t("averageValue", o).as_ref());
+                json!({"type": ty, "object": out})
+            }
+            "External" => {
+                let e = &m["external"];
+                set(&mut out, "metricName", e.pointer("/metric/name"));
+                set(&mut out, "metricSelector", e.pointer("/metric/selector"));
+                set(&mut out, "targetValue", t("value", e).as_ref());
+                set(&mut out, "targetAverageValue", t("averageValue", e).as_ref());
+                json!({"type": ty, "external": out})
+            }
+            _ => m.clone(),
+        }
+    }
+
+    fn target(utilization: Option<&Value>, average: Option<&Value>, value: Option<&Value>) -> Value {
+        let mut t = Map::new();
+        let (ty, k, v) = match (utilization.filter(|v| !v.is_null()), average.filter(|v| !v.is_null()), value.filter(|v| !v.is_null())) {
+            (Some(u), _, _) => ("Utilization", "averageUtilization", u),
+            (_, Some(a), _) => ("AverageValue", "averageValue", a),
+            (_, _, Some(v)) => ("Value", "value", v),
+            _ => return json!({}),
+        };
+        t.insert("type".into(), json!(ty));
+        t.insert(k.into(), v.clone());
+        Value::Object(t)
+    }
+
+    /// A v1-format metric back to a v2 MetricSpec.
+    fn spec_to_v2(m: &Value) -> Value {
+        let ty = m["type"].as_str().unwrap_or("");
+        match ty {
+            "Resource" | "ContainerResource" => {
+                let key = if ty == "Resource" { "resource" } else { "containerResource" };
+                let r = &m[key];
+                let mut out = Map::new();
+                set(&mut out, "name", r.get("name"));
+                set(&mut out, "container", r.get("container"));
+                out.insert("target".into(), target(r.get("targetAverageUtilization"), r.get("targetAverageValue"), None));
+                json!({"type": ty, key: out})
+            }
+            "Pods" => {
+                let p = &m["pods"];
+                json!({"type": ty, "pods": {"metric": metric(p.get("metricName"), p.get("selector")), "target": target(None, p.get("targetAverageValue"), None)}})
+            }
+            "Object" => {
+                let o = &m["object"];
+                json!({"type": ty, "object": {"describedObject": o.get("target").cloned().unwrap_or(json!({})), "metric": metric(o.get("metricName"), o.get("selector")),
+                    "target": target(None, o.get("averageValue"), o.get("targetValue"))}})
+            }
+            "External" => {
+                let e = &m["external"];
+                json!({"type": ty, "external": {"metric": metric(e.get("metricName"), e.get("metricSelector")), "target": target(None, e.get("targetAverageValue"), e.get("targetValue"))}})
+            }
+            _ => m.clone(),
+        }
+    }
+
+    fn metric(name: Option<&Value>, selector: Option<&Value>) -> Value {
+        let mut out = Map::new();
+        set(&mut out, "name", name);
+        set(&mut out, "selector", selector);
+        Value::Object(out)
+    }
+
+    /// A v2 MetricStatus in v1's format (`currentAverageUtilization`, ...); the reverse of
+    /// [`status_to_v2`].
+    fn status_to_v1(m: &Value) -> Value {
+        let ty = m["type"].as_str().unwrap_or("");
+        let key = match ty {
+            "Resource" => "resource",
+            "ContainerResource" => "containerResource",
+            "Pods" => "pods",
+            "Object" => "object",
+            "External" => "external",
+            _ => return m.clone(),
+        };
+        let s = &m[key];
+        let mut out = Map::new();
+        set(&mut out, "name", s.get("name"));
+        set(&mut out, "container", s.get("container"));
+        set(&mut out, "metricName", s.pointer("/metric/name"));
+        set(&mut out, if ty == "External" { "metricSelector" } else { "selector" }, s.pointer("/metric/selector"));
+        set(&mut out, "target", s.get("describedObject"));
+        set(&mut out, "currentAverageUtilization", s.pointer("/current/averageUtilization"));
+        set(&mut out, "currentAverageValue", s.pointer("/current/averageValue"));
+        set(&mut out, "currentValue", s.pointer("/current/value"));
+        json!({"type": ty, key: out})
+    }
+
+    fn status_to_v2(m: &Value) -> Value {
+        let ty = m["type"].as_str().unwrap_or("");
+        let key = match ty {
+            "Resource" => "resource",
+            "ContainerResource" => "containerResource",
+            "Pods" => "pods",
+            "Object" => "object",
+            "External" => "external",
+            _ => return m.clone(),
+        };
+        let s = &m[key];
+        let mut out = Map::new();
+        set(&mut out, "name", s.get("name"));
+        set(&mut out, "container", s.get("container"));
+        if s.get("metricName").is_some() {
+            out.insert("metric".into(), metric(s.get("metricName"), s.get("selector").or(s.get("metricSelector"))));
+        }
+        set(&mut out, "describedObject", s.get("target"));
+        let mut current = Map::new();
+        set(&mut current, "averageUtilization", s.get("currentAverageUtilization"));
+        set(&mut current, "averageValue", s.get("currentAverageValue"));
+        set(&mut current, "value", s.get("currentValue"));
+        out.insert("current".into(), Value::Object(current));
+        json!({"type": ty, key: out})
+    }
+
+    fn annotations(obj: &mut Value) -> &mut Map<String, Value> {
+        if !obj["metadata"].is_object() {
+            obj["metadata"] = json!({});
+        }
+        if !obj["metadata"]["annotations"].is_object() {
+            obj["metadata"]["annotations"] = json!({});
+        }
+        obj["metadata"]["annotations"].as_object_mut().expect("made an object above")
+    }
+
+    fn take_annotation(obj: &mut Value, key: &str) -> Option<Value> {
+        let anns = obj.pointer_mut("/metadata/annotations")?.as_object_mut()?;
+        let v = anns.remove(key)?;
+        if anns.is_empty() {
+            obj["metadata"].as_object_mut().map(|m| m.remove("annotations"));
+        }
+        serde_json::from_str(v.as_str()?).ok()
+    }
+
+    /// The stored v2 object as autoscaling/v1 shows it.
+    pub fn from_v2(v2: &Value) -> Value {
+        let mut out = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": v2.get("metadata").cloned().unwrap_or(json!({}))});
+        let spec = &v2["spec"];
+        let mut s = Map::new();
+        set(&mut s, "scaleTargetRef", spec.get("scaleTargetRef"));
+        set(&mut s, "minReplicas", spec.get("minReplicas"));
+        set(&mut s, "maxReplicas", spec.get("maxReplicas"));
+        let metrics = spec.get("metrics").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut others = Vec::new();
+        for m in &metrics {
+            if is_cpu_utilization(m) && !s.contains_key("targetCPUUtilizationPercentage") {
+                set(&mut s, "targetCPUUtilizationPercentage", m.pointer("/resource/target/averageUtilization"));
+            } else {
+                others.push(spec_to_v1(m));
+            }
+        }
+        if !others.is_empty() {
+            annotations(&mut out).insert(METRICS.into(), json!(Value::Array(others).to_string()));
+        }
+        if let Some(b) = spec.get("behavior").filter(|b| !b.is_null()) {
+            annotations(&mut out).insert(BEHAVIOR.into(), json!(b.to_string()));
+        }
+        out["spec"] = Value::Object(s);
+        let status = &v2["status"];
+        let mut st = Map::new();
+        for k in ["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"] {
+            set(&mut st, k, status.get(k));
+        }
+        let mut current_others = Vec::new();
+        for m in status.get("currentMetrics").and_then(Value::as_array).into_iter().flatten() {
+            let cpu = m["type"] == "Resource" && m.pointer("/resource/name") == Some(&json!("cpu"));
+            match m.pointer("/resource/current/averageUtilization") {
+                Some(u) if cpu && !st.contains_key("currentCPUUtilizationPercentage") => {
+                    st.insert("currentCPUUtilizationPercentage".into(), u.clone());
+                }
+                _ => current_others.push(status_to_v1(m)),
+            }
+        }
+        if !current_others.is_empty() {
+            annotations(&mut out).insert(CURRENT_METRICS.into(), json!(Value::Array(current_others).to_string()));
+        }
+        if let Some(c) = status.get("conditions").and_then(Value::as_array).filter(|c| !c.is_empty()) {
+            annotations(&mut out).insert(CONDITIONS.into(), json!(Value::Array(c.clone()).to_string()));
+        }
+        if !st.contains_key("currentReplicas") && v2.get("status").is_some() {
+            st.insert("currentReplicas".into(), json!(0));
+        }
+        if !st.contains_key("desiredReplicas") && v2.get("status").is_some() {
+            st.insert("desiredReplicas".into(), json!(0));
+        }
+        out["status"] = Value::Object(st);
+        out
+    }
+
+    /// An autoscaling/v1 object (possibly partial, as an apply body is) as the stored v2.
+    pub fn to_v2(v1: &Value) -> Value {
+        let mut v1 = v1.clone();
+        let extra = take_annotation(&mut v1, METRICS);
+        let behavior = take_annotation(&mut v1, BEHAVIOR);
+        let current = take_annotation(&mut v1, CURRENT_METRICS);
+        let conditions = take_annotation(&mut v1, CONDITIONS);
+        let mut out = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler"});
+        if let Some(m) = v1.get("metadata") {
+            out["metadata"] = m.clone();
+        }
+        if let Some(spec) = v1.get("spec").filter(|s| s.is_object()) {
+            let mut s = Map::new();
+            set(&mut s, "scaleTargetRef", spec.get("scaleTargetRef"));
+            set(&mut s, "minReplicas", spec.get("minReplicas"));
+            set(&mut s, "maxReplicas", spec.get("maxReplicas"));
+            let mut metrics = Vec::new();
+            if let Some(cpu) = spec.get("targetCPUUtilizationPercentage").filter(|v| !v.is_null()) {
+                metrics.push(json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}}}));
+            }
+            for m in extra.as_ref().and_then(Value::as_array).into_iter().flatten() {
+                metrics.push(spec_to_v2(m));
+            }
+            if !metrics.is_empty() {
+                s.insert("metrics".into(), Value::Array(metrics));
+            }
+            if let Some(b) = behavior {
+                s.insert("behavior".into(), b);
+            }
+            out["spec"] = Value::Object(s);
+        }
+        let status = v1.get("status").filter(|s| s.is_object());
+        if status.is_some() || current.is_some() || conditions.is_some() {
+            let empty = json!({});
+            let status = status.unwrap_or(&empty);
+            let mut st = Map::new();
+            for k in ["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"] {
+                set(&mut st, k, status.get(k));
+            }
+            let mut cm = Vec::new();
+            if let Some(u) = status.get("currentCPUUtilizationPercentage").filter(|v| !v.is_null()) {
+                cm.push(json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": u}}}));
+            }
+            for m in current.as_ref().and_then(Value::as_array).into_iter().flatten() {
+                cm.push(status_to_v2(m));
+            }
+            if !cm.is_empty() {
+                st.insert("currentMetrics".into(), Value::Array(cm));
+            }
+            if let Some(c) = conditions {
+                st.insert("conditions".into(), c);
+            }
+            out["status"] = Value::Object(st);
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn cpu_target_maps_to_a_resource_metric_and_back() {
+            let v1 = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+                "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"}, "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 50}});
+            let v2 = to_v2(&v1);
+            assert_eq!(v2["apiVersion"], "autoscaling/v2");
+            assert_eq!(v2["spec"]["metrics"], json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]));
+            let back = from_v2(&v2);
+            assert_eq!(back["spec"], v1["spec"]);
+            assert!(back.pointer("/metadata/annotations").is_none());
+        }
+
+        #[test]
+        fn other_metrics_behavior_and_conditions_ride_in_annotations() {
+            let v2 = json!({"metadata": {"name": "web"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5, "minReplicas": 2,
+                "metrics": [
+                    {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}},
+                    {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}},
+                    {"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "10"}}},
+                    {"type": "External", "external": {"metric": {"name": "queue"}, "target": {"type": "Value", "value": "30"}}}],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}},
+                "status": {"currentReplicas": 2, "desiredReplicas": 3, "conditions": [{"type": "AbleToScale", "status": "True"}],
+                    "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 40}}},
+                        {"type": "Pods", "pods": {"metric": {"name": "qps"}, "current": {"averageValue": "7"}}}]}});
+            let v1 = from_v2(&v2);
+            assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
+            assert_eq!(v1["status"]["currentCPUUtilizationPercentage"], 40);
+            let anns = &v1["metadata"]["annotations"];
+            let metrics: Value = serde_json::from_str(anns[METRICS].as_str().unwrap()).unwrap();
+            assert_eq!(metrics[0]["resource"], json!({"name": "memory", "targetAverageValue": "100Mi"}));
+            assert_eq!(metrics[1]["pods"], json!({"metricName": "qps", "targetAverageValue": "10"}));
+            assert_eq!(metrics[2]["external"], json!({"metricName": "queue", "targetValue": "30"}));
+            let back = to_v2(&v1);
+            assert_eq!(back["spec"], v2["spec"]);
+            assert_eq!(back["status"]["conditions"], v2["status"]["conditions"]);
+            assert_eq!(back["status"]["currentMetrics"], v2["status"]["currentMetrics"]);
+            assert!(back.pointer("/metadata/annotations").is_none());
+        }
+    }
+}

@@ -22,10 +22,12 @@ mod serviceaccounts;
 mod services;
 mod storage;
 mod volumes;
+mod volume_attachments;
 mod workloads;
 
 pub use authentication::Reviews;
-pub use autoscaling::HorizontalPodAutoscalers;
+pub use autoscaling::{v1 as autoscaling_v1, HorizontalPodAutoscalers};
+pub use volume_attachments::VolumeAttachments;
 pub use config::{ConfigMaps, Secrets};
 pub use coordination::Leases;
 pub use cronjobs::CronJobs;

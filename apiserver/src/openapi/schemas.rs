@@ -51,7 +51,7 @@ fn build() -> Definitions {
         autoscaling::HorizontalPodAutoscaler,
         networking::Ingress, networking::NetworkPolicy, networking::IngressClass,
         rbac::Role, rbac::RoleBinding, rbac::ClusterRole, rbac::ClusterRoleBinding, storage::StorageClass,
-        storage::CSIDriver, storage::CSINode, node::RuntimeClass, autoscaling2::HorizontalPodAutoscaler,
+        storage::CSIDriver, storage::CSINode, storage::VolumeAttachment, node::RuntimeClass, autoscaling2::HorizontalPodAutoscaler,
     );
     // Kinds without a resource of their own that every group-version document references.
     gen.subschema_for::<meta::Status>();

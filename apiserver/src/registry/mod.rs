@@ -1,5 +1,6 @@
 //! The registry: one generic `Store` per resource row, all over one storage backend.
 
+pub mod conversion;
 pub mod decoding;
 pub mod eviction;
 pub mod hooks;
