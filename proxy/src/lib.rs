@@ -4,6 +4,7 @@
 //! nftables implementation in [`nftables`].
 
 pub mod backend;
+pub mod bench;
 pub mod conntrack;
 pub mod metrics;
 pub mod nftables;

@@ -8,11 +8,13 @@ use std::sync::Arc;
 #[derive(Parser, Debug)]
 #[command(name = "ferrokube-proxy", about = "Service proxy (nftables mode) for one node")]
 struct Flags {
+    #[command(subcommand)]
+    command: Option<Cmd>,
     #[arg(long)]
     kubeconfig: Option<std::path::PathBuf>,
     /// The node whose endpoints count as local.
     #[arg(long)]
-    hostname_override: String,
+    hostname_override: Option<String>,
     /// Pod addresses; other sources reaching a cluster IP are masqueraded.
     #[arg(long)]
     cluster_cidr: Option<String>,
@@ -29,6 +31,18 @@ struct Flags {
     min_sync_period: std::time::Duration,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Sync a synthetic state (N Services × M endpoints) into --nft-table, then change one
+    /// endpoint; print both sync times and the RSS; remove the table.
+    Bench {
+        #[arg(long, default_value_t = 1000)]
+        services: u32,
+        #[arg(long, default_value_t = 10)]
+        endpoints: u32,
+    },
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -36,6 +50,19 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let flags = Flags::parse();
+    if let Some(Cmd::Bench { services, endpoints }) = flags.command {
+        match proxy::bench::run(&flags.nft_table, services, endpoints) {
+            Ok(r) => {
+                println!("full_sync_seconds {:.3}", r.full.as_secs_f64());
+                println!("incremental_sync_seconds {:.4}", r.incremental.as_secs_f64());
+                println!("rules {}", r.rules);
+                println!("rss_kib {}", r.rss_kib);
+                return;
+            }
+            Err(e) => fail(&e.to_string()),
+        }
+    }
+    let Some(node) = flags.hostname_override.clone() else { fail("--hostname-override is required") };
     let cluster_cidr = match flags.cluster_cidr.as_deref().map(proxy::state::parse_cidr) {
         Some(None) => fail(&format!("invalid --cluster-cidr {:?}", flags.cluster_cidr.unwrap_or_default())),
         Some(c) => c,
@@ -64,7 +91,7 @@ async fn main() {
             async move { m.encode() }
         }));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let cfg = proxy::watch::Config { node: flags.hostname_override, cluster_cidr, min_sync_period: flags.min_sync_period };
+    let cfg = proxy::watch::Config { node, cluster_cidr, min_sync_period: flags.min_sync_period };
     tracing::info!(table = %flags.nft_table, "syncing Services into nftables");
     proxy::watch::run(client, cfg, NftBackend::new(&flags.nft_table), metrics).await;
 }
