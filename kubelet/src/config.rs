@@ -43,6 +43,15 @@ pub struct Flags {
     /// Resources kept for Kubernetes daemons, e.g. cpu=100m,memory=100Mi.
     #[arg(long, default_value = "")]
     pub kube_reserved: String,
+    /// The cluster DNS server pods with dnsPolicy ClusterFirst use; repeatable.
+    #[arg(long)]
+    pub cluster_dns: Vec<std::net::IpAddr>,
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The resolv.conf that dnsPolicy Default pods get, and whose search
+    /// domains ClusterFirst pods add to the cluster's.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
 }
 
 /// Parses `cpu=100m,memory=100Mi` into (milli-CPU, bytes).

@@ -28,6 +28,8 @@ pub struct Kubelet {
     pub pods: RwLock<HashMap<String, Pod>>,
     /// Host ports held open per pod UID so that a taken port fails the pod, as upstream's hostport manager.
     pub host_ports: std::sync::Mutex<HashMap<String, Vec<std::net::TcpListener>>>,
+    /// `--cluster-dns`, `--cluster-domain` and the host's resolv.conf, for pods' resolv.conf.
+    pub dns: crate::network::dns::DnsConfigurer,
 }
 
 impl Kubelet {
@@ -66,6 +68,7 @@ impl Kubelet {
             backoff: Default::default(),
             pods: Default::default(),
             host_ports: Default::default(),
+            dns: Default::default(),
         }
     }
 }

@@ -81,6 +81,12 @@ async fn run(flags: Flags) -> Result<(), String> {
         backoff: Default::default(),
         pods: Default::default(),
         host_ports: Default::default(),
+        dns: kubelet::network::dns::DnsConfigurer {
+            cluster_dns: flags.cluster_dns.clone(),
+            cluster_domain: flags.cluster_domain.clone(),
+            host: apimachinery::resolvconf::ResolvConf::read(&flags.resolv_conf)
+                .map_err(|e| format!("--resolv-conf {}: {e}", flags.resolv_conf.display()))?,
+        },
     });
 
     let info = Arc::new(node_status::NodeInfo {

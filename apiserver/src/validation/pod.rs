@@ -67,6 +67,7 @@ pub fn validate_pod_spec(spec: Option<&Value>, path: &Path) -> Vec<FieldCause> {
             ));
         }
     }
+    validate_dns_config(spec, path, &mut errs);
     if let Some(v) = spec.get("terminationGracePeriodSeconds") {
         if !v.is_i64() {
             errs.push(field::invalid(
@@ -361,6 +362,73 @@ pub fn validate_pod_spec_update(new: &Value, old: &Value) -> Vec<FieldCause> {
     errs
 }
 
+/// `spec.dnsConfig` against `spec.dnsPolicy`, and the pod's DNS labels, as
+/// upstream's validatePodDNSConfig and ValidatePodSpec's hostname/subdomain.
+fn validate_dns_config(spec: &Value, path: &Path, errs: &mut Vec<FieldCause>) {
+    for key in ["hostname", "subdomain"] {
+        if let Some(v) = str_at(spec, key).filter(|v| !v.is_empty()) {
+            for msg in names::dns1123_label(v) {
+                errs.push(field::invalid(&path.child(key), &Value::String(v.into()), &msg));
+            }
+        }
+    }
+    let p = path.child("dnsConfig");
+    let cfg = spec.get("dnsConfig").filter(|c| !c.is_null());
+    if str_at(spec, "dnsPolicy") == Some("None") {
+        let Some(cfg) = cfg else {
+            errs.push(field::required(&p, "must provide `dnsConfig` when `dnsPolicy` is None"));
+            return;
+        };
+        if items(cfg, "nameservers").is_empty() {
+            errs.push(field::required(
+                &p.child("nameservers"),
+                "must provide at least one DNS nameserver when `dnsPolicy` is None",
+            ));
+            return;
+        }
+    }
+    let Some(cfg) = cfg else { return };
+    let servers = items(cfg, "nameservers");
+    if servers.len() > 3 {
+        errs.push(field::invalid(&p.child("nameservers"), &cfg["nameservers"], "must not have more than 3 nameservers"));
+    }
+    for (i, ns) in servers.iter().enumerate() {
+        if !ns.as_str().is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()) {
+            errs.push(field::invalid(
+                &p.child("nameservers").index(i),
+                ns,
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            ));
+        }
+    }
+    let searches = items(cfg, "searches");
+    if searches.len() > 32 {
+        errs.push(field::invalid(&p.child("searches"), &cfg["searches"], "must not have more than 32 search paths"));
+    }
+    let line: Vec<&str> = searches.iter().filter_map(Value::as_str).collect();
+    if line.join(" ").len() > 2048 {
+        errs.push(field::invalid(
+            &p.child("searches"),
+            &cfg["searches"],
+            "must not have more than 2048 characters (including spaces) in the search list",
+        ));
+    }
+    for (i, s) in searches.iter().enumerate() {
+        let s = s.as_str().unwrap_or_default();
+        if s == "." {
+            continue;
+        }
+        for msg in names::dns1123_subdomain(s.strip_suffix('.').unwrap_or(s)) {
+            errs.push(field::invalid(&p.child("searches").index(i), &Value::String(s.into()), &msg));
+        }
+    }
+    for (i, o) in items(cfg, "options").iter().enumerate() {
+        if str_at(o, "name").is_none_or(str::is_empty) {
+            errs.push(field::required(&p.child("options").index(i), "must not be empty"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +474,31 @@ mod tests {
             let got = fields(&validate_pod_spec(Some(&spec), &Path::new("spec")));
             assert!(got.iter().any(|g| g == want), "want {want}, got {got:?}");
         }
+    }
+
+    #[test]
+    fn dns_config_is_checked_against_the_policy() {
+        let c = |extra: Value| {
+            let mut s = spec();
+            for (k, v) in extra.as_object().unwrap() {
+                s[k] = v.clone();
+            }
+            fields(&validate_pod_spec(Some(&s), &Path::new("spec")))
+        };
+        assert_eq!(c(json!({"dnsPolicy": "None"})), ["spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"]);
+        assert_eq!(
+            c(json!({"dnsPolicy": "None", "dnsConfig": {"searches": ["a"]}})),
+            ["spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"]
+        );
+        assert!(c(json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"], "searches": ["a.example.", "."],
+                          "options": [{"name": "ndots", "value": "2"}]}})).is_empty());
+        let got = c(json!({"dnsConfig": {"nameservers": ["1.1.1.1", "1.0.0.1", "8.8.8.8", "nope"],
+                                         "searches": ["Bad_Domain"], "options": [{"value": "1"}]}}));
+        assert!(got.contains(&"spec.dnsConfig.nameservers: Invalid value: [\"1.1.1.1\",\"1.0.0.1\",\"8.8.8.8\",\"nope\"]: must not have more than 3 nameservers".to_string()), "{got:?}");
+        assert!(got.contains(&"spec.dnsConfig.nameservers[3]: Invalid value: \"nope\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string()), "{got:?}");
+        assert!(got.iter().any(|g| g.starts_with("spec.dnsConfig.searches[0]: Invalid value: \"Bad_Domain\": a lowercase RFC 1123 subdomain")), "{got:?}");
+        assert!(got.contains(&"spec.dnsConfig.options[0]: Required value: must not be empty".to_string()), "{got:?}");
+        assert!(c(json!({"hostname": "web_0"}))[0].starts_with("spec.hostname: Invalid value: \"web_0\""));
     }
 
     #[test]

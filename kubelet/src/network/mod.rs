@@ -5,6 +5,7 @@
 //! [`fake::FakeNetwork`] in unit tests, which need neither root nor plugins.
 
 pub mod cni;
+pub mod dns;
 pub mod fake;
 pub mod namespaces;
 

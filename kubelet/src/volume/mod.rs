@@ -175,7 +175,13 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
         &hostname,
         format!("{}\n", crate::container::etc_hosts::hostname(pod)),
     )?;
-    for (host, path) in [(hosts, "/etc/hosts"), (hostname, "/etc/hostname")] {
+    let mut files = vec![(hosts, "/etc/hosts"), (hostname, "/etc/hostname")];
+    // The sandbox's resolv.conf (network::dns), once it has been written.
+    let resolv = crate::network::dns::resolv_conf_path(k, &uid);
+    if resolv.exists() {
+        files.push((resolv, "/etc/resolv.conf"));
+    }
+    for (host, path) in files {
         // A volume the user mounts at the same path wins.
         if !c
             .volume_mounts

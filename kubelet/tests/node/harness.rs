@@ -129,6 +129,7 @@ impl Node {
             backoff: Default::default(),
             pods: Default::default(),
             host_ports: Default::default(),
+            dns: Default::default(),
         });
         let workers = PodWorkers::new(k.clone());
         Node {

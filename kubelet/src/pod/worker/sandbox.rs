@@ -51,6 +51,11 @@ pub(super) async fn prepare_sandbox(k: &Kubelet, pod: &Pod) -> Result<Vec<PortMa
         .create_namespaces(&ns, pod.metadata.name.as_deref().unwrap_or("pod"))
         .await
         .map_err(|e| e.to_string())?;
+    // resolv.conf is the sandbox's, written once as the runtime does.
+    if let Err(e) = crate::network::dns::write_pod_resolv_conf(k, pod) {
+        k.network.remove_namespaces(&ns);
+        return Err(e);
+    }
     let ports = host_ports(pod);
     let mut held = Vec::new();
     for p in ports.iter().filter(|p| p.protocol == "tcp") {
