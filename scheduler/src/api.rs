@@ -18,6 +18,9 @@ pub enum ApiError {
     Gone(String),
     #[error(transparent)]
     Kube(#[from] kube::Error),
+    /// A PreBind plugin failed; the pod is retried with back-off.
+    #[error("{0}")]
+    PreBind(String),
 }
 
 /// A FailedScheduling outcome to publish on the pod.

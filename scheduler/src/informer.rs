@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Container, Node, NodeStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{Container, Node, NodeStatus, Pod, PodSpec, PodStatus, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -52,6 +52,20 @@ pub fn slim_pod(pod: &mut Pod) {
             scheduler_name: spec.scheduler_name,
             overhead: spec.overhead,
             host_network: spec.host_network,
+            // VolumeBinding reads the pod's claims.
+            volumes: spec
+                .volumes
+                .map(|vs| {
+                    vs.into_iter()
+                        .filter(|v| v.persistent_volume_claim.is_some())
+                        .map(|v| Volume {
+                            name: v.name,
+                            persistent_volume_claim: v.persistent_volume_claim,
+                            ..Default::default()
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .filter(|vs| !vs.is_empty()),
             containers: spec.containers.into_iter().map(slim_container).collect(),
             init_containers: spec.init_containers.map(|c| c.into_iter().map(slim_container).collect()),
             ..Default::default()
@@ -97,8 +111,11 @@ pub fn slim_node(node: &mut Node) {
     }
 }
 
-/// Starts both watches; they run until the returned tasks are aborted.
+/// Starts the pod and node watches, and the claim, volume and class watches
+/// VolumeBinding reads; they run until the returned tasks are aborted.
 pub fn start(client: kube::Client, scheduler: Arc<Scheduler>) -> Vec<tokio::task::JoinHandle<()>> {
+    let s = scheduler.clone();
+    let mut tasks = crate::plugins::volume_binding::start(client.clone(), move || s.on_storage_change());
     let pods: Api<Pod> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client);
 
@@ -134,7 +151,8 @@ pub fn start(client: kube::Client, scheduler: Arc<Scheduler>) -> Vec<tokio::task
             }
         }
     });
-    vec![pod_task, node_task]
+    tasks.extend([pod_task, node_task]);
+    tasks
 }
 
 #[cfg(test)]
@@ -236,7 +254,7 @@ mod tests {
         assert_eq!(slim.metadata.uid, pod.metadata.uid);
         assert_eq!(slim.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
         assert_eq!(slim.status.as_ref().unwrap().nominated_node_name.as_deref(), Some("n1"));
-        // What no plugin reads is gone.
+        // What no plugin reads is gone (VolumeBinding reads claim volumes only).
         assert!(s.volumes.is_none() && s.containers[0].env.is_none() && s.containers[0].liveness_probe.is_none());
         assert!(slim.status.as_ref().unwrap().container_statuses.is_none());
         assert!(slim.metadata.annotations.is_none() && slim.metadata.owner_references.is_none());

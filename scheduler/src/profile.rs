@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(score_names(&profiles["binpack"]), vec![("NodeResourcesFit", 1)]);
         assert!(score_names(&profiles["random"]).is_empty());
         assert_eq!(profiles["default-scheduler"].score_weights.len(), 7);
-        assert_eq!(profiles["default-scheduler"].plugins.len(), 9);
+        assert_eq!(profiles["default-scheduler"].plugins.len(), 10);
     }
 
     #[test]

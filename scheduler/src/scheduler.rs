@@ -179,6 +179,12 @@ impl Scheduler {
         self.wake.notify_one();
     }
 
+    /// A claim, volume or class changed: pods waiting on storage may fit now.
+    pub fn on_storage_change(&self) {
+        self.lock().queue.move_all_to_active_or_backoff();
+        self.wake.notify_one();
+    }
+
     pub fn on_node_delete(&self, node: &Node) {
         self.lock()
             .cache
@@ -410,7 +416,12 @@ impl Scheduler {
             };
             let key = qp.info.key.clone();
             let start = Instant::now();
-            let result = this.api.bind(qp.info.pod.clone(), node.clone()).await;
+            let pre_bind = fw.run_pre_bind(&state, &qp.info, &node).await;
+            let result = if pre_bind.is_success() {
+                this.api.bind(qp.info.pod.clone(), node.clone()).await
+            } else {
+                Err(ApiError::PreBind(format!("running PreBind plugin {}: {}", pre_bind.plugin, pre_bind.message())))
+            };
             drop(permit);
             this.metrics
                 .bind(result.is_ok(), &fw.scheduler_name, start.elapsed().as_secs_f64());

@@ -29,6 +29,9 @@ pub trait Plugin: Send + Sync {
     fn as_reserve(&self) -> Option<&dyn Reserve> {
         None
     }
+    fn as_pre_bind(&self) -> Option<&dyn PreBind> {
+        None
+    }
 }
 
 /// Runs once per pod before any Filter; may reject the pod outright or
@@ -83,6 +86,12 @@ pub trait Score {
 pub trait Reserve {
     fn reserve(&self, state: &CycleState, pod: &PodInfo, node: &str) -> Status;
     fn unreserve(&self, state: &CycleState, pod: &PodInfo, node: &str);
+}
+
+/// Runs in the bind task, after Reserve and before the Binding is written:
+/// the API writes a pod needs first (VolumeBinding's selected node).
+pub trait PreBind {
+    fn pre_bind(&self, state: &CycleState, pod: &PodInfo, node: &str) -> futures::future::BoxFuture<'static, Status>;
 }
 
 /// Scales scores so the best is MAX_NODE_SCORE (and reverses if asked),

@@ -146,6 +146,18 @@ impl Framework {
         Status::success()
     }
 
+    /// PreBind plugins in order; the first failure stops the bind.
+    pub async fn run_pre_bind(&self, state: &CycleState, pod: &PodInfo, node: &str) -> Status {
+        for p in &self.plugins {
+            let Some(pb) = p.as_pre_bind() else { continue };
+            let status = pb.pre_bind(state, pod, node).await;
+            if !status.is_success() {
+                return status.with_plugin(p.name());
+            }
+        }
+        Status::success()
+    }
+
     pub fn run_unreserve(&self, state: &CycleState, pod: &PodInfo, node: &str) {
         for p in self.plugins.iter().rev() {
             if let Some(r) = p.as_reserve() {

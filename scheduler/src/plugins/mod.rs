@@ -14,3 +14,4 @@ pub mod node_unschedulable;
 pub mod pod_topology_spread;
 pub mod registry;
 pub mod taint_toleration;
+pub mod volume_binding;

@@ -30,6 +30,7 @@ pub fn factory(name: &str) -> Option<Factory> {
         balanced_allocation::NAME => |_| Ok(Arc::new(balanced_allocation::BalancedAllocation)),
         image_locality::NAME => |_| Ok(Arc::new(image_locality::ImageLocality)),
         default_preemption::NAME => |_| Ok(Arc::new(default_preemption::DefaultPreemption)),
+        volume_binding::NAME => |_| Ok(Arc::new(volume_binding::VolumeBinding::shared())),
         _ => return None,
     };
     Some(f)
@@ -43,6 +44,7 @@ pub const DEFAULT_FILTERS: &[&str] = &[
     node_affinity::NAME,
     node_ports::NAME,
     node_resources_fit::NAME,
+    volume_binding::NAME,
     pod_topology_spread::NAME,
     inter_pod_affinity::NAME,
     default_preemption::NAME,
