@@ -31,7 +31,7 @@ macro_rules! roots {
 
 fn build() -> Definitions {
     use k8s_openapi::api::{
-        apps::v1 as apps, autoscaling::v1 as autoscaling, autoscaling::v2 as autoscaling2, batch::v1 as batch,
+        apps::v1 as apps, authentication::v1 as authentication, authorization::v1 as authorization, autoscaling::v1 as autoscaling, autoscaling::v2 as autoscaling2, batch::v1 as batch,
         coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
         events::v1 as events, networking::v1 as networking, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
         scheduling::v1 as scheduling, storage::v1 as storage,
@@ -52,6 +52,8 @@ fn build() -> Definitions {
         networking::Ingress, networking::NetworkPolicy, networking::IngressClass,
         rbac::Role, rbac::RoleBinding, rbac::ClusterRole, rbac::ClusterRoleBinding, storage::StorageClass,
         storage::CSIDriver, storage::CSINode, storage::VolumeAttachment, node::RuntimeClass, autoscaling2::HorizontalPodAutoscaler,
+        authentication::TokenReview, authentication::SelfSubjectReview, authorization::SubjectAccessReview,
+        authorization::LocalSubjectAccessReview, authorization::SelfSubjectAccessReview, authorization::SelfSubjectRulesReview,
     );
     // Kinds without a resource of their own that every group-version document references.
     gen.subschema_for::<meta::Status>();
