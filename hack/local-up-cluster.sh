@@ -243,6 +243,8 @@ until nodes_ready; do
   sleep 1
 done
 rm -f "$UP_DIR/dead"
+log "creating the default StorageClass (manifests/storageclass-standard.yaml)"
+k apply -f "$ROOT/manifests/storageclass-standard.yaml" >/dev/null
 
 cat >"$STATE_FILE" <<ENV
 NODES=$NODES

@@ -188,6 +188,11 @@ impl Cluster {
             cluster.nodes.push(node);
         }
         cluster.wait_nodes_ready(opts.ready_timeout).await?;
+        // The default StorageClass `standard` (ferrokube.io/local-path,
+        // WaitForFirstConsumer, reclaim Delete), from the manifest, as kind applies its own.
+        const DEFAULT_STORAGE_CLASS: &str =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/storageclass-standard.yaml");
+        cluster.kubectl_ok(&["apply", "-f", DEFAULT_STORAGE_CLASS]).await?;
         Ok(cluster)
     }
 
