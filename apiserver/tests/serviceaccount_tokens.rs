@@ -32,7 +32,8 @@ async fn whoami(h: &Harness, token: &str) -> (StatusCode, Value) {
 }
 
 async fn token_request(h: &Harness, sa: &str, spec: Value) -> (StatusCode, Value) {
-    let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec});
+    // As kubectl sends it: Go's encoding of an empty status.
+    let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec, "status": {"token": "", "expirationTimestamp": null}});
     let r = h.post(&format!("/api/v1/namespaces/default/serviceaccounts/{sa}/token"), &body).await;
     (r.status, r.json())
 }

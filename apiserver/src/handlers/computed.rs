@@ -86,6 +86,11 @@ pub async fn serve(
     let body = super::objects::read_body(req.into_body()).await?;
     let mut value = codec::decode_body(&headers, &body)?;
     let gvk = handler.gvk();
+    // The status is the answer; what a client sends there (kubectl: `status: {token: "",
+    // expirationTimestamp: null}`) is dropped unread.
+    if let Some(m) = value.as_object_mut() {
+        m.remove("status");
+    }
     check_kind(&gvk, &mut value)?;
     let out = handler.create(CreateRequest { user: user.as_ref(), namespace, name, body: value, dry_run }).await?;
     Ok(codec::object_response(StatusCode::CREATED, &out, format, &[]))

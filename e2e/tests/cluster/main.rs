@@ -470,3 +470,4 @@ async fn example_manifests_apply_as_is_and_do_what_they_say() {
 }
 
 mod apps;
+mod serviceaccounts;
