@@ -66,7 +66,7 @@ if [ "$BUILD" = 1 ]; then
   (cd "$ROOT" && cargo build --release --bins --quiet)
 fi
 BIN="${FERROKUBE_BIN_DIR:-$ROOT/target/release}"
-for b in ferrokube-apiserver ferrokube-scheduler ferrokube-controller-manager ferrokube-kubelet; do
+for b in ferrokube-apiserver ferrokube-scheduler ferrokube-controller-manager ferrokube-kubelet ferrokube-proxy; do
   [ -x "$BIN/$b" ] || { echo "$BIN/$b missing: run cargo build --release --bins" >&2; exit 1; }
 done
 [ -x "$KUBECTL" ] || { echo "$KUBECTL missing (set KUBECTL=...)" >&2; exit 1; }
@@ -86,6 +86,7 @@ check_port "$SCHEDULER_PORT" scheduler SCHEDULER_PORT
 check_port "$CONTROLLER_MANAGER_PORT" controller-manager CONTROLLER_MANAGER_PORT
 for ((i = 0; i < NODES; i++)); do
   check_port "$(kubelet_port "$i")" "kubelet of node-$i" KUBELET_PORT
+  check_port "$((PROXY_METRICS_PORT + 100 * i))" "proxy of node-$i" PROXY_METRICS_PORT
 done
 
 # From here on, a failure stops whatever this run started.
@@ -170,9 +171,19 @@ kubeconfig_for() { # USER OUT [GROUP...]
 }
 kubeconfig_for admin "$ADMIN_KUBECONFIG" system:masters
 
-log "starting the apiserver on $SERVER"
+# Pods reach the apiserver through the kubernetes Service (10.96.0.1:443), DNATed to an
+# address of an interface the project owns (docs/CONTRACTS.md, "Service networking").
+ip link del "$HOST_LINK" 2>/dev/null || true
+# A dummy interface, or a bridge without ports where the kernel has no dummy driver.
+ip link add "$HOST_LINK" type dummy 2>/dev/null || ip link add "$HOST_LINK" type bridge
+ip addr add "$HOST_IP/32" dev "$HOST_LINK"
+ip link set "$HOST_LINK" up
+# The proxies set route_localnet for NodePorts on 127.0.0.1; down puts it back.
+[ -e "$UP_DIR/route_localnet.orig" ] || cat /proc/sys/net/ipv4/conf/all/route_localnet >"$UP_DIR/route_localnet.orig"
+log "starting the apiserver on $SERVER (and $HOST_IP, the kubernetes Service's endpoint)"
 start_component apiserver "$BIN/ferrokube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" --cert-dir "$CERT_DIR"
+  --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" --cert-dir "$CERT_DIR" \
+  --service-cluster-ip-range "$SERVICE_CIDR" --advertise-address "$HOST_IP"
 k() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" --cache-dir "$UP_DIR/kubectl-cache" "$@"; }
 apiserver_ready() { k get --raw /readyz; }
 wait_until "apiserver /readyz" 60 apiserver apiserver_ready
@@ -216,6 +227,12 @@ CTD
     --pod-cidr "${POD_CIDR_PREFIX}.$i.0/24" --port "$(kubelet_port "$i")" \
     --registry-mirror "docker.io=http://127.0.0.1:$REGISTRY_PORT" \
     --client-ca-file "$CERT_DIR/ca.crt" --cni-bin-dir /usr/lib/cni --bridge-name "${BRIDGE_PREFIX}$i"
+
+  [ -e "$KUBECONFIG_DIR/kube-proxy.kubeconfig" ] || kubeconfig_for system:kube-proxy "$KUBECONFIG_DIR/kube-proxy.kubeconfig"
+  log "starting the proxy of $node (nft table ${NFT_TABLE_PREFIX}$i, metrics 127.0.0.1:$((PROXY_METRICS_PORT + 100 * i)))"
+  start_component "proxy-$node" "$BIN/ferrokube-proxy" --kubeconfig "$KUBECONFIG_DIR/kube-proxy.kubeconfig" \
+    --hostname-override "$node" --cluster-cidr "${POD_CIDR_PREFIX}.0.0/16" \
+    --metrics-bind-address "127.0.0.1:$((PROXY_METRICS_PORT + 100 * i))" --nft-table "${NFT_TABLE_PREFIX}$i"
 done
 
 nodes_ready() {

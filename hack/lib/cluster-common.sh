@@ -22,6 +22,12 @@ REGISTRY_PORT="${REGISTRY_PORT:-5050}"
 SCHEDULER_PORT="${SCHEDULER_PORT:-10259}"
 CONTROLLER_MANAGER_PORT="${CONTROLLER_MANAGER_PORT:-10257}"
 KUBELET_PORT="${KUBELET_PORT:-10250}"
+PROXY_METRICS_PORT="${PROXY_METRICS_PORT:-10249}"
+# Service networking (docs/CONTRACTS.md): never the test clusters' 10.(100+s)/fkhost<s>/ferrokube-t*.
+SERVICE_CIDR="10.96.0.0/16"
+HOST_LINK="fkhostup"
+HOST_IP="10.87.255.1"
+NFT_TABLE_PREFIX="ferrokube-n"
 # Pod CIDRs and bridges differ from the test harness's (10.88.x / fkN), so a
 # dev cluster and `cargo test` can run side by side.
 POD_CIDR_PREFIX="${POD_CIDR_PREFIX:-10.244}"
@@ -175,6 +181,15 @@ teardown() {
     ip link del "$link" 2>/dev/null && log "deleted bridge $link"
   done
   remove_hostport_rules
+  local table
+  for table in $(nft list tables ip 2>/dev/null | awk '{print $3}' | grep -E "^${NFT_TABLE_PREFIX}[0-9]+$" || true); do
+    nft delete table ip "$table" && log "deleted nft table $table"
+  done
+  ip link del "$HOST_LINK" 2>/dev/null && log "deleted $HOST_LINK"
+  if [ -e "$UP_DIR/route_localnet.orig" ]; then
+    cat "$UP_DIR/route_localnet.orig" >/proc/sys/net/ipv4/conf/all/route_localnet || true
+    rm -f "$UP_DIR/route_localnet.orig"
+  fi
   rm -rf "$RUN_DIR"
   rm -f "$STATE_FILE"
 }

@@ -51,15 +51,17 @@ async fn kubectl_apply_busybox_runs_then_logs_exec_and_delete() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
+    // An address of this cluster's service range (10.(100+slot).0.0/16), asked for explicitly.
+    let foo_ip = c.service_ip(10 * 256 + 10).to_string();
     let f = write(
         dir.path(),
         "pod.yaml",
-        r#"
+        &r#"
 apiVersion: v1
 kind: Service
 metadata: {name: fooservice}
 spec:
-  clusterIP: 10.96.10.10
+  clusterIP: FOO_IP
   ports: [{name: http, port: 8765, targetPort: 8080}]
 ---
 apiVersion: v1
@@ -79,7 +81,7 @@ spec:
   - name: main
     image: busybox
     command: ["sh", "-c", "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 1; done"]
-"#,
+"#.replace("FOO_IP", &foo_ip),
     );
     c.kubectl_ok(&["apply", "-f", &f]).await.unwrap();
     let p = wait_pod(&c, "bb", 90, "pod bb Running", |p| phase(p) == "Running").await;
@@ -139,11 +141,11 @@ spec:
     .await;
     let env = c.kubectl_ok(&["logs", "envpod"]).await.unwrap();
     for want in [
-        "FOOSERVICE_SERVICE_HOST=10.96.10.10",
-        "FOOSERVICE_SERVICE_PORT=8765",
-        "FOOSERVICE_SERVICE_PORT_HTTP=8765",
-        "FOOSERVICE_PORT=tcp://10.96.10.10:8765",
-        "FOOSERVICE_PORT_8765_TCP_ADDR=10.96.10.10",
+        format!("FOOSERVICE_SERVICE_HOST={foo_ip}"),
+        "FOOSERVICE_SERVICE_PORT=8765".to_string(),
+        "FOOSERVICE_SERVICE_PORT_HTTP=8765".to_string(),
+        format!("FOOSERVICE_PORT=tcp://{foo_ip}:8765"),
+        format!("FOOSERVICE_PORT_8765_TCP_ADDR={foo_ip}"),
     ] {
         assert!(env.lines().any(|l| l == want), "{want} in {env}");
     }

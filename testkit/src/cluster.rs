@@ -19,10 +19,16 @@ use crate::{
 pub const SCHEDULER: &str = "ferrokube-scheduler";
 pub const CONTROLLER_MANAGER: &str = "ferrokube-controller-manager";
 pub const KUBELET: &str = "ferrokube-kubelet";
+pub const PROXY: &str = "ferrokube-proxy";
 
 /// Where node slots are locked, so concurrent clusters (in this or another
 /// test process) never share a bridge name or a pod CIDR.
 const SLOT_DIR: &str = "/tmp/ferrokube-testkit-node-slots";
+/// Where cluster slots are locked: each cluster's service CIDR, dummy host interface and
+/// nft tables (docs/CONTRACTS.md, "Service networking").
+const CLUSTER_SLOT_DIR: &str = "/tmp/ferrokube-testkit-cluster-slots";
+/// Cluster slots 0..=MAX_CLUSTER_SLOT, so 10.(100+slot) stays an address.
+const MAX_CLUSTER_SLOT: u8 = 150;
 
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -62,6 +68,11 @@ pub struct ClusterNode {
     pub kubeconfig: PathBuf,
     pub root_dir: PathBuf,
     kubelet: Process,
+    /// This node's ferrokube-proxy and the nft table it owns (`ferrokube-t<slot>n<i>`).
+    pub proxy: Process,
+    pub nft_table: String,
+    pub proxy_metrics: String,
+    _nft: Guard,
     pub containerd: Containerd,
     _bridge: Guard,
     dir: TestDir,
@@ -98,6 +109,53 @@ pub struct Cluster {
     pub registry: Registry,
     pub etcd: Etcd,
     dir: TestDir,
+    /// `10.(100+slot).0.0/16`.
+    pub service_cidr: String,
+    /// The dummy host interface's address `10.87.<slot>.1`: the apiserver's advertise
+    /// address, which pods reach through the kubernetes Service.
+    pub host_ip: std::net::Ipv4Addr,
+    pub host_link: String,
+    pub slot: u8,
+    _host_link: Guard,
+    /// Puts route_localnet (which the proxies set for NodePorts on 127.0.0.1) back when
+    /// the last cluster on the machine goes, at drop or at exit.
+    _route_localnet: Option<Guard>,
+    _cluster_slot: Flock<File>,
+}
+
+const ROUTE_LOCALNET: &str = "/proc/sys/net/ipv4/conf/all/route_localnet";
+
+fn ip(args: &[&str]) -> Result<(), Error> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| Error::io("running ip", e))?;
+    if !out.status.success() {
+        return Err(Error::io(
+            format!("ip {}", args.join(" ")),
+            std::io::Error::other(String::from_utf8_lossy(&out.stderr).to_string()),
+        ));
+    }
+    Ok(())
+}
+
+/// The project's host interface for a cluster: `fkhost<slot>` with `10.87.<slot>.1/32`.
+fn host_link(slot: u8) -> Result<(String, std::net::Ipv4Addr, Guard), Error> {
+    let name = format!("fkhost{slot}");
+    let addr = std::net::Ipv4Addr::new(10, 87, slot, 1);
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &name])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let guard = Guard::new(Live::Link(name.clone()));
+    // A dummy interface where the kernel has the module; a bridge without ports holds a
+    // local address just as well (this machine's kernel has no dummy driver).
+    if ip(&["link", "add", &name, "type", "dummy"]).is_err() {
+        ip(&["link", "add", &name, "type", "bridge"])?;
+    }
+    ip(&["addr", "add", &format!("{addr}/32"), "dev", &name])?;
+    ip(&["link", "set", &name, "up"])?;
+    Ok((name, addr, guard))
 }
 
 /// Lock the lowest free node slot (0..=250); the lock dies with the process.
@@ -142,13 +200,37 @@ impl Cluster {
         let scheduler_bin = try_bin(SCHEDULER)?;
         let cm_bin = try_bin(CONTROLLER_MANAGER)?;
         let kubelet_bin = try_bin(KUBELET)?;
+        let proxy_bin = try_bin(PROXY)?;
 
         // Pods on different nodes reach each other through the host's routes
         // between the bridges (what hack/install-deps.sh also sets).
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         let dir = TestDir::new("cluster")?;
+        let (slot, cluster_slot) = lock_slot(CLUSTER_SLOT_DIR)?;
+        if slot > MAX_CLUSTER_SLOT {
+            return Err(Error::io("taking a cluster slot", std::io::Error::other("all cluster slots are in use")));
+        }
+        let route_localnet = std::fs::read_to_string(ROUTE_LOCALNET)
+            .is_ok_and(|v| v.trim() == "0")
+            .then(|| {
+                Guard::new(Live::Sysctl {
+                    path: ROUTE_LOCALNET.into(),
+                    value: "0".into(),
+                    slot_dir: CLUSTER_SLOT_DIR.into(),
+                    slot,
+                })
+            });
+        let (link, host_ip, host_guard) = host_link(slot)?;
+        let service_cidr = format!("10.{}.0.0/16", 100 + slot as u32);
         let etcd = Etcd::try_start().await?;
-        let apiserver = ApiServer::try_start(&etcd, &opts.apiserver_args).await?;
+        let mut api_args: Vec<String> = vec![
+            "--service-cluster-ip-range".into(),
+            service_cidr.clone(),
+            "--advertise-address".into(),
+            host_ip.to_string(),
+        ];
+        api_args.extend(opts.apiserver_args.iter().cloned());
+        let apiserver = ApiServer::try_start(&etcd, &api_args).await?;
         let registry = Registry::try_start().await?;
         registry.push_images().await?;
 
@@ -180,10 +262,17 @@ impl Cluster {
             registry,
             etcd,
             dir,
+            service_cidr,
+            host_ip,
+            host_link: link,
+            slot,
+            _host_link: host_guard,
+            _route_localnet: route_localnet,
+            _cluster_slot: cluster_slot,
         };
         for i in 0..opts.nodes {
             let node = cluster
-                .start_node(i, &kubelet_bin, &opts.kubelet_args)
+                .start_node(i, &kubelet_bin, &proxy_bin, &opts.kubelet_args)
                 .await?;
             cluster.nodes.push(node);
         }
@@ -200,6 +289,7 @@ impl Cluster {
         &self,
         i: usize,
         kubelet_bin: &Path,
+        proxy_bin: &Path,
         extra: &[String],
     ) -> Result<ClusterNode, Error> {
         let (slot, lock) = take_slot()?;
@@ -245,6 +335,28 @@ impl Cluster {
         ];
         args.extend(extra.iter().cloned());
         let kubelet = Process::spawn(&format!("kubelet-{name}"), kubelet_bin, args, dir.path())?;
+        // One proxy per node; all nodes share this host's kernel, so each owns a table.
+        let nft_table = format!("ferrokube-t{}n{i}", self.slot);
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &nft_table])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let nft_guard = Guard::new(Live::NftTable(nft_table.clone()));
+        let proxy_kc = self.apiserver.try_issue_kubeconfig("system:kube-proxy", &[])?;
+        let proxy_metrics = format!("127.0.0.1:{}", free_port());
+        let proxy_args = vec![
+            "--kubeconfig".to_string(),
+            proxy_kc.display().to_string(),
+            "--hostname-override".into(),
+            name.clone(),
+            "--cluster-cidr".into(),
+            "10.88.0.0/16".into(),
+            "--metrics-bind-address".into(),
+            proxy_metrics.clone(),
+            "--nft-table".into(),
+            nft_table.clone(),
+        ];
+        let proxy = Process::spawn(&format!("proxy-{name}"), proxy_bin, proxy_args, dir.path())?;
         Ok(ClusterNode {
             name,
             pod_cidr,
@@ -253,6 +365,10 @@ impl Cluster {
             kubeconfig,
             root_dir,
             kubelet,
+            proxy,
+            nft_table,
+            proxy_metrics,
+            _nft: nft_guard,
             containerd,
             _bridge: bridge_guard,
             dir,
@@ -351,6 +467,10 @@ impl Cluster {
                 n.kubelet.log_path().to_path_buf(),
             ));
             logs.push((
+                format!("proxy {}", n.name),
+                n.proxy.log_path().to_path_buf(),
+            ));
+            logs.push((
                 format!("containerd {}", n.name),
                 n.containerd.dir().join("containerd.log"),
             ));
@@ -366,6 +486,19 @@ impl Cluster {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The n-th address of the service CIDR (1: the kubernetes Service, 10: kube-dns).
+    pub fn service_ip(&self, n: u32) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 100 + self.slot, 0, 0)) + n)
+    }
+
+    pub fn kubernetes_service_ip(&self) -> std::net::Ipv4Addr {
+        self.service_ip(1)
+    }
+
+    pub fn dns_service_ip(&self) -> std::net::Ipv4Addr {
+        self.service_ip(10)
     }
 }
 

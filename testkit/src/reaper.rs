@@ -19,8 +19,13 @@ pub enum Live {
     Process(u32),
     /// containerd shims (and their containers) serving this socket.
     ContainerdShims(PathBuf),
-    /// A network interface (a CNI bridge) to delete.
+    /// A network interface (a CNI bridge, a cluster's dummy host interface) to delete.
     Link(String),
+    /// An nft table (family ip) a service proxy programmed.
+    NftTable(String),
+    /// A sysctl to put back to `value` once no slot under `slot_dir` but `slot` is held
+    /// (route_localnet, which every cluster's proxies need while any cluster runs).
+    Sysctl { path: PathBuf, value: String, slot_dir: PathBuf, slot: u8 },
     /// A temp dir: unmount everything under it, then remove it.
     Dir(PathBuf),
 }
@@ -38,7 +43,7 @@ extern "C" fn at_exit() {
     let rank = |l: &Live| match l {
         Live::Process(_) => 0,
         Live::ContainerdShims(_) => 1,
-        Live::Link(_) => 2,
+        Live::Link(_) | Live::NftTable(_) | Live::Sysctl { .. } => 2,
         Live::Dir(_) => 3,
     };
     let mut all = all;
@@ -141,6 +146,17 @@ fn undo(live: &Live) {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+        Live::NftTable(name) => {
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", "ip", name])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        Live::Sysctl { path, value, slot_dir, slot } => {
+            if !other_slot_held(slot_dir, *slot) {
+                let _ = std::fs::write(path, value);
+            }
+        }
         Live::Dir(dir) => {
             unmount_under(dir);
             if std::env::var_os("FERROKUBE_KEEP_TEST_DIRS").is_none() {
@@ -148,6 +164,21 @@ fn undo(live: &Live) {
             }
         }
     }
+}
+
+/// Whether a slot lock under `dir` other than `own` is held (by any process).
+fn other_slot_held(dir: &Path, own: u8) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name == format!("slot-{own}") {
+            return false;
+        }
+        match std::fs::File::options().write(true).open(e.path()) {
+            Ok(f) => nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err(),
+            Err(_) => false,
+        }
+    })
 }
 
 /// PIDs of containerd shims started for `socket` (their command line names
