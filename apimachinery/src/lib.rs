@@ -31,6 +31,7 @@ pub mod ports;
 pub mod qos;
 pub mod quota;
 pub mod quantity;
+pub mod rbac;
 pub mod resolvconf;
 pub mod taints;
 pub mod volume;

@@ -1,5 +1,5 @@
 //! The router: discovery, health, metrics, OpenAPI and the generated resource endpoints,
-//! wrapped in the authentication and metrics layers. Built apart from `main` so tests can
+//! wrapped in the authentication, audit, authorization and metrics layers. Built apart from `main` so tests can
 //! drive it with `oneshot`.
 
 use crate::auth::authn::{self, Authenticator};
@@ -14,7 +14,7 @@ use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn app(state: SharedState, auth: Arc<Authenticator>) -> Router {
+pub fn app(state: SharedState, auth: Arc<Authenticator>, authz: Arc<crate::authz::Authorization>, audit: Option<Arc<crate::audit::AuditLog>>) -> Router {
     let metrics = state.metrics.clone();
     let mut router = Router::new();
     if let Some(sa) = auth.service_accounts().cloned() {
@@ -23,7 +23,7 @@ pub fn app(state: SharedState, auth: Arc<Authenticator>) -> Router {
             .route("/.well-known/openid-configuration", get(move || async move { crate::auth::oidc::configuration(&sa) }))
             .route("/openid/v1/jwks", get(move || async move { crate::auth::oidc::jwks(&jwks) }));
     }
-    router
+    let router = router
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -38,6 +38,13 @@ pub fn app(state: SharedState, auth: Arc<Authenticator>) -> Router {
         .route("/apis/{*rest}", any(api_paths))
         .fallback(|| async { ApiError::NotFoundPath })
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(authz, crate::authz::authorize));
+    // Audit sits between authentication (whose user it logs) and authorization (whose decision it logs).
+    let router = match audit {
+        Some(log) => router.layer(axum::middleware::from_fn_with_state(log, crate::audit::audit)),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn_with_state(auth, authn::authenticate))
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
 }
@@ -148,7 +155,8 @@ mod tests {
         let bootstrapped = crate::bootstrap::spawn(registry.clone());
         let state = Arc::new(AppState { registry, admission, bootstrapped, metrics: Arc::new(crate::metrics::Metrics::new()), server_address: "127.0.0.1:6443".into(), kubelet: None, computed: Default::default() });
         let auth = Authenticator::from_token_csv("t,admin,1,\"system:masters\"\n", "test").unwrap();
-        app(state, Arc::new(auth))
+        let authz = crate::authz::Authorization::new(state.registry.clone());
+        app(state, Arc::new(auth), authz, None)
     }
 
     fn get(path: &str, token: bool) -> http::Request<Body> {
@@ -166,8 +174,16 @@ mod tests {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let r = a.clone().oneshot(get("/api", true)).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        let r = a.oneshot(get("/healthz", false)).await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        // Anonymous health checks are system:public-info-viewer's, once the default policy is in.
+        let mut code = StatusCode::FORBIDDEN;
+        for _ in 0..100 {
+            code = a.clone().oneshot(get("/healthz", false)).await.unwrap().status();
+            if code == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(code, StatusCode::OK);
     }
 
     #[tokio::test]

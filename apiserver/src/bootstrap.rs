@@ -1,4 +1,5 @@
-//! Objects every cluster starts with: the system namespaces and the system PriorityClasses.
+//! Objects every cluster starts with: the system namespaces, the system PriorityClasses and
+//! the default RBAC policy (`crate::authz::bootstrap_policy`).
 //! Retried in the background until etcd answers.
 
 use crate::admission::SYSTEM_PRIORITY_CLASSES;
@@ -26,7 +27,7 @@ async fn ensure(reg: &Registry) -> Result<(), ApiError> {
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    crate::authz::bootstrap_policy::ensure(reg).await
 }
 
 /// Starts creating them; the flag turns true once they all exist, and /readyz waits for it

@@ -64,6 +64,12 @@ struct Cli {
     /// How often Service IP and NodePort allocations are repaired (a Go duration).
     #[arg(long, default_value = "3m", value_parser = apimachinery::duration::parse_duration)]
     service_allocation_repair_interval: std::time::Duration,
+    /// Authorizers after system:masters, in order: Node, RBAC, AlwaysAllow.
+    #[arg(long, default_value = "Node,RBAC", value_delimiter = ',')]
+    authorization_mode: Vec<String>,
+    /// Where audit events go, one JSON line per request (`-`: standard output).
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -124,6 +130,8 @@ fn main() {
             advertise_address: cli.advertise_address,
             repair_interval: cli.service_allocation_repair_interval,
         },
+        authorization_modes: cli.authorization_mode,
+        audit_log_path: cli.audit_log_path,
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -28,6 +28,10 @@ pub struct ServerOptions {
     pub etcd_compaction_interval: std::time::Duration,
     /// Service IP and node-port ranges, the advertise address (`--service-*`, `--advertise-address`).
     pub services: crate::controlplane::ServiceNetworkOptions,
+    /// `--authorization-mode` (Node,RBAC; AlwaysAllow).
+    pub authorization_modes: Vec<String>,
+    /// `--audit-log-path` (`-`: standard output).
+    pub audit_log_path: Option<PathBuf>,
 }
 
 /// Upstream's authentication flags.
@@ -62,6 +66,14 @@ impl Default for AuthnOptions {
 pub enum ServerError {
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Authorization(#[from] crate::authz::UnknownMode),
+    #[error("audit log {path}: {source}")]
+    Audit {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("etcd: {0}")]
     Storage(#[from] crate::storage::StorageError),
     #[error("cannot listen on {addr}: {source}")]
@@ -109,7 +121,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         jwks_uri: opts.authn.service_account_jwks_uri.clone().unwrap_or_else(|| format!("https://{local}/openid/v1/jwks")),
     });
     let auth = Arc::new(auth.with_anonymous(opts.authn.anonymous_auth).with_registry(registry.clone()).with_service_accounts(sa_config.clone()));
-    let computed = crate::auth::computed_handlers(&registry, &auth, &sa_config);
+    let mut computed = crate::auth::computed_handlers(&registry, &auth, &sa_config);
+    let authz = crate::authz::Authorization::with_modes(registry.clone(), &opts.authorization_modes)?;
+    crate::authz::reviews::register(&mut computed, &authz);
+    let audit = match &opts.audit_log_path {
+        Some(p) => Some(crate::audit::AuditLog::open(p).map_err(|source| ServerError::Audit { path: p.display().to_string(), source })?),
+        None => None,
+    };
     let state = Arc::new(AppState {
         registry,
         admission,
@@ -119,7 +137,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), ServerError> {
         kubelet: Some(Arc::new(kubelet)),
         computed,
     });
-    let router = crate::app(state, auth);
+    let router = crate::app(state, auth, authz, audit);
     let endpoint_ip = opts.services.advertise_address.or(opts.bind_address.parse().ok()).unwrap_or(std::net::Ipv4Addr::LOCALHOST);
     crate::controlplane::start(&registry_for_services, registry_for_services.storage.clone(), &opts.services, endpoint_ip, local.port());
     let tls_config = tls::server_config(&certs)?;

@@ -8,6 +8,7 @@ mod default_storage_class;
 mod default_toleration_seconds;
 mod limit_ranger;
 mod namespace_lifecycle;
+pub mod node_restriction;
 mod priority;
 mod resource_quota;
 mod service_account;

@@ -120,6 +120,14 @@ pub static RESOURCES: &[ResourceRow] = &[
     row("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", "volumeattachment", false, &["status"], NONE, NONE, "volumeattachments", &VolumeAttachments),
     row("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", false, NONE, NONE, NONE, "tokenreviews", &Reviews),
     row("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, NONE, NONE, NONE, "selfsubjectreviews", &Reviews),
+    row("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, NONE, NONE, NONE, "clusterroles", &ClusterRoles),
+    row("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, NONE, NONE, NONE, "clusterrolebindings", &ClusterRoleBindings),
+    row("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, NONE, NONE, NONE, "roles", &Roles),
+    row("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, NONE, NONE, NONE, "rolebindings", &RoleBindings),
+    row("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, NONE, NONE, NONE, "localsubjectaccessreviews", &Reviews),
+    row("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", false, NONE, NONE, NONE, "selfsubjectaccessreviews", &Reviews),
+    row("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", false, NONE, NONE, NONE, "selfsubjectrulesreviews", &Reviews),
+    row("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", false, NONE, NONE, NONE, "subjectaccessreviews", &Reviews),
 ];
 
 /// The `ResourceInfo`s of `rows`, for the OpenAPI documents.

@@ -29,7 +29,9 @@ pub fn desired(backends: &[Backend]) -> Vec<(Vec<EndpointPort>, Vec<Endpoint>)> 
             .ports
             .iter()
             .map(|(name, port, proto, app)| EndpointPort {
-                name: name.clone(),
+                // Always set, "" for an unnamed port, as upstream's controller writes it:
+                // kubectl describe dereferences it.
+                name: Some(name.clone().unwrap_or_default()),
                 port: Some(*port),
                 protocol: Some(proto.clone()),
                 app_protocol: app.clone(),
@@ -197,6 +199,7 @@ mod tests {
         assert_eq!(want.len(), 1);
         let (ports, eps) = &want[0];
         assert_eq!(ports[0].port, Some(8080));
+        assert!(ports[0].name.is_some());
         assert_eq!(eps[0].conditions.as_ref().unwrap().ready, Some(true));
         assert_eq!(eps[1].conditions.as_ref().unwrap().ready, Some(false));
         let slice = slice_for(&s, ports.clone(), eps.clone(), None);
