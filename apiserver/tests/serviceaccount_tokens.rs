@@ -123,9 +123,10 @@ async fn bound_token_authenticates_as_the_service_account(h: &Harness, pod: &Val
     assert_eq!(user["groups"], json!(["system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"]));
     assert_eq!(user["extra"]["authentication.kubernetes.io/pod-name"], json!(["p1"]));
 
-    // The token reaches the API (no authorizer yet: authenticated is enough).
-    let (code, _) = as_token(h, Method::GET, "/api/v1/namespaces/default/pods", Some(&token), None).await;
-    assert_eq!(code, StatusCode::OK);
+    // The token reaches the API and RBAC decides: its ServiceAccount has no binding.
+    let (code, body) = as_token(h, Method::GET, "/api/v1/namespaces/default/pods", Some(&token), None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert_eq!(body["message"], "pods is forbidden: User \"system:serviceaccount:default:builder\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"");
 
     // A uid that is not the pod's is a conflict; a pod of another ServiceAccount a 400.
     let (code, _) = token_request(h, "builder", json!({"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "p1", "uid": "not-it"}})).await;
