@@ -23,13 +23,31 @@ pub enum ForwardError {
     },
     #[error("upstream {upstream} sent an unreadable answer: {message}")]
     BadAnswer { upstream: SocketAddr, message: String },
+    #[error("more than {0} queries are being forwarded already")]
+    Busy(usize),
 }
+
+/// At most this many forwarded queries at once (CoreDNS's forward
+/// `max_concurrent` is 1000); a burst of names nobody answers must not use
+/// up the process's sockets.
+pub const MAX_CONCURRENT: usize = 512;
 
 /// The upstream resolvers, tried in order within one deadline.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     pub upstreams: Vec<SocketAddr>,
     pub timeout: Duration,
+    pub in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Forwarder {
+    pub fn new(upstreams: Vec<SocketAddr>, timeout: Duration) -> Forwarder {
+        Forwarder {
+            upstreams,
+            timeout,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT)),
+        }
+    }
 }
 
 impl Forwarder {
@@ -59,7 +77,7 @@ impl Forwarder {
                 upstreams.push(addr);
             }
         }
-        Ok(Forwarder { upstreams, timeout })
+        Ok(Forwarder::new(upstreams, timeout))
     }
 
     /// Sends the query's bytes to each upstream in turn until one answers;
@@ -68,6 +86,9 @@ impl Forwarder {
         if self.upstreams.is_empty() {
             return Err(ForwardError::NoUpstream);
         }
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            return Err(ForwardError::Busy(MAX_CONCURRENT));
+        };
         let deadline = Instant::now() + self.timeout;
         let mut last = ForwardError::Timeout(self.timeout);
         for (i, up) in self.upstreams.iter().enumerate() {

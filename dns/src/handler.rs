@@ -116,9 +116,15 @@ impl Handler {
                     Err(e) => {
                         tracing::debug!(error = %e, name = %query.name(), "forwarding failed");
                         self.metrics.forwarded("upstream", "error");
-                        let msg = builder.error_msg(&request.metadata, ResponseCode::ServFail);
+                        // Over the concurrency limit: REFUSED, as CoreDNS's forward.
+                        let rcode = if matches!(e, crate::forward::ForwardError::Busy(_)) {
+                            ResponseCode::Refused
+                        } else {
+                            ResponseCode::ServFail
+                        };
+                        let msg = builder.error_msg(&request.metadata, rcode);
                         Sent {
-                            info: send(response, msg, &request.metadata, ResponseCode::ServFail).await,
+                            info: send(response, msg, &request.metadata, rcode).await,
                             zone: ".",
                         }
                     }

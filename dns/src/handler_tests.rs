@@ -52,10 +52,7 @@ fn handler(upstreams: Vec<SocketAddr>) -> Handler {
     Handler {
         zone: Zone::new("cluster.local", 30),
         state: Arc::new(RwLock::new(st)),
-        forwarder: Forwarder {
-            upstreams,
-            timeout: Duration::from_millis(500),
-        },
+        forwarder: Forwarder::new(upstreams, Duration::from_millis(500)),
         metrics: Arc::new(Metrics::new("dns://test".into())),
     }
 }
