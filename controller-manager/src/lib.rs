@@ -67,6 +67,7 @@ pub fn start_controllers(ctx: &Ctx, enabled: &[&str]) {
             "root-ca-certificate-publisher-controller" => controllers::rootcacertpublisher::register,
             "persistentvolume-binder-controller" => controllers::volume::persistentvolume::register,
             "local-path-provisioner-controller" => controllers::volume::local_path::register,
+            "clusterrole-aggregation-controller" => controllers::clusterroleaggregation::register,
             _ => continue,
         };
         tracing::info!(controller = name, "starting");

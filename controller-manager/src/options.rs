@@ -79,6 +79,7 @@ pub const KNOWN_CONTROLLERS: &[(&str, &str)] = &[
     ("resourcequota-controller", "resourcequota"),
     ("root-ca-certificate-publisher-controller", "root-ca-cert-publisher"),
     ("persistentvolume-binder-controller", "persistentvolume-binder"),
+    ("clusterrole-aggregation-controller", "clusterroleaggregation"),
     // Not upstream's: the provisioner k3s and kind run beside it.
     ("local-path-provisioner-controller", "local-path-provisioner"),
 ];

@@ -2,6 +2,7 @@
 //! `plan` from observed state to actions, with tests beside it, and a thin
 //! `register` that wires informers, a work queue and the kube client.
 
+pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
