@@ -472,4 +472,5 @@ async fn example_manifests_apply_as_is_and_do_what_they_say() {
 mod apps;
 mod serviceaccounts;
 mod services;
+mod subresources;
 mod storage;
