@@ -70,5 +70,16 @@ pub fn run(table: &str, services: u32, endpoints: u32) -> Result<Report, crate::
     let t = Instant::now();
     b.sync(&st)?;
     let incremental = t.elapsed();
+    if std::env::var_os("FERROKUBE_BENCH_DETAIL").is_some() {
+        let t = Instant::now();
+        let rs = crate::nftables::ruleset(&st);
+        eprintln!("ruleset() {:?} ({} chains)", t.elapsed(), rs.chains.len());
+        let t = Instant::now();
+        let _ = std::process::Command::new("nft").args(["list", "table", "ip", table]).output();
+        eprintln!("nft list table {:?}", t.elapsed());
+        let t = Instant::now();
+        let _ = std::process::Command::new("nft").args(["add", "table", "ip", table]).output();
+        eprintln!("nft add table (cache load) {:?}", t.elapsed());
+    }
     Ok(Report { full, incremental, rules: stats.rules_total, rss_kib: rss_kib() })
 }

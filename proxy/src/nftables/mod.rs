@@ -20,18 +20,24 @@ const MASQ_MARK: u64 = 0x4000;
 /// A base chain's hook: (type, hook, priority).
 type Hook = (&'static str, &'static str, i32);
 
+/// A chain and its rules, each rule's expression list kept as its JSON text: a ruleset of
+/// 1,000 Services is ~22,000 rules, and JSON trees of them cost ten times the memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Chain {
     pub hook: Option<Hook>,
-    pub rules: Vec<Vec<Value>>,
+    pub rules: Vec<String>,
+}
+
+fn rules(list: Vec<Vec<Value>>) -> Vec<String> {
+    list.into_iter().map(|r| Value::Array(r).to_string()).collect()
 }
 
 /// The whole desired content of the table.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ruleset {
     pub chains: BTreeMap<String, Chain>,
-    /// Map name → element key (as JSON text) → (key, verdict).
-    pub maps: BTreeMap<&'static str, BTreeMap<String, (Value, Value)>>,
+    /// Map name → element key → verdict, both as JSON text.
+    pub maps: BTreeMap<&'static str, BTreeMap<String, String>>,
     /// Affinity sets → timeout seconds.
     pub sets: BTreeMap<String, u32>,
 }
@@ -106,8 +112,8 @@ fn affinity_set(sp: &ServicePort, ep: &Endpoint) -> String {
 }
 
 fn base_chains(rs: &mut Ruleset) {
-    let mut add = |name: &str, hook: Option<Hook>, rules: Vec<Vec<Value>>| {
-        rs.chains.insert(name.to_string(), Chain { hook, rules });
+    let mut add = |name: &str, hook: Option<Hook>, list: Vec<Vec<Value>>| {
+        rs.chains.insert(name.to_string(), Chain { hook, rules: rules(list) });
     };
     add("nat-prerouting", Some(("nat", "prerouting", -100)), vec![vec![jump("services")]]);
     add("nat-output", Some(("nat", "output", -100)), vec![vec![jump("services")]]);
@@ -141,7 +147,7 @@ fn base_chains(rs: &mut Ruleset) {
 }
 
 /// The chain that picks one of `eps` at random, affinity first.
-fn chooser(sp: &ServicePort, eps: &[&Endpoint]) -> Vec<Vec<Value>> {
+fn chooser(sp: &ServicePort, eps: &[&Endpoint]) -> Vec<String> {
     let mut rules = Vec::new();
     if sp.affinity_seconds.is_some() {
         for ep in eps {
@@ -150,11 +156,11 @@ fn chooser(sp: &ServicePort, eps: &[&Endpoint]) -> Vec<Vec<Value>> {
     }
     if eps.is_empty() {
         rules.push(vec![json!({"drop": null})]);
-        return rules;
+        return self::rules(rules);
     }
     let arms: Vec<Value> = eps.iter().enumerate().map(|(i, ep)| json!([i, goto(&endpoint_chain(sp, ep))])).collect();
     rules.push(vec![json!({"vmap": {"key": {"numgen": {"mode": "random", "mod": eps.len(), "offset": 0}}, "data": {"set": arms}}})]);
-    rules
+    self::rules(rules)
 }
 
 /// The desired table for `state` (pure).
@@ -177,7 +183,7 @@ pub fn ruleset(state: &ServiceState) -> Ruleset {
             }
         }
         if cluster_eps.is_empty() {
-            rs.maps.get_mut("no-endpoint-services").map(|m| m.insert(svc_key.to_string(), (svc_key.clone(), goto("reject-chain"))));
+            rs.maps.get_mut("no-endpoint-services").map(|m| m.insert(svc_key.to_string(), goto("reject-chain").to_string()));
         } else {
             let chain = service_chain(sp);
             let mut rules = Vec::new();
@@ -185,16 +191,17 @@ pub fn ruleset(state: &ServiceState) -> Ruleset {
                 // Off-cluster sources reaching a cluster IP are masqueraded so replies return here.
                 rules.push(vec![json!({"match": {"op": "!=", "left": payload("ip", "saddr"), "right": {"prefix": {"addr": net.to_string(), "len": len}}}}), jump("mark-for-masquerade")]);
             }
+            let mut rules = self::rules(rules);
             rules.extend(chooser(sp, &cluster_eps));
             rs.chains.insert(chain.clone(), Chain { hook: None, rules });
-            rs.maps.get_mut("service-ips").map(|m| m.insert(svc_key.to_string(), (svc_key.clone(), goto(&chain))));
+            rs.maps.get_mut("service-ips").map(|m| m.insert(svc_key.to_string(), goto(&chain).to_string()));
         }
         if let Some(np) = sp.node_port {
             let np_key = json!({"concat": [proto, np]});
             let local_eps = usable(&sp.endpoints, true, &state.node);
             let reachable = if sp.external_local { !local_eps.is_empty() } else { !all_eps.is_empty() };
             if !reachable {
-                rs.maps.get_mut("no-endpoint-nodeports").map(|m| m.insert(np_key.to_string(), (np_key.clone(), goto("reject-chain"))));
+                rs.maps.get_mut("no-endpoint-nodeports").map(|m| m.insert(np_key.to_string(), goto("reject-chain").to_string()));
             } else {
                 let ext = external_chain(sp);
                 // The cluster-wide chooser for external traffic (all endpoints, whatever iTP).
@@ -208,8 +215,8 @@ pub fn ruleset(state: &ServiceState) -> Ruleset {
                 } else {
                     vec![vec![jump("mark-for-masquerade")], vec![goto(&cluster_chain)]]
                 };
-                rs.chains.insert(ext.clone(), Chain { hook: None, rules });
-                rs.maps.get_mut("service-nodeports").map(|m| m.insert(np_key.to_string(), (np_key, goto(&ext))));
+                rs.chains.insert(ext.clone(), Chain { hook: None, rules: self::rules(rules) });
+                rs.maps.get_mut("service-nodeports").map(|m| m.insert(np_key.to_string(), goto(&ext).to_string()));
             }
         }
         for ep in programmed {
@@ -220,7 +227,7 @@ pub fn ruleset(state: &ServiceState) -> Ruleset {
                 rules.push(vec![json!({"set": {"op": "update", "elem": payload("ip", "saddr"), "set": format!("@{set}")}})]);
             }
             rules.push(vec![eq(meta("l4proto"), json!(proto)), json!({"dnat": {"addr": ep.ip.to_string(), "port": ep.port}})]);
-            rs.chains.insert(endpoint_chain(sp, ep), Chain { hook: None, rules });
+            rs.chains.insert(endpoint_chain(sp, ep), Chain { hook: None, rules: self::rules(rules) });
         }
     }
     rs
@@ -233,68 +240,68 @@ pub struct Existing {
     pub sets: BTreeSet<String>,
 }
 
-/// The transaction from `prev` (None: unknown, rewrite everything) to `next`.
-pub fn transaction(table: &str, prev: Option<&Ruleset>, existing: &Existing, next: &Ruleset) -> (Vec<Value>, SyncStats) {
-    let t = |mut v: Value| {
-        v["family"] = json!("ip");
-        v["table"] = json!(table);
-        v
-    };
-    let mut cmds = vec![json!({"add": {"table": {"family": "ip", "name": table}}})];
+/// The transaction from `prev` (None: unknown, rewrite everything) to `next`: one JSON
+/// command per entry, in order.
+pub fn transaction(table: &str, prev: Option<&Ruleset>, existing: &Existing, next: &Ruleset) -> (Vec<String>, SyncStats) {
+    let tq = Value::String(table.to_string()).to_string();
+    // `{"<verb>":{"<what>":{"family":"ip","table":T,<fields>}}}` without building a tree.
+    let cmd = |verb: &str, what: &str, fields: String| format!(r#"{{"{verb}":{{"{what}":{{"family":"ip","table":{tq},{fields}}}}}}}"#);
+    let name = |n: &str| format!(r#""name":{}"#, Value::String(n.to_string()));
+    let mut cmds = vec![json!({"add": {"table": {"family": "ip", "name": table}}}).to_string()];
     let mut stats = SyncStats { full: prev.is_none(), ..Default::default() };
-    for (name, types) in MAPS {
-        if prev.is_none() {
-            cmds.push(json!({"add": {"map": t(json!({"name": name, "type": types, "map": "verdict"}))}}));
+    if prev.is_none() {
+        for (m, types) in MAPS {
+            cmds.push(cmd("add", "map", format!(r#"{},"type":{},"map":"verdict""#, name(m), json!(types))));
         }
     }
-    for (name, timeout) in &next.sets {
+    for (set, timeout) in &next.sets {
         // An existing set is left alone (nft refuses to re-add one with a timeout); its name
         // carries the timeout, so a changed timeout is a new set.
         let exists = match prev {
-            Some(p) => p.sets.contains_key(name),
-            None => existing.sets.contains(name),
+            Some(p) => p.sets.contains_key(set),
+            None => existing.sets.contains(set),
         };
         if !exists {
-            cmds.push(json!({"add": {"set": t(json!({"name": name, "type": "ipv4_addr", "flags": ["timeout"], "timeout": timeout}))}}));
+            cmds.push(cmd("add", "set", format!(r#"{},"type":"ipv4_addr","flags":["timeout"],"timeout":{timeout}"#, name(set))));
         }
     }
     // Chains first (created empty), so rules and map elements may name any of them.
     let changed: Vec<(&String, &Chain)> = next.chains.iter().filter(|(n, c)| prev.is_none_or(|p| p.chains.get(*n) != Some(*c))).collect();
-    for (name, chain) in &changed {
-        let mut def = t(json!({"name": name}));
+    for (n, chain) in &changed {
+        let mut fields = name(n);
         if let Some((ty, hook, prio)) = chain.hook {
-            def["type"] = json!(ty);
-            def["hook"] = json!(hook);
-            def["prio"] = json!(prio);
-            def["policy"] = json!("accept");
+            fields.push_str(&format!(r#","type":"{ty}","hook":"{hook}","prio":{prio},"policy":"accept""#));
         }
-        cmds.push(json!({"add": {"chain": def}}));
+        cmds.push(cmd("add", "chain", fields));
     }
-    for (name, chain) in &changed {
-        cmds.push(json!({"flush": {"chain": t(json!({"name": name}))}}));
+    for (n, chain) in &changed {
+        cmds.push(cmd("flush", "chain", name(n)));
+        let chain_name = Value::String(n.to_string()).to_string();
         for rule in &chain.rules {
-            cmds.push(json!({"add": {"rule": t(json!({"chain": name, "expr": rule}))}}));
+            cmds.push(cmd("add", "rule", format!(r#""chain":{chain_name},"expr":{rule}"#)));
         }
     }
     stats.chains_written = changed.len();
-    for (name, elems) in &next.maps {
+    for (m, elems) in &next.maps {
+        let pairs = |it: &mut dyn Iterator<Item = (&String, &String)>| it.map(|(k, v)| format!("[{k},{v}]")).collect::<Vec<_>>().join(",");
         match prev {
             None => {
-                cmds.push(json!({"flush": {"map": t(json!({"name": name}))}}));
-                let all: Vec<Value> = elems.values().map(|(k, v)| json!([k, v])).collect();
-                if !all.is_empty() {
-                    cmds.push(json!({"add": {"element": t(json!({"name": name, "elem": all}))}}));
+                cmds.push(cmd("flush", "map", name(m)));
+                if !elems.is_empty() {
+                    cmds.push(cmd("add", "element", format!(r#"{},"elem":[{}]"#, name(m), pairs(&mut elems.iter()))));
                 }
             }
             Some(p) => {
-                let old = p.maps.get(name).cloned().unwrap_or_default();
-                let gone: Vec<Value> = old.iter().filter(|(k, v)| elems.get(*k) != Some(*v)).map(|(_, (k, _))| k.clone()).collect();
+                let empty = BTreeMap::new();
+                let old = p.maps.get(m).unwrap_or(&empty);
+                let gone: Vec<&String> = old.iter().filter(|(k, v)| elems.get(*k) != Some(*v)).map(|(k, _)| k).collect();
                 if !gone.is_empty() {
-                    cmds.push(json!({"delete": {"element": t(json!({"name": name, "elem": gone}))}}));
+                    let keys: Vec<&str> = gone.iter().map(|k| k.as_str()).collect();
+                    cmds.push(cmd("delete", "element", format!(r#"{},"elem":[{}]"#, name(m), keys.join(","))));
                 }
-                let added: Vec<Value> = elems.iter().filter(|(k, v)| old.get(*k) != Some(*v)).map(|(_, (k, v))| json!([k, v])).collect();
-                if !added.is_empty() {
-                    cmds.push(json!({"add": {"element": t(json!({"name": name, "elem": added}))}}));
+                let mut added = elems.iter().filter(|(k, v)| old.get(*k) != Some(*v)).peekable();
+                if added.peek().is_some() {
+                    cmds.push(cmd("add", "element", format!(r#"{},"elem":[{}]"#, name(m), pairs(&mut added))));
                 }
             }
         }
@@ -304,19 +311,19 @@ pub fn transaction(table: &str, prev: Option<&Ruleset>, existing: &Existing, nex
         Some(p) => p.chains.keys().filter(|n| !next.chains.contains_key(*n)).cloned().collect(),
         None => existing.chains.iter().filter(|n| !next.chains.contains_key(*n)).cloned().collect(),
     };
-    for name in &stale {
-        cmds.push(json!({"flush": {"chain": t(json!({"name": name}))}}));
+    for n in &stale {
+        cmds.push(cmd("flush", "chain", name(n)));
     }
-    for name in &stale {
-        cmds.push(json!({"delete": {"chain": t(json!({"name": name}))}}));
+    for n in &stale {
+        cmds.push(cmd("delete", "chain", name(n)));
     }
     stats.chains_deleted = stale.len();
     let stale_sets: Vec<String> = match prev {
         Some(p) => p.sets.keys().filter(|n| !next.sets.contains_key(*n)).cloned().collect(),
         None => existing.sets.iter().filter(|n| !next.sets.contains_key(*n) && !MAPS.iter().any(|(m, _)| m == n)).cloned().collect(),
     };
-    for name in &stale_sets {
-        cmds.push(json!({"delete": {"set": t(json!({"name": name}))}}));
+    for n in &stale_sets {
+        cmds.push(cmd("delete", "set", name(n)));
     }
     stats.rules_total = next.rule_count();
     (cmds, stats)
@@ -324,8 +331,8 @@ pub fn transaction(table: &str, prev: Option<&Ruleset>, existing: &Existing, nex
 
 /// Runs `nft`: the seam tests replace.
 pub trait Nft {
-    /// Applies one transaction (`nft -j -f -`).
-    fn apply(&mut self, cmds: &[Value]) -> Result<(), SyncError>;
+    /// Applies one transaction (`nft -j -f -`) of JSON commands.
+    fn apply(&mut self, cmds: &[String]) -> Result<(), SyncError>;
     /// The table's chains and sets; empty when it does not exist.
     fn existing(&mut self, table: &str) -> Result<Existing, SyncError>;
 }
@@ -334,8 +341,16 @@ pub trait Nft {
 pub struct NftCli;
 
 impl Nft for NftCli {
-    fn apply(&mut self, cmds: &[Value]) -> Result<(), SyncError> {
-        let body = serde_json::to_vec(&json!({"nftables": cmds})).unwrap_or_default();
+    fn apply(&mut self, cmds: &[String]) -> Result<(), SyncError> {
+        let mut body = String::with_capacity(cmds.iter().map(|c| c.len() + 1).sum::<usize>() + 16);
+        body.push_str(r#"{"nftables":["#);
+        for (i, c) in cmds.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(c);
+        }
+        body.push_str("]}");
         // Debugging aid: FERROKUBE_NFT_DUMP=/path keeps each transaction as /path.N.
         if let Ok(path) = std::env::var("FERROKUBE_NFT_DUMP") {
             static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -350,7 +365,7 @@ impl Nft for NftCli {
             .spawn()
             .map_err(|source| SyncError::Exec { cmd: "nft".into(), source })?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&body).map_err(|source| SyncError::Exec { cmd: "nft".into(), source })?;
+            stdin.write_all(body.as_bytes()).map_err(|source| SyncError::Exec { cmd: "nft".into(), source })?;
         }
         let out = child.wait_with_output().map_err(|source| SyncError::Exec { cmd: "nft".into(), source })?;
         if !out.status.success() {
@@ -418,7 +433,12 @@ impl<N: Nft> ProxyBackend for NftBackend<N> {
         let next = ruleset(state);
         let existing = if self.last.is_none() { self.nft.existing(&self.table)? } else { Existing::default() };
         let (cmds, mut stats) = transaction(&self.table, self.last.as_ref(), &existing, &next);
-        if let Err(e) = self.nft.apply(&cmds) {
+        let t = std::time::Instant::now();
+        let applied = self.nft.apply(&cmds);
+        if std::env::var_os("FERROKUBE_BENCH_DETAIL").is_some() {
+            eprintln!("nft apply of {} commands {:?}", cmds.len(), t.elapsed());
+        }
+        if let Err(e) = applied {
             self.last = None;
             return Err(e);
         }
