@@ -21,6 +21,8 @@ set -euo pipefail
 REPLICAS=1000
 NODES=10
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/secure-port.sh
+. "$ROOT/hack/lib/secure-port.sh"
 BIN_DIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -70,11 +72,11 @@ PIDS+=($!)
 wait_until 30 test -s "$WORK/pki/ca.crt"
 "$BIN_DIR/ferrokube-apiserver" kubeconfig --cert-dir "$WORK/pki" --server "https://127.0.0.1:$API_PORT" --user admin --group system:masters --out "$WORK/admin.kubeconfig" >/dev/null
 wait_until 30 k get --raw /readyz >/dev/null
-"$BIN_DIR/ferrokube-scheduler" --kubeconfig "$WORK/admin.kubeconfig" --port "$SCHED_PORT" >"$WORK/scheduler.log" 2>&1 &
+"$BIN_DIR/ferrokube-scheduler" --kubeconfig "$WORK/admin.kubeconfig" --port "$SCHED_PORT" --client-ca-file "$WORK/pki/ca.crt" >"$WORK/scheduler.log" 2>&1 &
 PIDS+=($!)
 # No kubelets renew node leases here, so the node lifecycle loop would
 # (correctly) taint every node unreachable after its grace period.
-RUST_LOG="${CM_LOG:-info}" "$BIN_DIR/ferrokube-controller-manager" --kubeconfig "$WORK/admin.kubeconfig" --port "$CM_PORT" --controllers '*,-node-lifecycle-controller' ${CM_ARGS:-} >"$WORK/controller-manager.log" 2>&1 &
+RUST_LOG="${CM_LOG:-info}" "$BIN_DIR/ferrokube-controller-manager" --kubeconfig "$WORK/admin.kubeconfig" --port "$CM_PORT" --client-ca-file "$WORK/pki/ca.crt" --controllers '*,-node-lifecycle-controller' ${CM_ARGS:-} >"$WORK/controller-manager.log" 2>&1 &
 CM_PID=$!
 PIDS+=($CM_PID)
 
@@ -86,7 +88,7 @@ metadata: {name: bench-$i, labels: {kubernetes.io/hostname: bench-$i}}
 YAML
   k patch node "bench-$i" --subresource=status --type=merge -p "{\"status\":{\"capacity\":{\"cpu\":\"64\",\"memory\":\"256Gi\",\"pods\":\"500\"},\"allocatable\":{\"cpu\":\"64\",\"memory\":\"256Gi\",\"pods\":\"500\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"bench\",\"lastHeartbeatTime\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"lastTransitionTime\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}]}}" >/dev/null
 done
-wait_until 30 curl -sf "http://127.0.0.1:$CM_PORT/healthz" -o /dev/null
+wait_until 30 curl -sfk "https://127.0.0.1:$CM_PORT/healthz" -o /dev/null
 
 # Watches and polls go through one small Python client (no kubectl start-up
 # per sample, and no 1000-pod list every 100 ms loading the apiserver that is
@@ -225,4 +227,4 @@ echo "foreground delete -> all marked:  ${MARKED:-timeout} s (every pod has a de
 echo "foreground delete -> all deleted: ${CONFIRMED:-timeout} s (the kubelet stand-in's last grace-0 delete returned)"
 echo "foreground delete -> all gone:    ${DELETED:-timeout} s (Deployment, ReplicaSet and pods)"
 echo "controller-manager peak RSS:      $((PEAK_RSS / 1024)) MiB (after create: $((RSS_AFTER_CREATE / 1024)) MiB)"
-curl -s "http://127.0.0.1:$CM_PORT/metrics" | grep -E '^controller_reconcile(_errors)?_total\{name="(replicaset|deployment|garbage-collector)-controller"' || true
+component_get "$CM_PORT" /metrics "$WORK/admin.kubeconfig" | grep -E '^controller_reconcile(_errors)?_total\{name="(replicaset|deployment|garbage-collector)-controller"' || true

@@ -15,6 +15,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/secure-port.sh
+. "$ROOT/hack/lib/secure-port.sh"
 PROFILE=${PROFILE:-release}
 CONCURRENCY=${CONCURRENCY:-64}
 WHAT=${1:-all}
@@ -71,7 +73,7 @@ run_config() {
   "$BIN/ferrokube-apiserver" kubeconfig --cert-dir "$WORK/certs" --server "https://127.0.0.1:$api_port" \
     --user system:kube-scheduler --out "$WORK/scheduler.kubeconfig" >/dev/null
   RUST_LOG=warn ${SCHED_WRAP:-} "$BIN/ferrokube-scheduler" --kubeconfig "$WORK/scheduler.kubeconfig" --port "$sched_port" \
-    >"$WORK/scheduler.log" 2>&1 &
+    --client-ca-file "$WORK/certs/ca.crt" >"$WORK/scheduler.log" 2>&1 &
   local sched_pid=$!
   PIDS+=($sched_pid)
   local etcd_pid=${PIDS[0]} api_pid=${PIDS[1]}
@@ -94,7 +96,7 @@ run_config() {
   for pid in "${perf_pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
   echo "CPU seconds: etcd $(cpu_secs "$etcd_pid"), apiserver $(cpu_secs "$api_pid"), scheduler $(cpu_secs "$sched_pid")"
   echo "scheduler RSS: $(awk '/VmRSS/ {printf "%.0f MB", $2/1024}' /proc/$sched_pid/status)"
-  curl -s "http://127.0.0.1:$sched_port/metrics" |
+  component_get "$sched_port" /metrics "$WORK/admin.kubeconfig" |
     grep -E '^scheduler_schedule_attempts_total|^scheduler_scheduling_attempt_duration_seconds_(sum|count)|^scheduler_framework_extension_point_duration_seconds_(sum|count)|^scheduler_events_dropped|^scheduler_pending_pods' || true
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true

@@ -16,7 +16,9 @@
 //! - [`cron`]: CronJob schedules (robfig/cron's syntax) and `spec.timeZone`;
 //! - [`events`]: core/v1 Events as upstream's recorder writes them;
 //! - [`resolvconf`]: the host's `/etc/resolv.conf`, for pods' DNS and the cluster DNS forwarder;
-//! - [`kubeconfig`] (feature `client`): a `kube::Client` from a kubeconfig file.
+//! - [`kubeconfig`] (feature `client`): a `kube::Client` from a kubeconfig file;
+//! - [`secure_serving`] (feature `serving`): HTTPS with delegated authentication and
+//!   authorization for a component's own port.
 
 pub mod cron;
 pub mod duration;
@@ -33,6 +35,8 @@ pub mod quota;
 pub mod quantity;
 pub mod rbac;
 pub mod resolvconf;
+#[cfg(feature = "serving")]
+pub mod secure_serving;
 pub mod taints;
 pub mod volume;
 

@@ -27,12 +27,8 @@ pub enum Error {
     Controllers(#[from] options::SelectionError),
     #[error(transparent)]
     Kubeconfig(#[from] apimachinery::kubeconfig::KubeconfigError),
-    #[error("cannot serve on {addr}: {source}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("secure serving: {0}")]
+    Serving(apimachinery::secure_serving::ServingError),
     #[error(transparent)]
     Credentials(#[from] credentials::CredentialsError),
     #[error("leader election failed: {0}")]
@@ -81,17 +77,10 @@ pub async fn run(opts: Options) -> Result<(), Error> {
     let enabled = options::enabled_controllers(&opts.controllers)?;
     let client = client(&opts).await?;
     let metrics = metrics::Metrics::default();
-    if opts.port != 0 {
-        let addr = opts.listen_addr();
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Listen { addr, source })?;
-        let app = server::app(metrics.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "metrics server stopped");
-            }
-        });
+    // HTTPS on 10257 as kube-controller-manager: health open, /metrics for whom the
+    // apiserver allows (TokenReview and SubjectAccessReview).
+    if let Some(addr) = opts.serving.serve(server::app(metrics.clone()), client.clone(), 10257).await.map_err(Error::Serving)? {
+        tracing::info!(addr = %addr, "serving /healthz and /metrics over HTTPS");
     }
     let credentials = if opts.use_service_account_credentials {
         let dir = std::env::temp_dir().join(format!("ferrokube-controller-tokens-{}", std::process::id()));

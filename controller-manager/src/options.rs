@@ -1,6 +1,5 @@
 //! Command-line flags and upstream's `--controllers` selection syntax.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,11 +31,9 @@ pub struct Options {
     /// Terminated pods kept before Pod GC deletes the oldest.
     #[arg(long, default_value_t = 12500)]
     pub terminated_pod_gc_threshold: usize,
-    /// Port of the /healthz and /metrics endpoint on --bind-address (0 disables).
-    #[arg(long, default_value_t = 10257)]
-    pub port: u16,
-    #[arg(long, default_value = "127.0.0.1")]
-    pub bind_address: std::net::IpAddr,
+    /// HTTPS on --secure-port (alias --port, default 10257; 0 disables) as upstream's.
+    #[command(flatten)]
+    pub serving: apimachinery::secure_serving::SecureServingFlags,
     /// Workers per controller.
     #[arg(long, default_value_t = 5)]
     pub concurrent_syncs: usize,
@@ -50,12 +47,6 @@ pub struct Options {
     /// Each controller writes as its own ServiceAccount in kube-system.
     #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub use_service_account_credentials: bool,
-}
-
-impl Options {
-    pub fn listen_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.bind_address, self.port)
-    }
 }
 
 /// Every controller this binary knows, by upstream's current name, with the

@@ -40,9 +40,8 @@ struct Flags {
     /// Leader-election identity (default: hostname_pid).
     #[arg(long)]
     identity: Option<String>,
-    /// HTTP port on 127.0.0.1 for /healthz and /metrics (0: any free port).
-    #[arg(long, default_value_t = 10259)]
-    port: u16,
+    #[command(flatten)]
+    serving: apimachinery::secure_serving::SecureServingFlags,
 }
 
 async fn client(flags: &Flags) -> Result<kube::Client, String> {
@@ -69,16 +68,10 @@ async fn run(flags: Flags) -> Result<(), String> {
     let api = Arc::new(KubeApi::new(client.clone(), &id));
     let sched = Scheduler::new(api, profiles, Arc::new(RealClock), Algorithm::default());
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", flags.port))
-        .await
-        .map_err(|e| format!("binding 127.0.0.1:{}: {e}", flags.port))?;
-    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /healthz and /metrics");
-    let metrics = sched.metrics.clone();
-    tokio::spawn(async move {
-        if let Err(e) = scheduler::server::serve(listener, metrics).await {
-            tracing::error!(error = %e, "health server stopped");
-        }
-    });
+    // HTTPS on 10259 as kube-scheduler: health open, /metrics for whom the apiserver allows.
+    if let Some(addr) = flags.serving.serve(scheduler::server::app(sched.metrics.clone()), client.clone(), 10259).await.map_err(|e| e.to_string())? {
+        tracing::info!(addr = %addr, "serving /healthz and /metrics over HTTPS");
+    }
 
     tokio::spawn(scheduler::memory::trim_freed_memory());
 

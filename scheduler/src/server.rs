@@ -1,4 +1,5 @@
-//! /healthz and /metrics on 127.0.0.1:--port.
+//! /healthz, /readyz, /livez and /metrics; served over HTTPS with delegated authentication and
+//! authorization by `apimachinery::secure_serving` (main.rs).
 
 use std::sync::Arc;
 

@@ -47,6 +47,9 @@ pub enum Error {
 
     #[error("kube client: {0}")]
     Kube(#[from] kube::Error),
+
+    #[error("client: {0}")]
+    Client(String),
 }
 
 impl Error {

@@ -24,6 +24,7 @@ pub mod ports;
 pub mod process;
 pub mod reaper;
 pub mod registry;
+pub mod secure_port;
 pub mod testdir;
 pub mod wait;
 

@@ -38,6 +38,9 @@ impl Env {
             apiserver.kubeconfig.display().to_string(),
             "--port".into(),
             metrics_port.to_string(),
+            // Client certificates are signed by the cluster CA; cm_metrics presents the admin's.
+            "--client-ca-file".into(),
+            apiserver.ca_file().display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let cm = Process::spawn_with_env(
@@ -113,19 +116,17 @@ impl Env {
         }
     }
 
-    /// The controller-manager's /metrics text (plain HTTP on loopback).
+    /// The controller-manager's /metrics text, over its HTTPS port with the admin's client
+    /// certificate (system:masters, whom the apiserver's SubjectAccessReview allows).
     pub async fn cm_metrics(&self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await else {
-            return String::new();
-        };
-        let req = format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        if s.write_all(req.as_bytes()).await.is_err() {
-            return String::new();
-        }
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out).await;
-        String::from_utf8_lossy(&out).into_owned()
+        let Ok(kubeconfig) = kube::config::Kubeconfig::read_from(&self.apiserver.kubeconfig) else { return String::new() };
+        let Ok(mut config) = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await else { return String::new() };
+        config.cluster_url = format!("https://127.0.0.1:{}", self.metrics_port).parse().expect("url");
+        // The serving certificate is self-signed, as upstream's without --tls-cert-file.
+        config.accept_invalid_certs = true;
+        config.root_cert = None;
+        let Ok(client) = Client::try_from(config) else { return String::new() };
+        client.request_text(http::Request::get("/metrics").body(Vec::new()).expect("request")).await.unwrap_or_default()
     }
 
     /// The value of one sample line of the controller-manager's /metrics.
