@@ -191,12 +191,12 @@ wait_until "apiserver /readyz" 60 apiserver apiserver_ready
 kubeconfig_for system:kube-scheduler "$KUBECONFIG_DIR/scheduler.kubeconfig"
 log "starting the scheduler"
 start_component scheduler "$BIN/ferrokube-scheduler" --kubeconfig "$KUBECONFIG_DIR/scheduler.kubeconfig" \
-  --port "$SCHEDULER_PORT"
+  --port "$SCHEDULER_PORT" --client-ca-file "$CERT_DIR/ca.crt"
 
 kubeconfig_for system:kube-controller-manager "$KUBECONFIG_DIR/controller-manager.kubeconfig"
 log "starting the controller-manager"
 start_component controller-manager "$BIN/ferrokube-controller-manager" \
-  --kubeconfig "$KUBECONFIG_DIR/controller-manager.kubeconfig" --port "$CONTROLLER_MANAGER_PORT"
+  --kubeconfig "$KUBECONFIG_DIR/controller-manager.kubeconfig" --port "$CONTROLLER_MANAGER_PORT" --client-ca-file "$CERT_DIR/ca.crt"
 
 for ((i = 0; i < NODES; i++)); do
   node="node-$i"
