@@ -275,3 +275,39 @@ mod tests {
         assert_eq!(call(anon, None, None, "/pods").await.1, "Forbidden (user=system:anonymous, verb=get, resource=nodes, subresource=proxy)");
     }
 }
+
+#[cfg(test)]
+mod serve_tests {
+    use clap::Parser;
+
+    /// Through the real TLS listener: a client without a certificate reaches the auth layer
+    /// (401), it is not cut off in the handshake.
+    #[tokio::test]
+    async fn a_client_without_certificate_gets_401_over_tls() {
+        let root = tempfile::tempdir().unwrap();
+        let k = std::sync::Arc::new(crate::context::Kubelet::for_tests(
+            root.path(),
+            std::sync::Arc::new(crate::runtime::fake::FakeRuntime::default()),
+            std::sync::Arc::new(crate::network::fake::FakeNetwork::default()),
+        ));
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca_file = root.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.self_signed(&key).unwrap().pem()).unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let flags = crate::config::Flags::parse_from([
+            "ferrokube-kubelet", "--node-name", "n", "--root-dir", &root.path().display().to_string(),
+            "--port", &port.to_string(), "--client-ca-file", &ca_file.display().to_string(),
+        ]);
+        tokio::spawn(crate::server::serve(k, &flags).await.unwrap());
+        let c = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+        let r = c.get(format!("https://127.0.0.1:{port}/pods")).send().await.expect("a TLS session without a client certificate");
+        assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+        let r = c.get(format!("https://127.0.0.1:{port}/pods")).bearer_auth("x").send().await.unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    }
+}

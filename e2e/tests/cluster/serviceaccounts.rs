@@ -163,3 +163,38 @@ async fn service_accounts_should_guarantee_kube_root_ca_crt_exist_in_any_namespa
     ns.kubectl_ok(&["patch", "configmap", "kube-root-ca.crt", "--type", "merge", "-p", r#"{"data":{"ca.crt":"changed","extra":"x"}}"#]).await;
     wait_for_or(Duration::from_secs(30), "kube-root-ca.crt reconciled", holds_ca).await.unwrap();
 }
+
+/// The kubelet's own API: no credentials is 401; a ServiceAccount token is authenticated with
+/// TokenReview and, holding no nodes/proxy, refused by SubjectAccessReview (403); the
+/// apiserver's client certificate still reaches logs through `kubectl logs`.
+#[tokio::test]
+async fn kubelet_api_refuses_anonymous_and_unauthorized_callers() {
+    let cluster = shared_cluster().await;
+    let ns = TestNs::new(cluster, "kubeletauth").await;
+    wait_default_sa(&ns).await;
+    let node = &cluster.nodes[0];
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("https://127.0.0.1:{}", node.port);
+    // kubectl prompts for a user name when a kubeconfig has no credentials; basic auth is
+    // none the kubelet knows, so the request is as good as anonymous.
+    let empty = dir.path().join("anonymous.kubeconfig");
+    std::fs::write(&empty, format!("apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    username: nobody\n    password: nothing\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncurrent-context: c\n")).unwrap();
+    let raw = |kc: std::path::PathBuf, path: &'static str| {
+        let server = server.clone();
+        async move { testkit::kubectl_async(&kc, &["--server", &server, "--insecure-skip-tls-verify", "get", "--raw", path]).await }
+    };
+    for path in ["/pods", "/exec/default/x/y"] {
+        let out = raw(empty.clone(), path).await;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        // kubectl's words for a 401.
+        assert!(err.contains("You must be logged in to the server"), "{path}: {err}");
+    }
+    let token = ns.kubectl_ok(&["create", "token", "default"]).await.trim().to_string();
+    let kc = dir.path().join("sa.kubeconfig");
+    std::fs::write(&kc, format!("apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncurrent-context: c\n")).unwrap();
+    let out = raw(kc, "/pods").await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains("Forbidden"), "{err}");
+}
