@@ -4,17 +4,18 @@
 
 use parking_lot::Mutex;
 use sha2::Digest;
-use std::num::NonZeroUsize;
 
 pub type Key = [u8; 32];
 
 pub struct TokenCache<V> {
     inner: Mutex<lru::LruCache<Key, V>>,
+    capacity: usize,
 }
 
 impl<V: Clone> TokenCache<V> {
+    /// Grows as tokens arrive (an idle server keeps no table), up to `capacity`.
     pub fn new(capacity: usize) -> Self {
-        TokenCache { inner: Mutex::new(lru::LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN))) }
+        TokenCache { inner: Mutex::new(lru::LruCache::unbounded()), capacity: capacity.max(1) }
     }
 
     /// The key of `token` checked for `audiences`.
@@ -33,7 +34,11 @@ impl<V: Clone> TokenCache<V> {
     }
 
     pub fn put(&self, key: Key, value: V) {
-        self.inner.lock().put(key, value);
+        let mut c = self.inner.lock();
+        while c.len() >= self.capacity && !c.contains(&key) {
+            c.pop_lru();
+        }
+        c.put(key, value);
     }
 
     pub fn len(&self) -> usize {
