@@ -38,7 +38,7 @@ fn rulesets_apply_to_the_kernel_incrementally_and_across_restarts() {
         return;
     }
     let table = Table(format!("ferrokube-unit-{}", std::process::id()));
-    let ports = vec![
+    let ports = [
         port("web", "10.199.0.5", Protocol::Tcp, &["10.199.1.2", "10.199.1.3"], Some(31999), true),
         port("dns", "10.199.0.10", Protocol::Udp, &["10.199.1.4"], None, false),
         port("none", "10.199.0.11", Protocol::Tcp, &[], Some(31998), false),

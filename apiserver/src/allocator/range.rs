@@ -142,7 +142,6 @@ impl From<StorageError> for AllocError {
 mod tests {
     use super::*;
     use crate::storage::memory::MemoryStorage;
-    use crate::storage::Storage;
     use std::sync::Arc;
 
     fn store(storage: DynStorage) -> RangeStore {
