@@ -385,6 +385,10 @@ async fn port_forward(
     let Some(pod) = find_pod(&k, &ns, &name).await else {
         return status_error(StatusCode::NOT_FOUND, "NotFound", format!("pod \"{name}\" not found"));
     };
+    let websocket = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if websocket {
+        return port_forward_websocket(&k, pod, req).await;
+    }
     if !wants_spdy_port_forward(req.headers()) {
         return status_error(
             StatusCode::BAD_REQUEST,
@@ -417,6 +421,29 @@ async fn port_forward(
         .header("X-Stream-Protocol-Version", pf::PROTOCOL_V1)
         .body(Body::empty())
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Port-forward over a plain WebSocket (`v4.channel.k8s.io`, `?ports=`).
+async fn port_forward_websocket(k: &Arc<Kubelet>, pod: Pod, req: axum::extract::Request) -> Response {
+    use crate::container::port_forward::{self as pf, PodLocalhost, Target};
+    use axum::extract::FromRequestParts;
+    let q = parse_query(req.uri().query());
+    let ports = match pf::websocket::parse_ports(&q) {
+        Ok(p) => p,
+        Err(m) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", m),
+    };
+    let (mut parts, _) = req.into_parts();
+    let Ok(ws) = axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await else {
+        return status_error(StatusCode::BAD_REQUEST, "BadRequest", "websocket upgrade failed".into());
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+    let target = Arc::new(Target {
+        pod: format!("{}/{}", pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default()),
+        uid: uid.clone(),
+        dialer: Arc::new(PodLocalhost { netns: (!host_network).then(|| k.namespaces(&uid).net()) }),
+    });
+    ws.protocols(pf::websocket::PROTOCOLS).on_upgrade(move |socket| pf::websocket::serve(socket, target, ports))
 }
 
 /// Loads the serving certificate from the root dir, creating a self-signed one once.

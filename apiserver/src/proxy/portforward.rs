@@ -23,6 +23,8 @@ const PROTOCOL_V1: &str = "portforward.k8s.io";
 /// `WebsocketsSPDYTunnelingPrefix` + the stream protocol.
 const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 const SPDY_UPGRADE: &str = "SPDY/3.1";
+/// Port-forward over a plain WebSocket (no SPDY inside), as the Python client speaks it.
+const WEBSOCKET_PROTOCOL: &str = "v4.channel.k8s.io";
 
 fn header_has(h: &http::HeaderMap, name: &str, want: &str) -> bool {
     h.get_all(name)
@@ -35,6 +37,23 @@ fn header_has(h: &http::HeaderMap, name: &str, want: &str) -> bool {
 pub async fn portforward(state: &SharedState, store: &Store, ns: Option<&str>, name: &str, q: &Query, req: Request<Body>) -> Result<Response, ApiError> {
     let (mut parts, _) = req.into_parts();
     let websocket = header_has(&parts.headers, "sec-websocket-protocol", TUNNEL_PROTOCOL);
+    // Plain WebSocket port-forward (channels per port, no SPDY), relayed to the kubelet's.
+    let plain = !websocket && header_has(&parts.headers, "sec-websocket-protocol", WEBSOCKET_PROTOCOL);
+    if plain {
+        if !q.all.iter().any(|(k, v)| k == "ports" && !v.is_empty()) {
+            return Err(ApiError::BadRequest("query parameter \"ports\" is required".into()));
+        }
+        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("websocket upgrade failed: {e}")))?;
+        let pod = store.get(ns, name, false).await?;
+        let host = kubelet_host(&state.registry, &pod, name).await?;
+        let kubelet = state.kubelet.clone().ok_or_else(|| ApiError::ServiceUnavailable("no kubelet client configured".into()))?;
+        let mut url = reqwest::Url::parse(&format!("https://kubelet/portForward/{}/{name}", ns.unwrap_or("default"))).map_err(|e| ApiError::Internal(e.to_string()))?;
+        url.query_pairs_mut().extend_pairs(q.all.iter().filter(|(k, _)| k == "ports").map(|(k, v)| (k.as_str(), v.as_str())));
+        let path = format!("{}?{}", url.path(), url.query().unwrap_or(""));
+        return super::upgrade::relay_websocket(upgrade, &kubelet, &host, &path, WEBSOCKET_PROTOCOL).await;
+    }
     let spdy = header_has(&parts.headers, "upgrade", SPDY_UPGRADE) && header_has(&parts.headers, "x-stream-protocol-version", PROTOCOL_V1);
     if !websocket && !spdy {
         return Err(ApiError::BadRequest(format!(

@@ -236,3 +236,23 @@ async fn conformance_volume_attachment_lifecycle() {
     let left = ns.kubectl_ok(&["get", "volumeattachments", "-l", &format!("test={id}"), "-o", "name"]).await;
     assert_eq!(left.trim(), "");
 }
+
+/// Port-forward over a plain WebSocket (`v4.channel.k8s.io`, `?ports=80`), the protocol
+/// kube-rs and the Python client speak: nginx's page through the data channel.
+#[tokio::test]
+async fn port_forward_over_a_plain_websocket_reaches_nginx() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = shared_cluster().await;
+    let ns = TestNs::new(cluster, "wsportfwd").await;
+    ns.apply_yaml(WEB).await;
+    wait_pod(&ns.pods(), "web", POD_START, "Running", is_running).await;
+    let mut pf = ns.pods().portforward("web", &[80]).await.expect("WebSocket port-forward");
+    let mut conn = pf.take_stream(80).expect("port 80's stream");
+    conn.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n").await.unwrap();
+    let mut page = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut page)).await.expect("nginx answered").unwrap();
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("Welcome to nginx!"), "{page}");
+    drop(conn);
+    pf.abort();
+}

@@ -4,6 +4,7 @@
 
 pub mod dial;
 pub mod session;
+pub mod websocket;
 
 pub use dial::{DialError, PodLocalhost, PortDialer};
 pub use session::{serve, Target};
