@@ -48,7 +48,7 @@ fn rulesets_apply_to_the_kernel_incrementally_and_across_restarts() {
     let mut b = NftBackend::new(&table.0);
     b.sync(&st).expect("full sync");
     let listed = nft_list(&table.0);
-    assert!(listed.contains("numgen random mod 2 vmap"), "{listed}");
+    assert!(listed.contains("numgen random mod 2 0 goto"), "{listed}");
     assert!(listed.contains("dnat to 10.199.1.2:8080"), "{listed}");
     assert!(listed.contains("10.199.0.11 . tcp . 80 : goto reject-chain"), "{listed}");
     // Incremental: one endpoint more.
