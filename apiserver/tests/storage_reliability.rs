@@ -76,6 +76,30 @@ async fn watch_cache_rebuilds_after_restart_with_10000_events() {
     restart_and_expect_served(&mut h, "/api/v1/namespaces/default/events", 10_000).await;
 }
 
+/// Defect 1: 10,000 pods (the bench's pod shape, about 16 MB) in etcd, then a restart.
+#[tokio::test]
+async fn watch_cache_rebuilds_after_restart_with_10000_pods() {
+    let mut h = Harness::start().await;
+    let s = etcd_storage(&h).await;
+    let values = (0..10_000)
+        .map(|i| {
+            let name = format!("pod-{i:05}");
+            let pod = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default", "uid": format!("00000000-0000-0000-0000-{i:012}"),
+                             "labels": {"app": "many"}, "annotations": {"note": "z".repeat(1200)}},
+                "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]},
+                "status": {"phase": "Pending"},
+            });
+            (format!("/registry/pods/default/{name}"), serde_json::to_vec(&pod).unwrap())
+        })
+        .collect::<Vec<_>>();
+    let bytes: usize = values.iter().map(|(_, v)| v.len()).sum();
+    assert!(bytes > 12 << 20, "{bytes}");
+    put_all(&s, values, 32).await;
+    restart_and_expect_served(&mut h, "/api/v1/namespaces/default/pods", 10_000).await;
+}
+
 /// Defect 1: about 100 MB of ConfigMaps (100 of 1 MB each; etcd takes values up to 1.5 MiB).
 #[tokio::test]
 async fn watch_cache_rebuilds_after_restart_with_100mb_of_configmaps() {
