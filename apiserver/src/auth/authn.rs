@@ -2,7 +2,8 @@
 //! certificate, else a bearer token (the static token file, a bootstrap token, a
 //! ServiceAccount JWT), else anonymous when `--anonymous-auth` allows it. A presented token
 //! that no authenticator accepts is 401, never anonymous. Every authenticated user gains
-//! `system:authenticated`; anonymous is `system:anonymous` in `system:unauthenticated`.
+//! `system:authenticated`; anonymous is `system:anonymous` in `system:unauthenticated`, and
+//! what it may do is the authorizer's to say.
 
 use super::token::cache::TokenCache;
 use super::token::serviceaccount::TokenError;
@@ -195,13 +196,6 @@ pub fn anonymous_user() -> UserInfo {
     UserInfo { name: ANONYMOUS.into(), groups: vec![UNAUTHENTICATED.into()], ..Default::default() }
 }
 
-/// What anonymous users may reach: upstream's system:public-info-viewer paths and the OIDC
-/// discovery documents (system:service-account-issuer-discovery).
-pub fn anonymous_may_reach(path: &str) -> bool {
-    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
-    under("/healthz") || under("/livez") || under("/readyz") || path == "/version" || path == "/.well-known/openid-configuration" || path == "/openid/v1/jwks"
-}
-
 pub async fn authenticate(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<PeerIdentity>().and_then(|p| p.0.clone());
     let header = req.headers().get(http::header::AUTHORIZATION).cloned();
@@ -215,11 +209,8 @@ pub async fn authenticate(State(auth): State<Arc<Authenticator>>, mut req: Reque
         Outcome::NoCredentials if auth.anonymous || anonymous_may_reach_always(req.uri().path()) => anonymous_user(),
         Outcome::NoCredentials => return ApiError::Unauthorized.into_response(),
     };
-    // Until the RBAC authorizer decides for anonymous requests, they reach only what
-    // upstream's default policy grants them.
-    if user.name == ANONYMOUS && !anonymous_may_reach(req.uri().path()) {
-        return ApiError::Forbidden(format!("forbidden: User \"{ANONYMOUS}\" cannot {} path \"{}\"", verb_of(req.method()), req.uri().path())).into_response();
-    }
+    // What anonymous may do is the authorizer's: upstream's default policy grants it health
+    // and version (and here the OIDC documents).
     req.extensions_mut().insert(user);
     next.run(req).await
 }
@@ -229,16 +220,6 @@ fn anonymous_may_reach_always(path: &str) -> bool {
     under("/healthz") || under("/livez") || under("/readyz")
 }
 
-fn verb_of(m: &http::Method) -> &'static str {
-    match *m {
-        http::Method::GET | http::Method::HEAD => "get",
-        http::Method::POST => "post",
-        http::Method::PUT => "put",
-        http::Method::PATCH => "patch",
-        http::Method::DELETE => "delete",
-        _ => "get",
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -273,10 +254,9 @@ mod tests {
 
     #[test]
     fn anonymous_paths() {
-        assert!(anonymous_may_reach("/healthz/etcd"));
-        assert!(anonymous_may_reach("/openid/v1/jwks"));
-        assert!(!anonymous_may_reach("/api"));
-        assert!(!anonymous_may_reach("/healthzz"));
+        assert!(anonymous_may_reach_always("/healthz/etcd"));
+        assert!(!anonymous_may_reach_always("/api"));
+        assert!(!anonymous_may_reach_always("/healthzz"));
         assert_eq!(anonymous_user().groups, vec![UNAUTHENTICATED]);
     }
 }
