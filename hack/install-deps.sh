@@ -25,6 +25,7 @@ PACKAGE_TABLE=(
   "iproute2|ip netns / ip link for pod networks and test cleanup; ss for port checks"
   "nftables|ferrokube-proxy programs Services through nft -j -f - (nftables mode, as kube-proxy)"
   "conntrack|ferrokube-proxy flushes stale UDP conntrack entries when Service endpoints go away"
+  "dnsmasq-base|hack/bench-dns.sh: the simple host resolver ferrokube-dns is measured against"
   "util-linux|flock (image build, test slot locks) and setsid (cluster scripts)"
   "procps|ps in the benches, sysctl for ip_forward here"
   "mawk|awk in the cluster scripts and benches"

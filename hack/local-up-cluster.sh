@@ -66,7 +66,7 @@ if [ "$BUILD" = 1 ]; then
   (cd "$ROOT" && cargo build --release --bins --quiet)
 fi
 BIN="${FERROKUBE_BIN_DIR:-$ROOT/target/release}"
-for b in ferrokube-apiserver ferrokube-scheduler ferrokube-controller-manager ferrokube-kubelet ferrokube-proxy; do
+for b in ferrokube-apiserver ferrokube-scheduler ferrokube-controller-manager ferrokube-kubelet ferrokube-proxy ferrokube-dns; do
   [ -x "$BIN/$b" ] || { echo "$BIN/$b missing: run cargo build --release --bins" >&2; exit 1; }
 done
 [ -x "$KUBECTL" ] || { echo "$KUBECTL missing (set KUBECTL=...)" >&2; exit 1; }
@@ -84,6 +84,10 @@ check_port "$APISERVER_PORT" apiserver APISERVER_PORT
 check_port "$REGISTRY_PORT" registry REGISTRY_PORT
 check_port "$SCHEDULER_PORT" scheduler SCHEDULER_PORT
 check_port "$CONTROLLER_MANAGER_PORT" controller-manager CONTROLLER_MANAGER_PORT
+DNS_METRICS_PORT="${DNS_METRICS_PORT:-9153}"
+check_port "$DNS_METRICS_PORT" "ferrokube-dns metrics" DNS_METRICS_PORT
+# The kube-dns Service: the 10th address of the service CIDR.
+DNS_SERVICE_IP="10.96.0.10"
 for ((i = 0; i < NODES; i++)); do
   check_port "$(kubelet_port "$i")" "kubelet of node-$i" KUBELET_PORT
   check_port "$((PROXY_METRICS_PORT + 100 * i))" "proxy of node-$i" PROXY_METRICS_PORT
@@ -198,6 +202,18 @@ log "starting the controller-manager"
 start_component controller-manager "$BIN/ferrokube-controller-manager" \
   --kubeconfig "$KUBECONFIG_DIR/controller-manager.kubeconfig" --port "$CONTROLLER_MANAGER_PORT" --client-ca-file "$CERT_DIR/ca.crt"
 
+# Cluster DNS on the host address (as the kube-dns ServiceAccount, bootstrap role
+# system:kube-dns), behind kube-system/kube-dns which the proxies DNAT to it.
+kubeconfig_for system:serviceaccount:kube-system:kube-dns "$KUBECONFIG_DIR/kube-dns.kubeconfig" \
+  system:serviceaccounts system:serviceaccounts:kube-system
+log "starting ferrokube-dns on $HOST_IP:53 (kube-system/kube-dns at $DNS_SERVICE_IP, metrics 127.0.0.1:$DNS_METRICS_PORT)"
+start_component dns "$BIN/ferrokube-dns" --kubeconfig "$KUBECONFIG_DIR/kube-dns.kubeconfig" \
+  --listen "$HOST_IP:53" --metrics-bind-address "127.0.0.1:$DNS_METRICS_PORT"
+dns_ready() { curl -sf "http://127.0.0.1:$DNS_METRICS_PORT/ready"; }
+wait_until "ferrokube-dns /ready" 30 dns dns_ready
+sed -e "s/\${DNS_SERVICE_IP}/$DNS_SERVICE_IP/g" -e "s/\${DNS_SERVER_IP}/$HOST_IP/g" \
+  "$ROOT/manifests/kube-dns.yaml" | k apply -f - >/dev/null
+
 for ((i = 0; i < NODES; i++)); do
   node="node-$i"
   run="$RUN_DIR/$node"
@@ -226,7 +242,8 @@ CTD
     --containerd-socket "$run/containerd.sock" --root-dir "$DATA_DIR/$node/kubelet" \
     --pod-cidr "${POD_CIDR_PREFIX}.$i.0/24" --port "$(kubelet_port "$i")" \
     --registry-mirror "docker.io=http://127.0.0.1:$REGISTRY_PORT" \
-    --client-ca-file "$CERT_DIR/ca.crt" --cni-bin-dir /usr/lib/cni --bridge-name "${BRIDGE_PREFIX}$i"
+    --client-ca-file "$CERT_DIR/ca.crt" --cni-bin-dir /usr/lib/cni --bridge-name "${BRIDGE_PREFIX}$i" \
+    --cluster-dns "$DNS_SERVICE_IP" --cluster-domain cluster.local
 
   [ -e "$KUBECONFIG_DIR/kube-proxy.kubeconfig" ] || kubeconfig_for system:kube-proxy "$KUBECONFIG_DIR/kube-proxy.kubeconfig"
   log "starting the proxy of $node (nft table ${NFT_TABLE_PREFIX}$i, metrics 127.0.0.1:$((PROXY_METRICS_PORT + 100 * i)))"

@@ -120,6 +120,9 @@ pub struct Cluster {
     /// Puts route_localnet (which the proxies set for NodePorts on 127.0.0.1) back when
     /// the last cluster on the machine goes, at drop or at exit.
     _route_localnet: Option<Guard>,
+    /// The cluster DNS (ferrokube-dns) on `host_ip:53`, behind `kube-system/kube-dns`
+    /// at [`Cluster::dns_service_ip`]; kubelets pass that IP to ClusterFirst pods.
+    pub dns: crate::Dns,
     _cluster_slot: Flock<File>,
 }
 
@@ -254,6 +257,16 @@ impl Cluster {
         args.extend(opts.controller_manager_args.iter().cloned());
         let controller_manager = Process::spawn("controller-manager", &cm_bin, args, dir.path())?;
 
+        // Cluster DNS as the kube-dns ServiceAccount (bootstrap role system:kube-dns).
+        let kc = apiserver.try_issue_kubeconfig(
+            "system:serviceaccount:kube-system:kube-dns",
+            &["system:serviceaccounts", "system:serviceaccounts:kube-system"],
+        )?;
+        let dns = crate::Dns::try_start(Some(&kc), (host_ip, 53).into(), &[] as &[&str]).await?;
+        let dns_service_ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 100 + slot, 0, 0)) + 10);
+        crate::dns::apply_kube_dns(&apiserver.kubeconfig, &dns_service_ip.to_string(), &host_ip.to_string())
+            .await?;
+
         let mut cluster = Cluster {
             nodes: Vec::new(),
             scheduler,
@@ -268,6 +281,7 @@ impl Cluster {
             slot,
             _host_link: host_guard,
             _route_localnet: route_localnet,
+            dns,
             _cluster_slot: cluster_slot,
         };
         for i in 0..opts.nodes {
@@ -332,6 +346,10 @@ impl Cluster {
             "/usr/lib/cni".into(),
             "--bridge-name".into(),
             bridge.clone(),
+            "--cluster-dns".into(),
+            self.dns_service_ip().to_string(),
+            "--cluster-domain".into(),
+            "cluster.local".into(),
         ];
         args.extend(extra.iter().cloned());
         let kubelet = Process::spawn(&format!("kubelet-{name}"), kubelet_bin, args, dir.path())?;
@@ -460,6 +478,7 @@ impl Cluster {
                 "controller-manager".into(),
                 self.controller_manager.log_path().to_path_buf(),
             ),
+            ("dns".into(), self.dns.log_path()),
         ];
         for n in &self.nodes {
             logs.push((

@@ -26,6 +26,9 @@ pub struct Backend {
     pub pod: Arc<Pod>,
     pub ip: String,
     pub ready: bool,
+    /// The pod's hostname when its subdomain is this Service (upstream's
+    /// endpoint hostname, for `<hostname>.<service>.<ns>.svc` DNS records).
+    pub hostname: Option<String>,
     /// (name, port, protocol, appProtocol) per Service port.
     pub ports: Vec<(Option<String>, i32, String, Option<String>)>,
 }
@@ -61,9 +64,15 @@ pub fn backends(svc: &Service, pods: &[Arc<Pod>]) -> Vec<Backend> {
                     ))
                 })
                 .collect();
+            let pod_spec = p.spec.as_ref();
+            let hostname = pod_spec
+                .and_then(|s| s.hostname.clone())
+                .filter(|h| !h.is_empty())
+                .filter(|_| pod_spec.and_then(|s| s.subdomain.as_ref()) == svc.metadata.name.as_ref());
             Some(Backend {
                 pod: p.clone(),
                 ip,
+                hostname,
                 ready: publish_not_ready || podutil::is_ready(p),
                 ports,
             })
@@ -104,7 +113,7 @@ pub fn subsets(backends: &[Backend]) -> Vec<EndpointSubset> {
             ip: b.ip.clone(),
             node_name: b.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
             target_ref: Some(target_ref(&b.pod)),
-            hostname: None,
+            hostname: b.hostname.clone(),
         };
         let idx = match groups.iter().position(|g| g.0 == ports) {
             Some(i) => i,

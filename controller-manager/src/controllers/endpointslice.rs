@@ -47,6 +47,7 @@ pub fn desired(backends: &[Backend]) -> Vec<(Vec<EndpointPort>, Vec<Endpoint>)> 
             }),
             node_name: b.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
             target_ref: Some(target_ref(&b.pod)),
+            hostname: b.hostname.clone(),
             ..Default::default()
         };
         match groups.iter_mut().find(|g| g.0 == ports) {
