@@ -321,7 +321,21 @@ fn skip_value(json: &[u8], mut i: usize) -> Option<usize> {
 impl WatchCache {
     /// Starts the cache's reflector task; the cache becomes ready after its first list.
     pub fn start(storage: DynStorage, prefix: String, kind: &'static str, api_version: String) -> Arc<Self> {
-        let (events, _) = broadcast::channel(HISTORY);
+        let cache = Self::new(storage, prefix, kind, api_version, HISTORY, false);
+        let weak = Arc::downgrade(&cache);
+        tokio::spawn(async move { reflect(weak).await });
+        cache
+    }
+
+    /// A cache that stays empty and watches nothing, for kinds that are never stored
+    /// (TokenReview, SubjectAccessReview): ready at once, and without the event ring, which
+    /// costs half a megabyte per cache.
+    pub fn never_stored(storage: DynStorage, prefix: String, kind: &'static str, api_version: String) -> Arc<Self> {
+        Self::new(storage, prefix, kind, api_version, 1, true)
+    }
+
+    fn new(storage: DynStorage, prefix: String, kind: &'static str, api_version: String, history: usize, ready: bool) -> Arc<Self> {
+        let (events, _) = broadcast::channel(history);
         let (revision_tx, _) = tokio::sync::watch::channel(0);
         let cache = Arc::new(WatchCache {
             prefix,
@@ -335,15 +349,13 @@ impl WatchCache {
                 history: VecDeque::new(),
                 oldest: 0,
                 seq: 0,
-                ready: false,
+                ready,
             }),
             events,
             revision_tx,
             progress: Arc::new(Notify::new()),
             probing: tokio::sync::Mutex::new(std::time::Instant::now()),
         });
-        let weak = Arc::downgrade(&cache);
-        tokio::spawn(async move { reflect(weak).await });
         cache
     }
 

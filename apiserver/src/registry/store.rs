@@ -162,7 +162,8 @@ fn random_suffix() -> String {
 
 impl Store {
     pub(super) fn new(row: &'static ResourceRow, storage: DynStorage, etcd_prefix: &str) -> Self {
-        let cache = WatchCache::start(storage.clone(), row.key_prefix(etcd_prefix, None), row.info.kind, row.api_version());
+        let start = if row.strategy.create_only() { WatchCache::never_stored } else { WatchCache::start };
+        let cache = start(storage.clone(), row.key_prefix(etcd_prefix, None), row.info.kind, row.api_version());
         Store { row, storage, cache, etcd_prefix: etcd_prefix.to_string(), hooks: std::sync::OnceLock::new() }
     }
 
