@@ -90,7 +90,7 @@ fn missing_names_are_nxdomain_with_the_zone_soa() {
     }
 }
 
-/// [sig-network] DNS should provide DNS for the cluster
+/// A headless Service: every ready endpoint, each also by its hostname.
 #[test]
 fn headless_service_resolves_to_ready_endpoints() {
     let a = ask("db.shop.svc.cluster.local.", RecordType::A);
