@@ -317,6 +317,25 @@ pub mod tests {
         assert!(s.is_empty());
     }
 
+    /// The hostname that DNS serves as `<hostname>.<service>.<ns>.svc`: only
+    /// for a pod whose subdomain is this Service, as upstream's controllers.
+    #[test]
+    fn hostname_only_for_pods_whose_subdomain_is_the_service() {
+        let with = |sub: &str| {
+            let mut p = (*backend_pod("web-0", "10.0.0.2", true)).clone();
+            let spec = p.spec.as_mut().unwrap();
+            spec.hostname = Some("web-0".into());
+            spec.subdomain = Some(sub.into());
+            Arc::new(p)
+        };
+        let s = svc(IntOrString::String("web".into()));
+        let b = backends(&s, &[with("web")]);
+        assert_eq!(b[0].hostname.as_deref(), Some("web-0"));
+        assert_eq!(subsets(&b)[0].addresses.as_ref().unwrap()[0].hostname.as_deref(), Some("web-0"));
+        assert_eq!(crate::controllers::endpointslice::desired(&b)[0].1[0].hostname.as_deref(), Some("web-0"));
+        assert_eq!(backends(&s, &[with("other")])[0].hostname, None);
+    }
+
     #[test]
     fn services_without_selector_are_not_managed() {
         let mut s = svc(IntOrString::Int(80));
