@@ -470,6 +470,7 @@ async fn example_manifests_apply_as_is_and_do_what_they_say() {
 }
 
 mod apps;
+mod rbac;
 mod dns;
 mod serviceaccounts;
 mod services;
