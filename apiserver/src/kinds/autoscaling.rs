@@ -167,7 +167,7 @@ pub mod v1 {
                 set(&mut out, "container", r.get("container"));
                 set(&mut out, "targetAverageUtilization", t("averageUtilization", r).as_ref());
                 set(&mut out, "targetAverageValue", t("averageValue", r).as_ref());
-                return json!({"type": ty, key: out});
+                json!({"type": ty, key: out})
             }
             "Pods" => {
                 let p = &m["pods"];
