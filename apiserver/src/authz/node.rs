@@ -115,13 +115,15 @@ impl Graph {
             self.remove(key);
             return;
         }
-        // Only a pod's node and references matter; most pod events are status writes that change neither.
+        // A pod's node and the objects its spec names do not change once it is bound (only
+        // ephemeral containers can be added), so the many status writes cost no decode.
+        if self.node_of.get(key).is_some_and(|n| n == node) {
+            return;
+        }
         let pod = e.object.value();
         let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
         let refs = pod_refs(&pod);
-        if self.node_of.get(key).is_some_and(|n| n != node) {
-            self.remove(key);
-        }
+        self.remove(key);
         self.node_of.insert(key.clone(), node.to_string());
         self.by_node.entry(node.to_string()).or_default().insert(key.clone(), (ns, refs));
     }
