@@ -67,6 +67,10 @@ struct Watcher {
     bookmarks: bool,
     pending: VecDeque<Arc<CacheEvent>>,
     sub: Subscription,
+    /// The watched prefix, and the `seq` of the last live event queued: where a watcher that
+    /// lagged behind the live ring resumes from the history.
+    prefix: String,
+    queued_seq: u64,
     last_rv: i64,
     last_bookmark: Instant,
     /// The pre-timeout bookmark was sent (or the watch is too short for one).
@@ -173,12 +177,27 @@ impl Watcher {
             tokio::select! {
                 r = self.sub.live.recv() => match r {
                     Ok(e) => {
-                        if e.seq > self.sub.start_seq && e.rv > self.sub.start_rv {
+                        if e.seq > self.sub.start_seq && e.seq > self.queued_seq && e.rv > self.sub.start_rv {
+                            self.queued_seq = e.seq;
                             self.pending.push_back(e);
                         }
                     }
-                    // A watcher that fell behind is closed; the client resumes from its last RV.
-                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+                    // Behind the live ring: carry on from the history, which is longer; past
+                    // that the watch ends and the client resumes from its last RV.
+                    Err(RecvError::Lagged(_)) => {
+                        let from = self.queued_seq.max(self.sub.start_seq);
+                        let Some(again) = self.store.cache.resume(&self.prefix, from) else { return None };
+                        for e in &again.initial {
+                            if e.rv > self.sub.start_rv {
+                                self.queued_seq = self.queued_seq.max(e.seq);
+                                self.pending.push_back(e.clone());
+                            }
+                        }
+                        self.queued_seq = self.queued_seq.max(again.start_seq);
+                        self.sub.live = again.live;
+                        self.sub.start_seq = again.start_seq;
+                    }
+                    Err(RecvError::Closed) => return None,
                 },
                 _ = &mut self.timer => {
                     let now = Instant::now();
@@ -294,6 +313,8 @@ pub async fn serve(_state: SharedState, store: Arc<Store>, ns: Option<&str>, q: 
         initial_end: (send_initial == Some(true)).then_some(sub.snapshot_rv),
         pre_timeout_done: timeout <= PRE_TIMEOUT_BOOKMARK,
         last_rv,
+        queued_seq: sub.start_seq,
+        prefix: prefix.clone(),
         sub,
         last_bookmark: Instant::now(),
         deadline: Instant::now() + timeout,
