@@ -69,21 +69,26 @@ fn pod(name: &str, cpu: Option<&str>, memory: Option<&str>) -> Pod {
 async fn resource_quota_captures_the_life_of_a_configmap() {
     let env = Env::start(&[]).await;
     namespace(&env, "rq-cm").await;
-    let quotas: Api<ResourceQuota> = env.api("rq-cm");
-    quotas
-        .create(&PostParams::default(), &quota("test-quota", json!({"configmaps": "2", "resourcequotas": "1", "count/configmaps": "2"}), &[]))
+    // Every namespace holds kube-root-ca.crt (the root CA publisher), which the quota counts
+    // as upstream's conformance test expects: wait for it, so usage starts at 1.
+    let cms: Api<ConfigMap> = env.api("rq-cm");
+    testkit::wait_for_or(TIMEOUT, "kube-root-ca.crt published in rq-cm", || async { cms.get("kube-root-ca.crt").await.ok().map(|_| ()) })
         .await
         .unwrap();
-    wait_used(&env, "rq-cm", "test-quota", &[("configmaps", "0"), ("count/configmaps", "0"), ("resourcequotas", "1")]).await;
+    let quotas: Api<ResourceQuota> = env.api("rq-cm");
+    quotas
+        .create(&PostParams::default(), &quota("test-quota", json!({"configmaps": "3", "resourcequotas": "1", "count/configmaps": "3"}), &[]))
+        .await
+        .unwrap();
+    wait_used(&env, "rq-cm", "test-quota", &[("configmaps", "1"), ("count/configmaps", "1"), ("resourcequotas", "1")]).await;
     let q = quotas.get("test-quota").await.unwrap();
     assert_eq!(as_map(q.status.as_ref().unwrap().hard.as_ref()), as_map(q.spec.as_ref().unwrap().hard.as_ref()));
 
-    let cms: Api<ConfigMap> = env.api("rq-cm");
     let cm: ConfigMap = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}, "data": {"a": "b"}})).unwrap();
     cms.create(&PostParams::default(), &cm).await.unwrap();
-    wait_used(&env, "rq-cm", "test-quota", &[("configmaps", "1"), ("count/configmaps", "1"), ("resourcequotas", "1")]).await;
+    wait_used(&env, "rq-cm", "test-quota", &[("configmaps", "2"), ("count/configmaps", "2"), ("resourcequotas", "1")]).await;
     cms.delete("c1", &DeleteParams::default()).await.unwrap();
-    wait_used(&env, "rq-cm", "test-quota", &[("configmaps", "0"), ("count/configmaps", "0"), ("resourcequotas", "1")]).await;
+    wait_used(&env, "rq-cm", "test-quota", &[("configmaps", "1"), ("count/configmaps", "1"), ("resourcequotas", "1")]).await;
 
     // Patching spec.hard is reflected in status.hard.
     env.kubectl_ok(&["-n", "rq-cm", "patch", "quota", "test-quota", "--type=merge", "-p", r#"{"spec":{"hard":{"configmaps":"5"}}}"#])
