@@ -101,6 +101,14 @@ async fn setup(k: &Kubelet, pod: &Pod, v: &Volume, f: &Fetched) -> Result<PathBu
 }
 
 /// Sets up the container's volumes and resolves its env.
+/// The pod's kubelet-managed /etc/hosts. Written in place (same inode), so a container that
+/// already bind-mounts it sees the pod's own line once the network has given the pod its IP:
+/// CNI can still be running when the first containers are created.
+pub fn write_etc_hosts(k: &Kubelet, pod: &Pod, ip: Option<&str>) -> std::io::Result<()> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    std::fs::write(k.pod_dir(&uid).join("etc-hosts"), crate::container::etc_hosts::hosts_file(pod, ip))
+}
+
 pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, VolumeError> {
     let mut f = sources::fetch(k, pod).await;
     f.service_env = sources::fetch_service_env(k, pod).await;
@@ -165,10 +173,7 @@ pub async fn resolve(k: &Kubelet, pod: &Pod, c: &Container) -> Result<Resolved, 
                 .and_then(|b| serde_json::from_slice::<crate::context::SandboxState>(&b).ok())
                 .map(|s| s.pod_ip)
         });
-    std::fs::write(
-        &hosts,
-        crate::container::etc_hosts::hosts_file(pod, ip.as_deref()),
-    )?;
+    write_etc_hosts(k, pod, ip.as_deref())?;
     // /etc/hostname holds the pod's hostname, as the runtime writes it for upstream's sandboxes.
     let hostname = k.pod_dir(&uid).join("hostname");
     std::fs::write(

@@ -136,7 +136,13 @@ pub(super) async fn sync(k: &Kubelet, pod: &Pod, state: &mut WorkerState) -> Res
         gate.close(&uid);
     }
     match wired {
-        Some(Ok(s)) => sandbox = Some(s),
+        Some(Ok(s)) => {
+            // Containers created beside CNI got /etc/hosts without the pod's IP.
+            if let Err(e) = volume::write_etc_hosts(k, pod, Some(&s.pod_ip)) {
+                tracing::warn!(error = %e, "writing /etc/hosts with the pod IP");
+            }
+            sandbox = Some(s);
+        }
         Some(Err(e)) => {
             // Containers created for the network that failed never started: drop them.
             for c in observe(k, &uid, state).await? {
